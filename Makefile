@@ -1,0 +1,45 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+PYTEST_ARGS ?=
+
+.PHONY: setup data demo test test-all clean
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[cpu,test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Fashion-MNIST, offline, from Debian's dataset-fashion-mnist package.
+data:
+	@if [ -e $(FASHION_MNIST)/train-images-idx3-ubyte.gz ]; then \
+	  echo "Fashion-MNIST found in $(FASHION_MNIST)"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "error: Fashion-MNIST is missing from $(FASHION_MNIST) and apt-get is not available." >&2; \
+	  echo "Install Debian's dataset-fashion-mnist package, or run the demo with" >&2; \
+	  echo "  $(PY) examples/fashion_mnist_demo.py --data-dir DIR  (MNIST-format IDX files)" >&2; \
+	  exit 2; \
+	else \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO="sudo -n"; \
+	  echo "Installing dataset-fashion-mnist with apt-get..."; \
+	  ( $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null ) || { \
+	    echo "error: could not install dataset-fashion-mnist (needs root or passwordless sudo)." >&2; exit 2; }; \
+	fi
+
+demo: setup data
+	$(PY) examples/fashion_mnist_demo.py
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-all: setup
+	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,41 @@
+"""keras-switch: learn sparse fully connected layers with a switcher network.
+
+Public API: `Switcher`, `SwitchedDense`, `SwitchingModel`, `SwitchSchedule`,
+`sparsity_report`, `strip_switches`.
+"""
+
+import keras as _keras
+
+if _keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        "keras_switch needs the TensorFlow backend of Keras 3 (it trains with "
+        "tf.GradientTape and tf.distribute). Received: KERAS_BACKEND="
+        f"{_keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow."
+    )
+
+try:
+    import tensorflow as _tf  # noqa: F401
+except ImportError as error:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "keras_switch needs TensorFlow. Install it with "
+        "`pip install 'keras-switch[cpu]'` (CPU wheel) or "
+        "`pip install 'keras-switch[gpu]'` (CUDA)."
+    ) from error
+
+from keras_switch.export import sparsity_report
+from keras_switch.export import strip_switches
+from keras_switch.layers import SwitchedDense
+from keras_switch.model import SwitchingModel
+from keras_switch.schedule import SwitchSchedule
+from keras_switch.switcher import Switcher
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Switcher",
+    "SwitchedDense",
+    "SwitchingModel",
+    "SwitchSchedule",
+    "sparsity_report",
+    "strip_switches",
+]

@@ -1,0 +1,27 @@
+"""The one place keras_switch touches Keras internals.
+
+Keras exports no name for its `Functional` model class, and a `keras.Model`
+subclass used functionally (`Sub(inputs, outputs)`) gets `Functional` injected
+into its class hierarchy *for good*: afterwards `class Net(Sub)` with a plain
+`__init__` fails with "Functional.__init__() missing ... 'inputs' and
+'outputs'". `SwitchingModel` avoids that by building functional instances of
+a dedicated subclass that inherits `Functional` directly, which needs the
+class itself. Layers are also walked recursively, which Keras only offers as
+`Layer._flatten_layers`, and an optimizer's variable set is read to check it
+was built over the right variables.
+
+`tests/keras_internals_test.py` pins every assumption made here, so a Keras
+release that moves them fails that test instead of failing users.
+"""
+
+from keras.src.models.functional import Functional  # noqa: F401
+
+
+def flatten_layers(layer):
+    """`layer` and all its sub-layers, recursively, each once."""
+    return layer._flatten_layers(include_self=True, recursive=True)
+
+
+def optimizer_variable_count(optimizer):
+    """How many model variables `optimizer` was built over."""
+    return len(optimizer._trainable_variables)

@@ -1,0 +1,114 @@
+"""After training: measure the switches, and drop them for plain Dense layers."""
+
+import keras
+import numpy as np
+
+from keras_switch import _keras_internals
+from keras_switch.layers import SwitchedDense
+
+
+def _switched_layers(model):
+    return [
+        layer
+        for layer in _keras_internals.flatten_layers(model)
+        if isinstance(layer, SwitchedDense) and layer.switched
+    ]
+
+
+def sparsity_report(model):
+    """Per-layer and overall sparsity of the switched layers of `model`.
+
+    Counts exact zeros of each inference kernel `kernel * mask` (the kernel
+    `strip_switches` exports).
+
+    Returns:
+        `{"layers": [{"name": str, "shape": [in, out], "nonzeros": int,
+        "sparsity": float}, ...], "overall": float}`; `overall` is zeros /
+        entries over all switched layers (0.0 when there are none).
+
+    Raises:
+        ValueError: if a switched layer is not built yet.
+    """
+    rows = []
+    zeros = entries = 0
+    for layer in _switched_layers(model):
+        if not layer.built:
+            raise ValueError(
+                f"Layer '{layer.name}' is not built: call the model on data "
+                "before asking for its sparsity."
+            )
+        kernel = keras.ops.convert_to_numpy(layer.effective_kernel())
+        nonzeros = int(np.count_nonzero(kernel))
+        rows.append(
+            {
+                "name": layer.name,
+                "shape": [int(d) for d in kernel.shape],
+                "nonzeros": nonzeros,
+                "sparsity": 1.0 - nonzeros / kernel.size,
+            }
+        )
+        zeros += kernel.size - nonzeros
+        entries += kernel.size
+    return {"layers": rows, "overall": zeros / entries if entries else 0.0}
+
+
+def _strip_config(config):
+    """A model config with every SwitchedDense turned into a Dense."""
+    if isinstance(config, list):
+        return [_strip_config(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    if config.get("registered_name") == "keras_switch>SwitchedDense":
+        layer_config = dict(config["config"])
+        layer_config.pop("switcher", None)
+        return {
+            **config,
+            "module": "keras.layers",
+            "class_name": "Dense",
+            "registered_name": None,
+            "config": layer_config,
+        }
+    return {key: _strip_config(value) for key, value in config.items()}
+
+
+def strip_switches(model):
+    """A plain Keras model: each SwitchedDense becomes a Dense layer whose
+    kernel is the switched layer's inference `kernel * mask`; no switcher.
+
+    Works for Sequential and functional models (nested ones included). The
+    stripped model's predictions equal the switched model's inference
+    predictions.
+
+    Raises:
+        ValueError: for a subclassed model, whose layer graph has no config to
+            rebuild from (use `model.freeze_switches()` there: it stops all
+            switcher cost at prediction time), or for an unbuilt model.
+    """
+    if isinstance(model, keras.Sequential):
+        rebuild = keras.Sequential.from_config
+    elif isinstance(model, _keras_internals.Functional):
+        rebuild = keras.Model.from_config
+    else:
+        raise ValueError(
+            "strip_switches() needs a Sequential or functional model. Received "
+            f"a subclassed model of type {type(model).__name__}: call "
+            "model.freeze_switches() instead, or build the network functionally."
+        )
+    if not model.built:
+        raise ValueError(
+            f"Model '{model.name}' is not built: call it on data first."
+        )
+    stripped = rebuild(_strip_config(model.get_config()))
+    values = {}
+    for layer in _keras_internals.flatten_layers(model):
+        if isinstance(layer, SwitchedDense):
+            values[layer.kernel.path] = layer.effective_kernel()
+        for variable in layer.weights:
+            values.setdefault(variable.path, variable)
+    for variable in stripped.weights:
+        if variable.path not in values:
+            raise RuntimeError(
+                f"strip_switches(): no source for variable '{variable.path}'."
+            )
+        variable.assign(values[variable.path])
+    return stripped

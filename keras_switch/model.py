@@ -1,0 +1,550 @@
+"""`SwitchingModel`: trains a task network and its switcher alternately.
+
+One training step (`train_step`), in this order:
+
+1. **Task phase.** The mask of the current phase (switcher's hard mask while
+   switching, all-ones during the dense warm-up, the stored mask once
+   frozen) is computed outside any tape and held fixed; one gradient step of
+   `task_optimizer` on the task variables (everything trainable except the
+   switchers). The mask used is stored in each layer's `mask` variable.
+2. **Switch phase** (when the schedule says so). The switcher's masks are
+   recomputed from the updated kernels with the straight-through estimator;
+   one gradient step of `switch_optimizer` on the switcher variables only,
+   on the same objective: task loss + sparsity control.
+
+Sparsity control (the pure task loss switches nothing off in practice):
+
+* neither `target_sparsity` nor `sparsity_penalty` -> none (the paper's pure
+  task objective);
+* `sparsity_penalty=lam` -> L1 on the switches: the switch objective is
+  `task loss + lam * density`, where `density` is the fraction of switched-on
+  connections over all switched layers, its value from the hard 0/1 masks
+  and its gradient the straight-through one. How sparse the result gets
+  depends on `lam`, the data and the budget.
+* `target_sparsity=s` -> a global threshold: after each switch step, the
+  switcher's `threshold` is set between the scores of the k-th and (k+1)-th
+  highest-scoring connections over all its layers, k = (1 - s) * entries, so
+  exactly the target density is on, and the switch step learns the
+  *ranking* from the task loss. The per-layer densities are the switcher's
+  choice. The target density moves linearly from 1 to `1 - s` over
+  `target_ramp_steps` steps after the warm-up.
+
+Why not a penalty toward the target: measured on digits, a penalty that
+reaches the switcher's feature weights pushes down the weight of every
+positive feature (magnitude first) until the switcher keeps the *smallest*
+weights and the network dies (kept mean |w| 0.012 vs pruned 0.12); a penalty
+on the bias alone loses to the task loss, which inflates every score.
+"""
+
+import contextlib
+import math
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_switch import _keras_internals
+from keras_switch.layers import SwitchedDense
+from keras_switch.layers import straight_through
+from keras_switch.schedule import SwitchSchedule
+from keras_switch.switcher import sharing_scope
+
+_SERIALIZE = keras.saving.serialize_keras_object
+
+
+def _is_functional_call(args, kwargs):
+    return (
+        len(args) == 2
+        or (len(args) == 1 and "outputs" in kwargs)
+        or ("inputs" in kwargs and "outputs" in kwargs)
+    )
+
+
+class _LastValue(keras.metrics.Metric):
+    """Reports the most recent value (sparsity is a state, not an average)."""
+
+    def __init__(self, name, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.value = self.add_variable(
+            shape=(), initializer="zeros", name="value", aggregation="mean"
+        )
+
+    def update_state(self, value):
+        self.value.assign(ops.cast(value, self.value.dtype))
+
+    def result(self):
+        return ops.convert_to_tensor(self.value)
+
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class SwitchingModel(keras.Model):
+    """A `keras.Model` whose `SwitchedDense` layers learn their own sparsity.
+
+    Use it like `keras.Model`: functionally, `SwitchingModel(inputs,
+    outputs)`, or as a base class (`class Net(SwitchingModel)`), then
+    `compile()` with two optimizers and `fit()`.
+
+    Create the model, and call `compile()`, inside `strategy.scope()` to train
+    under `tf.distribute`.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is SwitchingModel and _is_functional_call(args, kwargs):
+            return keras.Model.__new__(FunctionalSwitchingModel, *args, **kwargs)
+        return super().__new__(cls, *args, **kwargs)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_switching_state()
+
+    def _init_switching_state(self):
+        # Counts train_step calls; the schedule reads it. Saved with the model
+        # so a resumed run continues the schedule where it stopped.
+        self.switching_step = keras.Variable(
+            0,
+            dtype="int64",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="switching_step",
+        )
+        self._sparsity_tracker = _LastValue(name="sparsity")
+        self._switch_loss_tracker = keras.metrics.Mean(name="switch_loss")
+        self.task_optimizer = None
+        self.switch_optimizer = None
+        self._switching_args = None
+
+    # -- the two variable sets ------------------------------------------------
+
+    @property
+    def switched_layers(self):
+        """Every `SwitchedDense` with a switcher, in model order."""
+        return [
+            layer
+            for layer in _keras_internals.flatten_layers(self)
+            if isinstance(layer, SwitchedDense) and layer.switched
+        ]
+
+    @property
+    def switchers(self):
+        unique = {}
+        for layer in self.switched_layers:
+            unique.setdefault(id(layer.switcher), layer.switcher)
+        return list(unique.values())
+
+    @property
+    def switcher_variables(self):
+        return [v for s in self.switchers for v in s.trainable_variables]
+
+    @property
+    def task_variables(self):
+        switcher_ids = {id(v) for v in self.switcher_variables}
+        return [v for v in self.trainable_variables if id(v) not in switcher_ids]
+
+    # -- compile ------------------------------------------------------------
+
+    def compile(
+        self,
+        task_optimizer="adam",
+        switch_optimizer="adam",
+        loss=None,
+        metrics=None,
+        target_sparsity=None,
+        sparsity_penalty=None,
+        target_ramp_steps=0,
+        schedule=None,
+        loss_weights=None,
+        weighted_metrics=None,
+        run_eagerly=False,
+        steps_per_execution=1,
+        jit_compile="auto",
+        auto_scale_loss=True,
+        **kwargs,
+    ):
+        """Configures the model for alternating training.
+
+        Args:
+            task_optimizer: Optimizer (or its name) for the task variables.
+            switch_optimizer: Optimizer (or its name) for the switcher
+                variables. Must be a different object from `task_optimizer`.
+            loss, metrics, loss_weights, weighted_metrics, run_eagerly,
+                steps_per_execution, jit_compile, auto_scale_loss: As in
+                `keras.Model.compile`.
+            target_sparsity: `None`, or the overall FC sparsity to reach, a
+                float in [0, 1) (global-threshold control, see the module
+                doc).
+            sparsity_penalty: `None`, or the weight of an L1 penalty on the
+                switch density (>= 0). Not together with `target_sparsity`.
+                Neither: the pure task loss.
+            target_ramp_steps: Steps over which the target density moves
+                from 1 to `1 - target_sparsity`, counted from the end of the
+                warm-up (0: the full target from the start).
+            schedule: A `keras_switch.SwitchSchedule`, a mode name
+                (`"every_batch"`, `"alternate"`), or `None` for
+                `SwitchSchedule()` (task step then switch step on every
+                batch).
+        """
+        if "optimizer" in kwargs:
+            raise ValueError(
+                "SwitchingModel.compile() takes `task_optimizer` and "
+                "`switch_optimizer`, not `optimizer`. "
+                f"Received: optimizer={kwargs['optimizer']!r}"
+            )
+        if kwargs:
+            raise TypeError(
+                "Unrecognized keyword arguments passed to "
+                f"SwitchingModel.compile(): {sorted(kwargs)}"
+            )
+        schedule = _resolve_schedule(schedule)
+        target_sparsity, sparsity_penalty = _check_sparsity_control(
+            target_sparsity, sparsity_penalty
+        )
+        if (
+            isinstance(target_ramp_steps, bool)
+            or not isinstance(target_ramp_steps, int)
+            or target_ramp_steps < 0
+        ):
+            raise ValueError(
+                "Received an invalid value for `target_ramp_steps`, expected "
+                f"an integer >= 0. Received: target_ramp_steps={target_ramp_steps!r}"
+            )
+        task_optimizer = keras.optimizers.get(task_optimizer)
+        switch_optimizer = keras.optimizers.get(switch_optimizer)
+        if task_optimizer is None or switch_optimizer is None:
+            raise ValueError(
+                "SwitchingModel.compile() needs both `task_optimizer` and "
+                f"`switch_optimizer`. Received: task_optimizer={task_optimizer!r}, "
+                f"switch_optimizer={switch_optimizer!r}"
+            )
+        if task_optimizer is switch_optimizer:
+            raise ValueError(
+                "`task_optimizer` and `switch_optimizer` must be two different "
+                "optimizer objects (each keeps its own state)."
+            )
+        super().compile(
+            optimizer=task_optimizer,
+            loss=loss,
+            loss_weights=loss_weights,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+            run_eagerly=run_eagerly,
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
+            auto_scale_loss=auto_scale_loss,
+        )
+        # Keras may have wrapped it in a LossScaleOptimizer (mixed_float16).
+        self.task_optimizer = self.optimizer
+        if (
+            auto_scale_loss
+            and self.dtype_policy.name == "mixed_float16"
+            and not isinstance(switch_optimizer, keras.optimizers.LossScaleOptimizer)
+        ):
+            switch_optimizer = keras.optimizers.LossScaleOptimizer(
+                switch_optimizer, name="switch_loss_scale_optimizer"
+            )
+        self.switch_optimizer = switch_optimizer
+        self.schedule = schedule
+        self.target_sparsity = target_sparsity
+        self.sparsity_penalty = sparsity_penalty
+        self.target_ramp_steps = target_ramp_steps
+        self._switching_args = dict(
+            task_optimizer=task_optimizer,
+            switch_optimizer=switch_optimizer,
+            loss=loss,
+            metrics=metrics,
+            target_sparsity=target_sparsity,
+            sparsity_penalty=sparsity_penalty,
+            target_ramp_steps=target_ramp_steps,
+            schedule=schedule,
+            loss_weights=loss_weights,
+            weighted_metrics=weighted_metrics,
+            run_eagerly=run_eagerly,
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
+            auto_scale_loss=auto_scale_loss,
+        )
+        self.build_optimizers()
+
+    def get_compile_config(self):
+        if not self.compiled or self._switching_args is None:
+            return {}
+        args = dict(self._switching_args)
+        # Serialize the optimizers the user gave (not the loss-scale wrapper).
+        for key in ("task_optimizer", "switch_optimizer"):
+            args[key] = getattr(args[key], "inner_optimizer", args[key])
+        return {key: _SERIALIZE(value) for key, value in args.items()}
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+
+    def build_optimizers(self):
+        """Builds each optimizer over its own variable set, once the model is
+        built, so that optimizer state saved with the model loads back."""
+        if not self.built or self.task_optimizer is None:
+            return
+        for optimizer, variables in (
+            (self.task_optimizer, self.task_variables),
+            (self.switch_optimizer, self.switcher_variables),
+        ):
+            if not optimizer.built:
+                optimizer.build(variables)
+                continue
+            built_over = _keras_internals.optimizer_variable_count(optimizer)
+            if built_over != len(variables):
+                raise RuntimeError(
+                    f"Optimizer '{optimizer.name}' was built over {built_over} "
+                    f"variables, expected {len(variables)}. "
+                    "This happens when a subclassed SwitchingModel is first "
+                    "built by Keras itself under a distribution strategy: call "
+                    "the model once on a batch before compile()."
+                )
+
+    def fit(self, *args, **kwargs):
+        self.build_optimizers()
+        return super().fit(*args, **kwargs)
+
+    # -- training -------------------------------------------------------------
+
+    def train_step(self, data):
+        if self.task_optimizer is None:
+            raise RuntimeError(
+                "You must call `compile()` on a SwitchingModel before training it."
+            )
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        layers = self.switched_layers
+        if not self.built or not all(layer.built for layer in layers):
+            self(x)  # a subclassed model builds lazily: on the first trace
+        self.build_optimizers()
+        task, switch, switching, frozen = self.schedule(self.switching_step)
+
+        masks = self._task_phase_masks(layers, switching, frozen)
+        for layer, mask in zip(layers, masks):
+            layer.mask.assign(ops.where(switching, mask, layer.mask))
+            layer.mask_frozen.assign(ops.cast(frozen, layer.mask_frozen.dtype))
+        y_pred = self._task_phase(layers, masks, x, y, sample_weight, task)
+
+        switch_loss = tf.cond(
+            switch,
+            lambda: self._switch_phase(layers, x, y, sample_weight),
+            lambda: tf.constant(0.0),
+        )
+        self.switching_step.assign_add(1)
+
+        self._sparsity_tracker.update_state(1.0 - _density(masks))
+        self._switch_loss_tracker.update_state(switch_loss)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _task_phase_masks(self, layers, switching, frozen):
+        if not layers:
+            return []
+
+        def from_switcher():
+            return [ops.stop_gradient(layer.hard_mask()) for layer in layers]
+
+        def stored_or_ones():
+            return [
+                ops.where(frozen, layer.mask, ops.ones_like(layer.mask))
+                for layer in layers
+            ]
+
+        return tf.cond(switching, from_switcher, stored_or_ones)
+
+    def _task_phase(self, layers, masks, x, y, sample_weight, apply):
+        variables = self.task_variables
+        with _phase_masks(layers, masks), tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self._compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            self._loss_tracker.update_state(
+                _unscale_for_replicas(loss),
+                sample_weight=ops.shape(keras.tree.flatten(x)[0])[0],
+            )
+            scaled = self.task_optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+
+        def step():
+            self.task_optimizer.apply(grads, variables)
+            return tf.constant(True)
+
+        if self.schedule.mode == "every_batch":
+            step()  # task step on every batch: no branch needed
+        else:
+            tf.cond(apply, step, lambda: tf.constant(False))
+        return y_pred
+
+    def _switch_phase(self, layers, x, y, sample_weight):
+        variables = self.switcher_variables
+        with tf.GradientTape() as tape:
+            logits = [layer.switch_logits() for layer in layers]
+            masks = [straight_through(l) for l in logits]
+            with _phase_masks(layers, masks):
+                y_pred = self(x, training=True)
+            loss = self._compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            penalty = self._sparsity_term(_density(masks))
+            loss = loss + _scale_for_replicas(penalty)
+            scaled = self.switch_optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        self.switch_optimizer.apply(grads, variables)
+        if self.target_sparsity is not None:
+            # After the update, so the mask the model now holds (the next task
+            # step's, and inference's) is exactly at the target density.
+            self._move_thresholds(layers)
+        return ops.cast(_unscale_for_replicas(loss), "float32")
+
+    def _sparsity_term(self, density):
+        if self.target_sparsity is not None or not self.sparsity_penalty:
+            return ops.zeros((), density.dtype)
+        return self.sparsity_penalty * density
+
+    def target_density(self):
+        """The density `target_sparsity` asks for at the current step."""
+        since = self.switching_step - self.schedule.warmup_steps
+        progress = 1.0
+        if self.target_ramp_steps:
+            progress = ops.clip(
+                ops.cast(since + 1, "float32") / self.target_ramp_steps, 0.0, 1.0
+            )
+        return 1.0 - progress * self.target_sparsity
+
+    def _move_thresholds(self, layers):
+        """Sets each switcher's threshold so that exactly the target fraction
+        of its connections (the highest-scoring ones, over all its layers)
+        is on."""
+        groups = {}
+        for layer in layers:
+            groups.setdefault(id(layer.switcher), []).append(layer)
+        for group in groups.values():
+            switcher = group[0].switcher
+            scores = ops.concatenate(
+                [ops.reshape(switcher(layer.kernel), (-1,)) for layer in group]
+            )
+            scores = ops.stop_gradient(scores + switcher.threshold)
+            total = int(scores.shape[0])
+            keep = ops.cast(ops.round(self.target_density() * total), "int32")
+            keep = ops.clip(keep, 1, total)
+            ranked = ops.sort(scores)  # ascending
+            kth = ops.take(ranked, total - keep)
+            below = ops.take(ranked, ops.maximum(total - keep - 1, 0))
+            # Midway between the last kept and the first dropped score.
+            threshold = ops.where(keep < total, 0.5 * (kth + below), kth - 1.0)
+            switcher.threshold.assign(threshold)
+
+    def test_step(self, data):
+        logs = super().test_step(data)
+        # Switch statistics describe training; evaluation does not update them.
+        for tracker in (self._sparsity_tracker, self._switch_loss_tracker):
+            logs.pop(tracker.name, None)
+        return logs
+
+    # -- after training -------------------------------------------------------
+
+    def freeze_switches(self):
+        """Stores every layer's current mask and stops running the switcher:
+        predictions then cost what a Dense model with these zeros costs."""
+        for layer in self.switched_layers:
+            layer.freeze_mask()
+
+    def unfreeze_switches(self):
+        for layer in self.switched_layers:
+            layer.unfreeze_mask()
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # Layers of one model that name the same switcher get one object.
+        with sharing_scope():
+            return super().from_config(config, custom_objects=custom_objects)
+
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class FunctionalSwitchingModel(SwitchingModel, _keras_internals.Functional):
+    """What `SwitchingModel(inputs, outputs)` builds: a functional model with
+    the switching `train_step`. Not meant to be used by name."""
+
+    def __init__(self, inputs, outputs, name=None, **kwargs):
+        # keras.Model.__init__ would inject Functional into SwitchingModel's
+        # own bases (see _keras_internals); do its two steps directly.
+        super(keras.Model, self).__init__()  # the backend Trainer's __init__
+        _keras_internals.Functional.__init__(
+            self, inputs, outputs, name=name, **kwargs
+        )
+        self._init_switching_state()
+
+
+def _resolve_schedule(schedule):
+    if schedule is None:
+        return SwitchSchedule()
+    if isinstance(schedule, str):
+        return SwitchSchedule(mode=schedule)
+    if isinstance(schedule, dict):
+        return SwitchSchedule.from_config(schedule)
+    if isinstance(schedule, SwitchSchedule):
+        return schedule
+    raise TypeError(
+        "Received an invalid value for `schedule`, expected a "
+        "keras_switch.SwitchSchedule, a mode name or None. "
+        f"Received: schedule={schedule!r}"
+    )
+
+
+def _check_sparsity_control(target_sparsity, sparsity_penalty):
+    if target_sparsity is not None:
+        if isinstance(target_sparsity, bool) or not isinstance(
+            target_sparsity, (int, float)
+        ) or not 0.0 <= target_sparsity < 1.0:
+            raise ValueError(
+                "Received an invalid value for `target_sparsity`, expected None "
+                f"or a float in [0, 1). Received: target_sparsity={target_sparsity!r}"
+            )
+        target_sparsity = float(target_sparsity)
+        if sparsity_penalty is not None:
+            raise ValueError(
+                "Pass either `target_sparsity` or `sparsity_penalty`, not both. "
+                f"Received: target_sparsity={target_sparsity}, "
+                f"sparsity_penalty={sparsity_penalty!r}"
+            )
+    if sparsity_penalty is not None:
+        if isinstance(sparsity_penalty, bool) or not isinstance(
+            sparsity_penalty, (int, float)
+        ) or sparsity_penalty < 0:
+            raise ValueError(
+                "Received an invalid value for `sparsity_penalty`, expected None "
+                f"or a number >= 0. Received: sparsity_penalty={sparsity_penalty!r}"
+            )
+        sparsity_penalty = float(sparsity_penalty)
+    return target_sparsity, sparsity_penalty
+
+
+def _density(masks):
+    if not masks:
+        return ops.zeros((), "float32")
+    on = ops.sum(ops.stack([ops.sum(ops.cast(m, "float32")) for m in masks]))
+    total = float(sum(math.prod(m.shape) for m in masks))
+    return on / total
+
+
+@contextlib.contextmanager
+def _phase_masks(layers, masks):
+    """Hands each layer its mask for the forward passes inside the block."""
+    with contextlib.ExitStack() as stack:
+        for layer, mask in zip(layers, masks):
+            stack.enter_context(layer.phase_mask(mask))
+        yield
+
+
+def _num_replicas():
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _scale_for_replicas(value):
+    # Gradients are summed over replicas: a term every replica computes in
+    # full is divided by their number, as Keras does for the task loss.
+    replicas = _num_replicas()
+    return value / replicas if replicas > 1 else value
+
+
+def _unscale_for_replicas(value):
+    replicas = _num_replicas()
+    return value * replicas if replicas > 1 else value

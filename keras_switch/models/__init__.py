@@ -1,0 +1,5 @@
+"""Task networks with switched fully connected layers."""
+
+from keras_switch.models.lenet import lenet_300_100
+
+__all__ = ["lenet_300_100"]

@@ -1,0 +1,114 @@
+"""`SwitchSchedule`: which phases run at a given training step.
+
+A pure, serializable function of the step counter, read inside
+`SwitchingModel.train_step`, so a plain `model.fit()` follows it with no
+callback.
+
+Time line (steps count `train_step` calls, from 0):
+
+    [0, warmup_steps)          dense warm-up: task steps on the full (all-on)
+                               kernel; the switcher is not trained.
+    [warmup_steps, freeze_step) switching: task and switch steps as `mode`
+                               says.
+    [freeze_step, ...)         frozen: the mask of the last switching step is
+                               kept; task steps only.
+
+Modes during switching (`s` = steps since `warmup_steps`):
+
+    "every_batch"  a task step on every batch, and a switch step after it on
+                   every `switch_every`-th batch (`s % switch_every ==
+                   switch_every - 1`); `switch_every=1`: task then switch on
+                   each batch.
+    "alternate"    batches alternate: task step on even `s`, switch step on
+                   odd `s`.
+"""
+
+import keras
+from keras import ops
+
+MODES = ("every_batch", "alternate")
+
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class SwitchSchedule:
+    """When the task network and the switcher are updated.
+
+    Args:
+        mode: One of `"every_batch"` or `"alternate"` (see the module doc).
+        switch_every: With `mode="every_batch"`, one switch step every this
+            many task steps (positive int).
+        warmup_steps: Dense warm-up steps before switching starts (>= 0).
+        freeze_step: Step from which the mask is frozen and only the task
+            network trains, or `None` to switch until the end.
+    """
+
+    def __init__(
+        self, mode="every_batch", switch_every=1, warmup_steps=0, freeze_step=None
+    ):
+        if mode not in MODES:
+            raise ValueError(
+                "Received an invalid value for `mode`, expected one of "
+                f"{MODES}. Received: mode={mode!r}"
+            )
+        _check_int("switch_every", switch_every, minimum=1)
+        _check_int("warmup_steps", warmup_steps, minimum=0)
+        if freeze_step is not None:
+            _check_int("freeze_step", freeze_step, minimum=warmup_steps + 1)
+        if mode == "alternate" and switch_every != 1:
+            raise ValueError(
+                "`switch_every` only applies to mode='every_batch'. "
+                f"Received: mode={mode!r}, switch_every={switch_every}"
+            )
+        self.mode = mode
+        self.switch_every = switch_every
+        self.warmup_steps = warmup_steps
+        self.freeze_step = freeze_step
+
+    def __call__(self, step):
+        """Returns `(task, switch, switching, frozen)` boolean tensors.
+
+        `switching`: the mask comes from the switcher (not the all-on warm-up
+        mask, not the frozen mask).
+        """
+        step = ops.convert_to_tensor(step, "int64")
+        since = step - self.warmup_steps
+        switching = since >= 0
+        frozen = ops.convert_to_tensor(False)
+        if self.freeze_step is not None:
+            frozen = step >= self.freeze_step
+            switching = ops.logical_and(switching, ops.logical_not(frozen))
+        if self.mode == "every_batch":
+            task = ops.convert_to_tensor(True)
+            switch_turn = ops.equal(
+                ops.mod(since, self.switch_every), self.switch_every - 1
+            )
+        else:
+            task = ops.logical_not(switching)
+            switch_turn = ops.equal(ops.mod(since, 2), 1)
+            task = ops.logical_or(task, ops.logical_not(switch_turn))
+        switch = ops.logical_and(switching, switch_turn)
+        return task, switch, switching, frozen
+
+    def get_config(self):
+        return {
+            "mode": self.mode,
+            "switch_every": self.switch_every,
+            "warmup_steps": self.warmup_steps,
+            "freeze_step": self.freeze_step,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"SwitchSchedule({args})"
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected an integer "
+            f">= {minimum}. Received: {name}={value!r}"
+        )

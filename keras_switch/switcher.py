@@ -1,0 +1,283 @@
+"""The switcher network (SNN): a kernel in, one switch logit per entry out.
+
+Design (our choice; the paper's abstract leaves it open):
+
+* **Shape-agnostic.** The switcher never looks at a kernel as a whole vector.
+  It turns every entry ``w_ij`` of a ``[in, out]`` kernel into a small vector
+  of *per-connection features* and maps each feature vector to a logit with
+  one small MLP whose weights do not depend on the kernel's shape. One
+  instance therefore serves every ``SwitchedDense`` of a model, whatever its
+  size, and what it learns on one layer transfers to the others.
+* **Scale-free features.** Kernels of different layers live on different
+  scales (fan-in dependent initialisations, weight decay). Each feature is
+  normalised by a statistic of the same kernel, so the switcher sees *where*
+  a weight stands in its layer, its row (the input unit's outgoing weights)
+  and its column (the output unit's incoming weights), not raw values:
+
+  ====================  =====================================================
+  ``signed``            ``w / std(W)``
+  ``magnitude``         ``|w| / std(W)``
+  ``row``               ``|w| / mean_j |W_i.|`` (relative to its input unit)
+  ``column``            ``|w| / mean_i |W_.j|`` (relative to its output unit)
+  ``fan_in``            ``log(in) / 10`` (lets the switcher keep small layers
+                        denser than large ones: a learned, non-uniform
+                        per-layer allocation)
+  ``fan_out``           ``log(out) / 10``
+  ====================  =====================================================
+
+* **Starts with every switch on.** The output bias starts at
+  ``initial_logit`` (default ``+2``, probability 0.88). A switcher that starts
+  near 0.5 switches whole layers off at step 0; an all-off layer passes no
+  gradient to anything and never recovers.
+* The kernel enters under ``stop_gradient``: the switcher reads the task
+  network's weights, it does not train them.
+
+A non-trainable ``threshold`` is subtracted from every logit; it is 0 unless
+a ``SwitchingModel`` compiled with ``target_sparsity`` sets it (see there).
+
+Call: ``logits = switcher(kernel)``; ``switcher.probabilities(kernel)`` is
+``sigmoid(logits)`` and ``switcher.hard_mask(kernel)`` is ``logits > 0`` as a
+float 0/1 tensor.
+"""
+
+import contextlib
+import hashlib
+import math
+import threading
+
+import keras
+from keras import ops
+
+FEATURES = ("signed", "magnitude", "row", "column", "fan_in", "fan_out")
+# Default input features. "signed" is left out: with it a fresh switcher can
+# switch off weights by sign (e.g. all positive weights of a ReLU layer), which
+# killed every network we tried; magnitude-type features rank connections.
+DEFAULT_FEATURES = ("magnitude", "row", "column", "fan_in", "fan_out")
+_EPS = 1e-8
+
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class Switcher(keras.layers.Layer):
+    """Shared switcher sub-model: kernel ``[in, out]`` -> logits ``[in, out]``.
+
+    Args:
+        hidden_units: Sizes of the hidden layers of the per-connection MLP
+            (a tuple of positive ints; may be empty for a linear switcher).
+        activation: Activation of the hidden layers.
+        initial_logit: Initial output bias: every switch starts with
+            logit ``initial_logit`` (must be > 0 so that all switches start
+            on).
+        features: Which per-connection features to feed the MLP, a
+            non-empty subset of ``keras_switch.switcher.FEATURES``.
+        **kwargs: Base layer keyword arguments such as `name`.
+
+    Input shape:
+        A rank-2 kernel ``(in, out)`` of any size.
+
+    Output shape:
+        Same as the input: one switch logit per kernel entry.
+    """
+
+    def __init__(
+        self,
+        hidden_units=(16, 16),
+        activation="relu",
+        initial_logit=2.0,
+        features=DEFAULT_FEATURES,
+        magnitude_prior=1.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        hidden_units = tuple(hidden_units)
+        if not all(isinstance(u, int) and u > 0 for u in hidden_units):
+            raise ValueError(
+                "Received an invalid value for `hidden_units`, expected a "
+                "tuple of positive integers. "
+                f"Received: hidden_units={hidden_units}"
+            )
+        features = tuple(features)
+        unknown = [f for f in features if f not in FEATURES]
+        if not features or unknown or len(set(features)) != len(features):
+            raise ValueError(
+                "Received an invalid value for `features`, expected a "
+                f"non-empty subset of {FEATURES} without repeats. "
+                f"Received: features={features}"
+            )
+        if not float(initial_logit) > 0:
+            raise ValueError(
+                "Received an invalid value for `initial_logit`, expected a "
+                "positive number (every switch must start on). "
+                f"Received: initial_logit={initial_logit}"
+            )
+        if "magnitude" not in features and magnitude_prior:
+            raise ValueError(
+                "`magnitude_prior` needs the 'magnitude' feature. Received: "
+                f"features={features}, magnitude_prior={magnitude_prior}"
+            )
+        self.magnitude_prior = float(magnitude_prior)
+        self.hidden_units = hidden_units
+        self.activation = keras.activations.get(activation)
+        self.initial_logit = float(initial_logit)
+        self.features = features
+
+    def build(self, kernel_shape=None):
+        # The weights depend only on the number of features, never on the
+        # kernel's shape: that is what lets one switcher serve every layer.
+        self._hidden = []
+        width = len(self.features)
+        for i, units in enumerate(self.hidden_units):
+            w = self.add_weight(
+                name=f"hidden_{i}_kernel",
+                shape=(width, units),
+                initializer="glorot_uniform",
+            )
+            b = self.add_weight(
+                name=f"hidden_{i}_bias", shape=(units,), initializer="zeros"
+            )
+            self._hidden.append((w, b))
+            width = units
+        self.output_kernel = self.add_weight(
+            name="output_kernel",
+            shape=(width, 1),
+            initializer=keras.initializers.RandomNormal(stddev=0.01),
+        )
+        # Linear path from the features straight to the logit, starting as
+        # `magnitude_prior * |w| / std(W)`: a fresh switcher ranks connections
+        # by magnitude, so that as the sparsity control lowers every logit the
+        # smallest weights go off first; training is free to move away from it.
+        prior = [
+            self.magnitude_prior if name == "magnitude" else 0.0
+            for name in self.features
+        ]
+        self.linear_kernel = self.add_weight(
+            name="linear_kernel",
+            shape=(len(self.features), 1),
+            initializer=keras.initializers.Constant([[v] for v in prior]),
+        )
+        self.output_bias = self.add_weight(
+            name="output_bias",
+            shape=(1,),
+            initializer=keras.initializers.Constant(self.initial_logit),
+        )
+        # Subtracted from every logit. Stays 0 unless the model sets it: with
+        # `target_sparsity`, SwitchingModel moves it to the score of the k-th
+        # most important connection, so exactly the target fraction is on.
+        self.threshold = self.add_weight(
+            name="threshold",
+            shape=(),
+            initializer="zeros",
+            trainable=False,
+            aggregation="only_first_replica",
+        )
+
+    def connection_features(self, kernel):
+        """The per-connection features, shape ``[in, out, len(features)]``."""
+        w = ops.stop_gradient(ops.convert_to_tensor(kernel, self.compute_dtype))
+        if len(w.shape) != 2:
+            raise ValueError(
+                "Switcher expects a rank-2 kernel [in, out]. "
+                f"Received: kernel with shape {tuple(w.shape)}"
+            )
+        fan_in, fan_out = w.shape
+        magnitude = ops.abs(w)
+        std = ops.std(w) + _EPS
+        columns = {
+            "signed": lambda: w / std,
+            "magnitude": lambda: magnitude / std,
+            "row": lambda: magnitude
+            / (ops.mean(magnitude, axis=1, keepdims=True) + _EPS),
+            "column": lambda: magnitude
+            / (ops.mean(magnitude, axis=0, keepdims=True) + _EPS),
+            "fan_in": lambda: ops.full_like(w, math.log(fan_in) / 10.0),
+            "fan_out": lambda: ops.full_like(w, math.log(fan_out) / 10.0),
+        }
+        return ops.stack([columns[name]() for name in self.features], axis=-1)
+
+    def call(self, kernel):
+        features = self.connection_features(kernel)
+        h = features
+        for w, b in self._hidden:
+            h = self.activation(ops.matmul(h, w) + b)
+        logits = (
+            ops.matmul(h, self.output_kernel)
+            + ops.matmul(features, self.linear_kernel)
+            + self.output_bias
+            - self.threshold
+        )
+        return ops.squeeze(logits, axis=-1)
+
+    def probabilities(self, kernel):
+        return ops.sigmoid(self(kernel))
+
+    def hard_mask(self, kernel):
+        return ops.cast(self(kernel) > 0, self.compute_dtype)
+
+    def compute_output_shape(self, kernel_shape):
+        return tuple(kernel_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_units": list(self.hidden_units),
+                "activation": keras.activations.serialize(self.activation),
+                "initial_logit": self.initial_logit,
+                "features": list(self.features),
+                "magnitude_prior": self.magnitude_prior,
+            }
+        )
+        return config
+
+
+# -- sharing one switcher across layers when rebuilding from configs ----------
+
+_SHARING = threading.local()
+
+
+@contextlib.contextmanager
+def sharing_scope():
+    """Inside this scope, switchers deserialized with the same name are one
+    object.
+
+    Each `SwitchedDense` config carries its switcher by value (configs stay
+    JSON). A `.keras` load already links them back to one object through
+    Keras' own object-sharing scope; this scope does the same for
+    `from_config` outside a `.keras` load. `SwitchingModel.from_config` opens
+    it for you; wrap `keras.Sequential.from_config(...)` or
+    `keras.Model.from_config(...)` of a plain Keras model in it yourself.
+    """
+    previous = getattr(_SHARING, "by_name", None)
+    _SHARING.by_name = {} if previous is None else previous
+    try:
+        yield
+    finally:
+        _SHARING.by_name = previous
+
+
+def serialize_shared(switcher):
+    """The switcher's config, by value, marked as one shared object.
+
+    Keras' `.keras` format links objects serialized more than once through a
+    `shared_object_id` key; Keras sets it only on the copies it still holds,
+    which misses the first layer's copy when the config is nested in a
+    layer's config. We set it ourselves, from the switcher's name, so every
+    layer's copy carries it and `load_model` rebuilds one object. It is
+    stable, so `get_config()` stays deterministic; two different switchers in
+    one model must have different names (Keras' automatic names are).
+    """
+    config = keras.saving.serialize_keras_object(switcher)
+    digest = hashlib.sha1(f"keras_switch/{switcher.name}".encode()).digest()
+    config["shared_object_id"] = int.from_bytes(digest[:6], "big")
+    return config
+
+
+def deserialize_shared(config):
+    """Deserializes a switcher config, reusing a same-named one in scope."""
+    by_name = getattr(_SHARING, "by_name", None)
+    name = config.get("config", {}).get("name")
+    if by_name is not None and name in by_name:
+        return by_name[name]
+    switcher = keras.saving.deserialize_keras_object(config)
+    if by_name is not None:
+        by_name[name] = switcher
+    return switcher

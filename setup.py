@@ -1,0 +1,33 @@
+"""keras-switch: learn sparse fully connected layers with a switcher network."""
+
+import pathlib
+
+from setuptools import find_packages
+from setuptools import setup
+
+here = pathlib.Path(__file__).parent
+
+setup(
+    name="keras-switch",
+    version="0.1.0",
+    description=(
+        "Keras 3 SwitchedDense layers whose connections a shared switcher "
+        "network learns to turn on or off"
+    ),
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_switch", "keras_switch.*"]),
+    # TensorFlow is an extra, not a hard requirement: pip cannot tell that
+    # `tensorflow-cpu` provides `tensorflow`, so requiring either would drag
+    # the wrong wheel into the other kind of install. Pick one:
+    #   pip install 'keras-switch[cpu]'   (tensorflow-cpu, ~250 MB)
+    #   pip install 'keras-switch[gpu]'   (tensorflow[and-cuda])
+    install_requires=["keras>=3.6", "numpy"],
+    extras_require={
+        "cpu": ["tensorflow-cpu>=2.18"],
+        "gpu": ["tensorflow[and-cuda]>=2.18"],
+        "test": ["pytest>=8", "scikit-learn"],
+    },
+)

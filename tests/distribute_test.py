@@ -1,0 +1,56 @@
+"""MirroredStrategy on two logical CPUs (set up in conftest.py) matches one
+device at the same global batch."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+import keras_switch
+from keras_switch import SwitchSchedule
+from tests.test_case import TestCase
+from tests.test_case import compile_for_classes
+from tests.test_case import digits
+from tests.test_case import mlp
+
+# float32 sums reduced in a different order on two replicas: the trained
+# values agree to rounding, and every hard mask entry agrees exactly.
+ATOL = 1e-5
+
+
+def _train(strategy, schedule, steps=6, **compile_kwargs):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = mlp()
+        compile_for_classes(model, schedule=schedule, **compile_kwargs)
+    (x, y), _ = digits(64 * steps)
+    model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    return model
+
+
+class MirroredTest(TestCase, parameterized.TestCase):
+    def test_two_logical_devices_exist(self):
+        self.assertGreaterEqual(len(tf.config.list_logical_devices("CPU")), 2)
+
+    @parameterized.named_parameters(
+        ("every_batch_target", SwitchSchedule(), dict(target_sparsity=0.6)),
+        ("alternate_l1", SwitchSchedule(mode="alternate"), dict(sparsity_penalty=2.0)),
+    )
+    def test_matches_one_device(self, schedule, compile_kwargs):
+        mirrored = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+        single = _train(tf.distribute.OneDeviceStrategy("CPU:0"), schedule, **compile_kwargs)
+        multi = _train(mirrored, schedule, **compile_kwargs)
+        kernel = multi.switched_layers[0].kernel
+        self.assertIsInstance(kernel.value, tf.distribute.DistributedValues)
+        self.assertEqual(int(multi.switching_step), int(single.switching_step))
+        for a, b in zip(single.weights, multi.weights):
+            self.assertAllClose(a, b, atol=ATOL, msg=a.path)
+        for a, b in zip(single.switched_layers, multi.switched_layers):
+            self.assertAllEqual(a.current_mask(), b.current_mask())
+        self.assertEqual(
+            keras_switch.sparsity_report(single), keras_switch.sparsity_report(multi)
+        )
+
+
+if __name__ == "__main__":
+    tf.test.main()

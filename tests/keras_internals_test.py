@@ -1,0 +1,55 @@
+"""Pins what keras_switch/_keras_internals.py assumes about Keras.
+
+If one of these fails after a Keras upgrade, update _keras_internals.py (and
+only it) before anything else.
+"""
+
+import inspect
+
+import keras
+import tensorflow as tf
+
+from keras_switch import _keras_internals
+from tests.test_case import TestCase
+
+
+class KerasInternalsTest(TestCase):
+    def test_functional_class_is_what_keras_model_builds(self):
+        inputs = keras.Input((2,))
+        model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+        self.assertIs(type(model), _keras_internals.Functional)
+        self.assertTrue(issubclass(_keras_internals.Functional, keras.Model))
+        args = inspect.getfullargspec(_keras_internals.Functional.__init__).args
+        self.assertEqual(args[:4], ["self", "inputs", "outputs", "name"])
+
+    def test_keras_still_rebases_functional_subclasses(self):
+        # The trap SwitchingModel works around: if Keras stops doing this, the
+        # FunctionalSwitchingModel indirection can go.
+        class Probe(keras.Model):
+            pass
+
+        inputs = keras.Input((2,))
+        Probe(inputs, keras.layers.Dense(1)(inputs))
+        self.assertIs(Probe.__bases__[0], _keras_internals.Functional)
+
+    def test_trainer_init_is_next_after_model(self):
+        mro = _keras_internals.Functional.__mro__
+        after_model = mro[mro.index(keras.Model) + 1]
+        self.assertTrue(after_model.__name__.endswith("Trainer"))
+
+    def test_flatten_layers_recurses(self):
+        inner = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+        inputs = keras.Input((2,))
+        model = keras.Model(inputs, inner(inputs))
+        layers = _keras_internals.flatten_layers(model)
+        self.assertIn(inner.layers[0], layers)
+
+    def test_optimizer_variable_count(self):
+        optimizer = keras.optimizers.Adam()
+        variables = [keras.Variable(1.0), keras.Variable(2.0)]
+        optimizer.build(variables)
+        self.assertEqual(_keras_internals.optimizer_variable_count(optimizer), 2)
+
+
+if __name__ == "__main__":
+    tf.test.main()

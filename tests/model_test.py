@@ -1,0 +1,298 @@
+import os
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+import keras_switch
+from keras_switch import SwitchedDense
+from keras_switch import SwitchingModel
+from keras_switch import SwitchSchedule
+from keras_switch import Switcher
+from tests.test_case import TestCase
+from tests.test_case import compile_for_classes
+from tests.test_case import digits
+from tests.test_case import mlp
+from tests.test_case import snapshot
+
+
+class SubclassedNet(SwitchingModel):
+    """A subclassed SwitchingModel with a plain __init__."""
+
+    def __init__(self, units=16, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.switcher = Switcher()
+        self.hidden = SwitchedDense(units, activation="relu", switcher=self.switcher)
+        self.head = SwitchedDense(10, switcher=self.switcher)
+
+    def call(self, x):
+        return self.head(self.hidden(x))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+keras.saving.register_keras_serializable(package="keras_switch_tests")(SubclassedNet)
+
+
+def _changed(before, after):
+    return [bool(np.any(b != a)) for b, a in zip(before, after)]
+
+
+class ConstructionTest(TestCase):
+    def test_functional_and_subclassed_in_one_process_either_order(self):
+        first = SubclassedNet()
+        first(np.ones((2, 64), "float32"))
+        functional = mlp()
+        self.assertIsInstance(functional, SwitchingModel)
+        second = SubclassedNet()  # after a functional SwitchingModel
+        second(np.ones((2, 64), "float32"))
+        self.assertEqual(SwitchingModel.__bases__, (keras.Model,))
+        for model in (first, functional, second):
+            self.assertIsInstance(model, SwitchingModel)
+        self.assertEqual(
+            type(SwitchingModel(inputs=functional.inputs, outputs=functional.outputs)),
+            type(functional),
+        )
+
+    def test_variable_sets_partition_the_trainable_variables(self):
+        model = mlp()
+        self.assertLen(model.switchers, 1)
+        self.assertLen(model.switched_layers, 3)
+        task = {id(v) for v in model.task_variables}
+        switch = {id(v) for v in model.switcher_variables}
+        self.assertFalse(task & switch)
+        self.assertEqual(task | switch, {id(v) for v in model.trainable_variables})
+        self.assertLen(model.task_variables, 6)
+
+    def test_sequential_inside_a_switching_model(self):
+        switcher = Switcher()
+        body = keras.Sequential(
+            [keras.Input((64,)), SwitchedDense(16, activation="relu", switcher=switcher),
+             SwitchedDense(10, switcher=switcher)]
+        )
+        inputs = keras.Input((64,))
+        model = SwitchingModel(inputs, body(inputs))
+        self.assertLen(model.switched_layers, 2)
+        compile_for_classes(model, target_sparsity=0.5)
+        (x, y), _ = digits(256)
+        model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+        self.assertAlmostEqual(keras_switch.sparsity_report(model)["overall"], 0.5, delta=0.02)
+
+
+class PhaseTest(TestCase):
+    def _model(self, schedule):
+        model = mlp()
+        compile_for_classes(model, sparsity_penalty=1.0, schedule=schedule)
+        return model
+
+    def test_task_phase_leaves_switcher_and_switch_phase_leaves_task(self):
+        model = self._model(SwitchSchedule(mode="alternate"))
+        (x, y), _ = digits(64)
+        task0, switch0 = snapshot(model.task_variables), snapshot(model.switcher_variables)
+        model.train_on_batch(x, y)  # step 0: task step only
+        task1, switch1 = snapshot(model.task_variables), snapshot(model.switcher_variables)
+        self.assertTrue(all(_changed(task0, task1)))
+        self.assertFalse(any(_changed(switch0, switch1)))
+        model.train_on_batch(x, y)  # step 1: switch step only
+        task2, switch2 = snapshot(model.task_variables), snapshot(model.switcher_variables)
+        self.assertFalse(any(_changed(task1, task2)))
+        self.assertTrue(any(_changed(switch1, switch2)))
+        self.assertEqual(int(model.task_optimizer.iterations), 1)
+        self.assertEqual(int(model.switch_optimizer.iterations), 1)
+
+    def test_switch_step_gradients_are_nonzero(self):
+        model = self._model(SwitchSchedule())
+        (x, y), _ = digits(64)
+        before = snapshot(model.switcher_variables)
+        model.train_on_batch(x, y)
+        after = snapshot(model.switcher_variables)
+        # Every switcher variable moved: each got a non-zero gradient.
+        self.assertTrue(all(_changed(before, after)))
+
+    def test_every_k(self):
+        model = self._model(SwitchSchedule(switch_every=3))
+        (x, y), _ = digits(64)
+        for _ in range(6):
+            model.train_on_batch(x, y)
+        self.assertEqual(int(model.task_optimizer.iterations), 6)
+        self.assertEqual(int(model.switch_optimizer.iterations), 2)
+        self.assertEqual(int(model.switching_step), 6)
+
+    def test_warmup_trains_dense_and_freeze_keeps_the_mask(self):
+        model = mlp()
+        compile_for_classes(
+            model, target_sparsity=0.8,
+            schedule=SwitchSchedule(warmup_steps=2, freeze_step=5),
+        )
+        (x, y), _ = digits(64)
+        switch0 = snapshot(model.switcher_variables)
+        for _ in range(2):
+            logs = model.train_on_batch(x, y, return_dict=True)
+            self.assertEqual(logs["sparsity"], 0.0)
+        self.assertFalse(any(_changed(switch0, snapshot(model.switcher_variables))))
+        for _ in range(3):
+            logs = model.train_on_batch(x, y, return_dict=True)
+        self.assertAlmostEqual(logs["sparsity"], 0.8, delta=0.01)
+        masks = snapshot([layer.mask for layer in model.switched_layers])
+        switch5 = snapshot(model.switcher_variables)
+        kernels = snapshot([layer.kernel for layer in model.switched_layers])
+        for _ in range(3):  # frozen
+            model.train_on_batch(x, y)
+        self.assertFalse(any(_changed(switch5, snapshot(model.switcher_variables))))
+        self.assertTrue(all(_changed(kernels, snapshot([l.kernel for l in model.switched_layers]))))
+        for layer, mask in zip(model.switched_layers, masks):
+            self.assertAllEqual(layer.mask, mask)
+            self.assertEqual(float(layer.mask_frozen), 1.0)
+            # Inference after the run uses the frozen mask.
+            self.assertAllEqual(layer.current_mask(), mask)
+
+    def test_pure_task_loss_switches_nothing_off(self):
+        model = mlp()
+        compile_for_classes(model)
+        (x, y), _ = digits(256)
+        history = model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+        self.assertEqual(history.history["sparsity"][-1], 0.0)
+        self.assertEqual(keras_switch.sparsity_report(model)["overall"], 0.0)
+
+    def test_l1_penalty_sparsifies(self):
+        model = mlp()
+        compile_for_classes(model, sparsity_penalty=3.0)
+        (x, y), _ = digits(512)
+        model.fit(x, y, batch_size=32, epochs=3, verbose=0)
+        self.assertGreater(keras_switch.sparsity_report(model)["overall"], 0.05)
+
+    def test_logs_and_evaluate(self):
+        model = mlp()
+        compile_for_classes(model, target_sparsity=0.5)
+        (x, y), (xt, yt) = digits(256)
+        history = model.fit(x, y, batch_size=64, epochs=1, verbose=0, validation_data=(xt, yt))
+        for key in ("loss", "accuracy", "sparsity", "switch_loss", "val_loss", "val_accuracy"):
+            self.assertIn(key, history.history)
+        self.assertNotIn("val_sparsity", history.history)
+
+    def test_target_sparsity_on_real_digits(self):
+        """Acceptance 6: target 0.9 ends within +-1 pt, accuracy well above chance."""
+        model = mlp(units=(128, 64))
+        steps = 1400 // 50
+        compile_for_classes(
+            model,
+            task_optimizer=keras.optimizers.Adam(3e-3),
+            target_sparsity=0.9,
+            target_ramp_steps=10 * steps,
+            schedule=SwitchSchedule(freeze_step=25 * steps),
+        )
+        (x, y), (xt, yt) = digits(1400)
+        model.fit(x, y, batch_size=50, epochs=30, verbose=0)
+        report = keras_switch.sparsity_report(model)
+        self.assertAlmostEqual(report["overall"], 0.9, delta=0.01)
+        _, accuracy = model.evaluate(xt, yt, verbose=0)
+        self.assertGreater(accuracy, 0.8)  # chance is 0.1
+
+
+class CompileTest(TestCase, parameterized.TestCase):
+    @parameterized.named_parameters(
+        ("sparsity_high", dict(target_sparsity=1.0), ValueError, "target_sparsity"),
+        ("sparsity_negative", dict(target_sparsity=-0.1), ValueError, "target_sparsity"),
+        ("sparsity_string", dict(target_sparsity="0.9"), ValueError, "target_sparsity"),
+        ("penalty_negative", dict(sparsity_penalty=-1.0), ValueError, "sparsity_penalty"),
+        ("both", dict(target_sparsity=0.5, sparsity_penalty=1.0), ValueError, "not both"),
+        ("ramp", dict(target_ramp_steps=-2), ValueError, "target_ramp_steps"),
+        ("schedule", dict(schedule=3), TypeError, "schedule"),
+        ("schedule_mode", dict(schedule="never"), ValueError, "mode"),
+        ("optimizer", dict(optimizer="adam"), ValueError, "task_optimizer"),
+        ("unknown", dict(learning_rate=3), TypeError, "learning_rate"),
+    )
+    def test_invalid_compile_arguments_raise(self, kwargs, error, pattern):
+        with self.assertRaisesRegex(error, pattern):
+            mlp().compile(loss="mse", **kwargs)
+
+    def test_same_optimizer_twice_raises(self):
+        optimizer = keras.optimizers.Adam()
+        with self.assertRaisesRegex(ValueError, "two different"):
+            mlp().compile(task_optimizer=optimizer, switch_optimizer=optimizer, loss="mse")
+
+    def test_optimizers_are_built_over_their_own_variables(self):
+        model = compile_for_classes(mlp())
+        adam_slots = 2
+        self.assertLen(
+            model.task_optimizer.variables, 2 + adam_slots * len(model.task_variables)
+        )
+        self.assertLen(
+            model.switch_optimizer.variables,
+            2 + adam_slots * len(model.switcher_variables),
+        )
+
+
+class SaveLoadTest(TestCase):
+    def _trained(self, model, **compile_kwargs):
+        compile_for_classes(model, **compile_kwargs)
+        (x, y), _ = digits(256)
+        model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+        return model, x
+
+    def _check_round_trip(self, model, x, train_after=True):
+        path = os.path.join(self.get_temp_dir(), "m.keras")
+        model.save(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. "Skipping variable loading"
+            loaded = keras.models.load_model(path)  # default safe_mode=True
+        self.assertIsInstance(loaded, SwitchingModel)
+        self.assertLen(loaded.switchers, 1)
+        self.assertTrue(all(l.switcher is loaded.switchers[0] for l in loaded.switched_layers))
+        self.assertAllClose(model.predict(x, verbose=0), loaded.predict(x, verbose=0), atol=0)
+        for a, b in zip(model.switched_layers, loaded.switched_layers):
+            self.assertAllEqual(a.current_mask(), b.current_mask())
+        for a, b in zip(model.task_optimizer.variables, loaded.task_optimizer.variables):
+            self.assertAllEqual(a, b)
+        for a, b in zip(model.switch_optimizer.variables, loaded.switch_optimizer.variables):
+            self.assertAllEqual(a, b)
+        self.assertEqual(int(loaded.switching_step), int(model.switching_step))
+        self.assertEqual(loaded.target_sparsity, model.target_sparsity)
+        self.assertEqual(loaded.schedule.get_config(), model.schedule.get_config())
+        if train_after:  # the loaded model is compiled and trains on
+            loaded.train_on_batch(x[:32], np.zeros(32, "int32"))
+        return loaded
+
+    def test_functional_save_load(self):
+        model, x = self._trained(
+            mlp(), target_sparsity=0.6, schedule=SwitchSchedule(switch_every=2)
+        )
+        self._check_round_trip(model, x)
+
+    def test_subclassed_save_load(self):
+        model, x = self._trained(SubclassedNet(units=12), sparsity_penalty=0.5)
+        loaded = self._check_round_trip(model, x)
+        self.assertEqual(loaded.units, 12)
+
+    def test_sequential_save_load_shares_the_switcher(self):
+        switcher = Switcher()
+        model = keras.Sequential(
+            [keras.Input((5,)), SwitchedDense(4, switcher=switcher),
+             SwitchedDense(2, switcher=switcher)]
+        )
+        path = os.path.join(self.get_temp_dir(), "s.keras")
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        self.assertIs(loaded.layers[0].switcher, loaded.layers[1].switcher)
+        x = np.random.RandomState(0).normal(size=(3, 5)).astype("float32")
+        self.assertAllEqual(model(x), loaded(x))
+
+    def test_from_config_outside_a_keras_file_shares_the_switcher(self):
+        model = mlp()
+        revived = SwitchingModel.from_config(model.get_config())
+        self.assertLen(revived.switchers, 1)
+        self.assertLen(revived.switched_layers, 3)
+
+    def test_frozen_state_survives_save_load(self):
+        model, x = self._trained(mlp(), target_sparsity=0.5)
+        model.freeze_switches()
+        loaded = self._check_round_trip(model, x, train_after=False)
+        self.assertTrue(all(float(l.mask_frozen) == 1.0 for l in loaded.switched_layers))
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,65 @@
+import keras
+import tensorflow as tf
+from absl.testing import parameterized
+
+from keras_switch import SwitchSchedule
+from tests.test_case import TestCase
+
+
+def phases(schedule, steps):
+    return [tuple(bool(v) for v in schedule(step)) for step in range(steps)]
+
+
+class SwitchScheduleTest(TestCase, parameterized.TestCase):
+    def test_every_batch(self):
+        # (task, switch, switching, frozen)
+        self.assertEqual(phases(SwitchSchedule(), 2), [(True, True, True, False)] * 2)
+
+    def test_every_k_with_warmup_and_freeze(self):
+        schedule = SwitchSchedule(switch_every=3, warmup_steps=2, freeze_step=9)
+        got = phases(schedule, 10)
+        warm = (True, False, False, False)
+        task_only = (True, False, True, False)
+        both = (True, True, True, False)
+        frozen = (True, False, False, True)
+        self.assertEqual(
+            got,
+            [warm, warm, task_only, task_only, both, task_only, task_only, both,
+             task_only, frozen],
+        )
+
+    def test_alternate(self):
+        got = phases(SwitchSchedule(mode="alternate", warmup_steps=1), 5)
+        self.assertEqual(
+            got,
+            [
+                (True, False, False, False),
+                (True, False, True, False),
+                (False, True, True, False),
+                (True, False, True, False),
+                (False, True, True, False),
+            ],
+        )
+
+    def test_round_trip(self):
+        schedule = SwitchSchedule(mode="every_batch", switch_every=4, freeze_step=10)
+        revived = keras.saving.deserialize_keras_object(
+            keras.saving.serialize_keras_object(schedule)
+        )
+        self.assertEqual(schedule.get_config(), revived.get_config())
+
+    @parameterized.named_parameters(
+        ("mode", dict(mode="sometimes"), "mode"),
+        ("switch_every", dict(switch_every=0), "switch_every"),
+        ("warmup", dict(warmup_steps=-1), "warmup_steps"),
+        ("freeze_before_warmup", dict(warmup_steps=5, freeze_step=3), "freeze_step"),
+        ("alternate_k", dict(mode="alternate", switch_every=2), "switch_every"),
+        ("float", dict(switch_every=1.5), "switch_every"),
+    )
+    def test_invalid_arguments_raise(self, kwargs, name):
+        with self.assertRaisesRegex(ValueError, name):
+            SwitchSchedule(**kwargs)
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,69 @@
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from keras_switch import Switcher
+from keras_switch.switcher import FEATURES
+from tests.test_case import TestCase
+
+
+class SwitcherTest(TestCase, parameterized.TestCase):
+    @parameterized.named_parameters(("small", (3, 2)), ("wide", (5, 40)), ("tall", (50, 1)))
+    def test_one_switcher_serves_any_kernel_shape(self, shape):
+        switcher = Switcher()
+        kernel = np.random.RandomState(0).normal(size=shape).astype("float32")
+        self.assertEqual(tuple(switcher(kernel).shape), shape)
+        # Its weights do not depend on the shape it saw first.
+        self.assertEqual(tuple(switcher.output_kernel.shape), (16, 1))
+
+    def test_starts_with_every_switch_on(self):
+        kernel = np.random.RandomState(1).normal(size=(30, 20)).astype("float32")
+        self.assertAllEqual(Switcher().hard_mask(kernel), np.ones((30, 20)))
+
+    def test_magnitude_prior_ranks_by_magnitude(self):
+        switcher = Switcher(hidden_units=())
+        kernel = np.array([[0.1, -2.0], [1.0, 0.0]], "float32")
+        logits = switcher(kernel).numpy().ravel()
+        order = np.argsort(logits)
+        self.assertAllEqual(order, np.argsort(np.abs(kernel).ravel()))
+
+    def test_features_are_scale_free(self):
+        switcher = Switcher()
+        kernel = np.random.RandomState(2).normal(size=(6, 4)).astype("float32")
+        self.assertAllClose(switcher(kernel), switcher(10.0 * kernel), atol=1e-5)
+
+    def test_all_features_available(self):
+        switcher = Switcher(features=FEATURES)
+        features = switcher.connection_features(np.ones((3, 2), "float32") * 0.5)
+        self.assertEqual(tuple(features.shape), (3, 2, len(FEATURES)))
+
+    def test_serialization(self):
+        self.run_serialization_test(Switcher(hidden_units=(8, 4), initial_logit=3.0))
+
+    @parameterized.named_parameters(
+        ("hidden", dict(hidden_units=(0,)), "hidden_units"),
+        ("feature", dict(features=("colour",)), "features"),
+        ("no_features", dict(features=()), "features"),
+        ("logit", dict(initial_logit=-1.0), "initial_logit"),
+        ("prior", dict(features=("row",)), "magnitude_prior"),
+    )
+    def test_invalid_arguments_raise(self, kwargs, name):
+        with self.assertRaisesRegex(ValueError, name):
+            Switcher(**kwargs)
+
+    def test_rank_must_be_two(self):
+        with self.assertRaisesRegex(ValueError, "rank-2 kernel"):
+            Switcher().connection_features(np.ones((2, 2, 2), "float32"))
+
+    def test_threshold_shifts_every_logit(self):
+        switcher = Switcher()
+        kernel = np.ones((2, 2), "float32")
+        before = switcher(kernel)
+        switcher.threshold.assign(1.5)
+        self.assertAllClose(switcher(kernel), before - 1.5)
+        self.assertFalse(switcher.threshold.trainable)
+
+
+if __name__ == "__main__":
+    tf.test.main()
