@@ -18,8 +18,19 @@ from keras.src.models.functional import Functional  # noqa: F401
 
 
 def flatten_layers(layer):
-    """`layer` and all its sub-layers, recursively, each once."""
-    return layer._flatten_layers(include_self=True, recursive=True)
+    """`layer` and all its sub-layers, depth first in model order, each once."""
+    seen, ordered = set(), []
+
+    def visit(current):
+        if id(current) in seen:
+            return
+        seen.add(id(current))
+        ordered.append(current)
+        for child in current._flatten_layers(include_self=False, recursive=False):
+            visit(child)
+
+    visit(layer)
+    return ordered
 
 
 def optimizer_variable_count(optimizer):

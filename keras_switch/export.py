@@ -5,6 +5,7 @@ import numpy as np
 
 from keras_switch import _keras_internals
 from keras_switch.layers import SwitchedDense
+from keras_switch.switcher import Switcher
 
 
 def _switched_layers(model):
@@ -99,16 +100,33 @@ def strip_switches(model):
             f"Model '{model.name}' is not built: call it on data first."
         )
     stripped = rebuild(_strip_config(model.get_config()))
-    values = {}
-    for layer in _keras_internals.flatten_layers(model):
-        if isinstance(layer, SwitchedDense):
-            values[layer.kernel.path] = layer.effective_kernel()
-        for variable in layer.weights:
-            values.setdefault(variable.path, variable)
-    for variable in stripped.weights:
-        if variable.path not in values:
-            raise RuntimeError(
-                f"strip_switches(): no source for variable '{variable.path}'."
+    sources = [
+        layer
+        for layer in _keras_internals.flatten_layers(model)
+        if not isinstance(layer, Switcher)
+    ]
+    targets = _keras_internals.flatten_layers(stripped)
+    if [l.name for l in sources[1:]] != [l.name for l in targets[1:]]:
+        raise RuntimeError(
+            "strip_switches(): the rebuilt model's layers do not match "
+            f"{model.name}'s: {[l.name for l in targets]} vs "
+            f"{[l.name for l in sources]}"
+        )
+    # The root is left out: a SwitchingModel's own state (its step counter)
+    # has no place in a plain model.
+    for source, target in zip(sources[1:], targets[1:]):
+        values = _own_weights(source)
+        if isinstance(source, SwitchedDense):
+            values = [source.effective_kernel()] + (
+                [source.bias] if source.use_bias else []
             )
-        variable.assign(values[variable.path])
+        for variable, value in zip(_own_weights(target), values, strict=True):
+            variable.assign(value)
     return stripped
+
+
+def _own_weights(layer):
+    """`layer`'s weights that none of its sub-layers hold."""
+    children = _keras_internals.flatten_layers(layer)[1:]
+    held = {id(w) for child in children for w in child.weights}
+    return [w for w in layer.weights if id(w) not in held]

@@ -112,6 +112,7 @@ class SwitchingModel(keras.Model):
         self.task_optimizer = None
         self.switch_optimizer = None
         self._switching_args = None
+        self._phase = None
 
     # -- the two variable sets ------------------------------------------------
 
@@ -304,50 +305,90 @@ class SwitchingModel(keras.Model):
         return super().fit(*args, **kwargs)
 
     # -- training -------------------------------------------------------------
+    #
+    # Which phases run is read from `switching_step` in Python, before each
+    # step, and each distinct `Phase` gets its own traced step function, so
+    # `train_step` holds no data-dependent branches. That is what makes it
+    # correct under tf.distribute: an optimizer update synchronises replicas,
+    # and TensorFlow does not allow that inside `tf.cond` in a replica.
 
-    def train_step(self, data):
+    def make_train_function(self, force=False):
+        if self.train_function is not None and not force:
+            return self.train_function
+        if self.steps_per_execution != 1:
+            raise ValueError(
+                "SwitchingModel runs one training step per execution (its phase "
+                "changes from step to step). Received: steps_per_execution="
+                f"{self.steps_per_execution}"
+            )
+        by_phase = {}
+
+        def train_function(iterator):
+            phase = self.current_phase()
+            if phase not in by_phase:
+                super(SwitchingModel, self).make_train_function(force=True)
+                by_phase[phase] = self.train_function
+                self.train_function = train_function
+            self._phase = phase  # read by train_step while it is traced
+            try:
+                return by_phase[phase](iterator)
+            finally:
+                self._phase = None
+
+        self.train_function = train_function
+        return train_function
+
+    def current_phase(self):
+        """The `SwitchSchedule` phase of the next training step."""
+        self._require_compiled()
+        return self.schedule(int(keras.ops.convert_to_numpy(self.switching_step)))
+
+    def _require_compiled(self):
         if self.task_optimizer is None:
             raise RuntimeError(
                 "You must call `compile()` on a SwitchingModel before training it."
             )
+
+    def train_step(self, data):
+        self._require_compiled()
+        phase = self._phase
+        if phase is None:
+            if not tf.executing_eagerly():
+                raise RuntimeError(
+                    "SwitchingModel.train_step must run through fit(), "
+                    "train_on_batch() or make_train_function(): they pick the "
+                    "step's phase from the schedule before tracing it."
+                )
+            phase = self.current_phase()
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         layers = self.switched_layers
         if not self.built or not all(layer.built for layer in layers):
             self(x)  # a subclassed model builds lazily: on the first trace
         self.build_optimizers()
-        task, switch, switching, frozen = self.schedule(self.switching_step)
 
-        masks = self._task_phase_masks(layers, switching, frozen)
-        for layer, mask in zip(layers, masks):
-            layer.mask.assign(ops.where(switching, mask, layer.mask))
-            layer.mask_frozen.assign(ops.cast(frozen, layer.mask_frozen.dtype))
-        y_pred = self._task_phase(layers, masks, x, y, sample_weight, task)
-
-        switch_loss = tf.cond(
-            switch,
-            lambda: self._switch_phase(layers, x, y, sample_weight),
-            lambda: tf.constant(0.0),
-        )
+        masks = self._task_phase_masks(layers, phase)
+        y_pred = self._task_phase(layers, masks, x, y, sample_weight, phase.task)
+        switch_loss = 0.0
+        if phase.switch:
+            switch_loss = self._switch_phase(layers, x, y, sample_weight)
         self.switching_step.assign_add(1)
 
         self._sparsity_tracker.update_state(1.0 - _density(masks))
         self._switch_loss_tracker.update_state(switch_loss)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
-    def _task_phase_masks(self, layers, switching, frozen):
-        if not layers:
-            return []
-
-        def from_switcher():
-            return [ops.stop_gradient(layer.hard_mask()) for layer in layers]
-
-        def stored_or_ones():
-            return [
-                ops.where(frozen, layer.mask, ops.ones_like(layer.mask))
-                for layer in layers
-            ]
-
-        return tf.cond(switching, from_switcher, stored_or_ones)
+    def _task_phase_masks(self, layers, phase):
+        if phase.mask == "dense":
+            masks = [ops.ones_like(layer.kernel) for layer in layers]
+        elif phase.mask == "stored":
+            masks = [ops.convert_to_tensor(layer.mask) for layer in layers]
+        else:
+            masks = [ops.stop_gradient(layer.hard_mask()) for layer in layers]
+            for layer, mask in zip(layers, masks):
+                layer.mask.assign(mask)
+        for layer in layers:
+            layer.mask_frozen.assign(1.0 if phase.frozen else 0.0)
+        return masks
 
     def _task_phase(self, layers, masks, x, y, sample_weight, apply):
         variables = self.task_variables
@@ -361,16 +402,9 @@ class SwitchingModel(keras.Model):
                 sample_weight=ops.shape(keras.tree.flatten(x)[0])[0],
             )
             scaled = self.task_optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled, variables)
-
-        def step():
+        if apply:
+            grads = tape.gradient(scaled, variables)
             self.task_optimizer.apply(grads, variables)
-            return tf.constant(True)
-
-        if self.schedule.mode == "every_batch":
-            step()  # task step on every batch: no branch needed
-        else:
-            tf.cond(apply, step, lambda: tf.constant(False))
         return y_pred
 
     def _switch_phase(self, layers, x, y, sample_weight):

@@ -23,10 +23,20 @@ Modes during switching (`s` = steps since `warmup_steps`):
                    odd `s`.
 """
 
+import collections
+
 import keras
-from keras import ops
 
 MODES = ("every_batch", "alternate")
+
+Phase = collections.namedtuple("Phase", ["task", "switch", "mask", "frozen"])
+Phase.__doc__ = """What one training step does.
+
+`task`: run a task step. `switch`: run a switch step after it. `mask`: where
+the task step's mask comes from: `"dense"` (all on, warm-up), `"switcher"`
+(the switcher's hard mask, stored in each layer) or `"stored"` (the stored
+mask). `frozen`: the stored mask is final (also used at inference).
+"""
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")
@@ -65,29 +75,20 @@ class SwitchSchedule:
         self.freeze_step = freeze_step
 
     def __call__(self, step):
-        """Returns `(task, switch, switching, frozen)` boolean tensors.
-
-        `switching`: the mask comes from the switcher (not the all-on warm-up
-        mask, not the frozen mask).
-        """
-        step = ops.convert_to_tensor(step, "int64")
+        """The `Phase` of training step `step` (a Python int, from 0)."""
+        step = int(step)
+        if step < self.warmup_steps:
+            return Phase(task=True, switch=False, mask="dense", frozen=False)
+        if self.freeze_step is not None and step >= self.freeze_step:
+            # The first frozen step takes the switcher's mask once and keeps it.
+            mask = "switcher" if step == self.freeze_step else "stored"
+            return Phase(task=True, switch=False, mask=mask, frozen=True)
         since = step - self.warmup_steps
-        switching = since >= 0
-        frozen = ops.convert_to_tensor(False)
-        if self.freeze_step is not None:
-            frozen = step >= self.freeze_step
-            switching = ops.logical_and(switching, ops.logical_not(frozen))
         if self.mode == "every_batch":
-            task = ops.convert_to_tensor(True)
-            switch_turn = ops.equal(
-                ops.mod(since, self.switch_every), self.switch_every - 1
-            )
-        else:
-            task = ops.logical_not(switching)
-            switch_turn = ops.equal(ops.mod(since, 2), 1)
-            task = ops.logical_or(task, ops.logical_not(switch_turn))
-        switch = ops.logical_and(switching, switch_turn)
-        return task, switch, switching, frozen
+            switch = since % self.switch_every == self.switch_every - 1
+            return Phase(task=True, switch=switch, mask="switcher", frozen=False)
+        switch = since % 2 == 1
+        return Phase(task=not switch, switch=switch, mask="switcher", frozen=False)
 
     def get_config(self):
         return {

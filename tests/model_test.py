@@ -137,18 +137,22 @@ class PhaseTest(TestCase):
         for _ in range(3):
             logs = model.train_on_batch(x, y, return_dict=True)
         self.assertAlmostEqual(logs["sparsity"], 0.8, delta=0.01)
-        masks = snapshot([layer.mask for layer in model.switched_layers])
+        # The first frozen step (step 5) keeps the switcher's mask of that moment.
+        masks = snapshot([layer.hard_mask() for layer in model.switched_layers])
         switch5 = snapshot(model.switcher_variables)
         kernels = snapshot([layer.kernel for layer in model.switched_layers])
         for _ in range(3):  # frozen
             model.train_on_batch(x, y)
         self.assertFalse(any(_changed(switch5, snapshot(model.switcher_variables))))
-        self.assertTrue(all(_changed(kernels, snapshot([l.kernel for l in model.switched_layers]))))
+        self.assertTrue(
+            all(_changed(kernels, snapshot([l.kernel for l in model.switched_layers])))
+        )
         for layer, mask in zip(model.switched_layers, masks):
             self.assertAllEqual(layer.mask, mask)
             self.assertEqual(float(layer.mask_frozen), 1.0)
-            # Inference after the run uses the frozen mask.
+            # Inference after the run uses the frozen mask, not the switcher's.
             self.assertAllEqual(layer.current_mask(), mask)
+        self.assertEqual(int(model.switch_optimizer.iterations), 3)
 
     def test_pure_task_loss_switches_nothing_off(self):
         model = mlp()

@@ -7,39 +7,36 @@ from tests.test_case import TestCase
 
 
 def phases(schedule, steps):
-    return [tuple(bool(v) for v in schedule(step)) for step in range(steps)]
+    return [tuple(schedule(step)) for step in range(steps)]
+
+
+DENSE = (True, False, "dense", False)
+TASK = (True, False, "switcher", False)
+BOTH = (True, True, "switcher", False)
+SWITCH = (False, True, "switcher", False)
 
 
 class SwitchScheduleTest(TestCase, parameterized.TestCase):
     def test_every_batch(self):
-        # (task, switch, switching, frozen)
-        self.assertEqual(phases(SwitchSchedule(), 2), [(True, True, True, False)] * 2)
+        self.assertEqual(phases(SwitchSchedule(), 2), [BOTH, BOTH])
 
     def test_every_k_with_warmup_and_freeze(self):
         schedule = SwitchSchedule(switch_every=3, warmup_steps=2, freeze_step=9)
-        got = phases(schedule, 10)
-        warm = (True, False, False, False)
-        task_only = (True, False, True, False)
-        both = (True, True, True, False)
-        frozen = (True, False, False, True)
+        freeze = (True, False, "switcher", True)
+        frozen = (True, False, "stored", True)
         self.assertEqual(
-            got,
-            [warm, warm, task_only, task_only, both, task_only, task_only, both,
-             task_only, frozen],
+            phases(schedule, 11),
+            [DENSE, DENSE, TASK, TASK, BOTH, TASK, TASK, BOTH, TASK, freeze, frozen],
         )
 
     def test_alternate(self):
         got = phases(SwitchSchedule(mode="alternate", warmup_steps=1), 5)
-        self.assertEqual(
-            got,
-            [
-                (True, False, False, False),
-                (True, False, True, False),
-                (False, True, True, False),
-                (True, False, True, False),
-                (False, True, True, False),
-            ],
-        )
+        self.assertEqual(got, [DENSE, TASK, SWITCH, TASK, SWITCH])
+
+    def test_phase_fields(self):
+        phase = SwitchSchedule()(0)
+        self.assertTrue(phase.task and phase.switch)
+        self.assertEqual(phase.mask, "switcher")
 
     def test_round_trip(self):
         schedule = SwitchSchedule(mode="every_batch", switch_every=4, freeze_step=10)
