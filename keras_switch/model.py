@@ -1,12 +1,14 @@
 """`SwitchingModel`: trains a task network and its switcher alternately.
 
-One training step (`train_step`), in this order:
+One training step (`train_step`), in this order, as the `SwitchSchedule`
+phase of the step (read from `switching_step`) says:
 
-1. **Task phase.** The mask of the current phase (switcher's hard mask while
-   switching, all-ones during the dense warm-up, the stored mask once
-   frozen) is computed outside any tape and held fixed; one gradient step of
+1. **Task phase.** The mask of the phase (the switcher's hard mask while
+   switching, which is also stored in each layer's `mask` variable;
+   all-ones during the dense warm-up; the stored mask once frozen) is
+   computed outside any tape and held fixed; one gradient step of
    `task_optimizer` on the task variables (everything trainable except the
-   switchers). The mask used is stored in each layer's `mask` variable.
+   switchers).
 2. **Switch phase** (when the schedule says so). The switcher's masks are
    recomputed from the updated kernels with the straight-through estimator;
    one gradient step of `switch_optimizer` on the switcher variables only,
@@ -20,7 +22,8 @@ Sparsity control (the pure task loss switches nothing off in practice):
   `task loss + lam * density`, where `density` is the fraction of switched-on
   connections over all switched layers, its value from the hard 0/1 masks
   and its gradient the straight-through one. How sparse the result gets
-  depends on `lam`, the data and the budget.
+  depends on `lam`, the data and the budget; a large `lam` can teach the
+  switcher to rank by the wrong features (see below).
 * `target_sparsity=s` -> a global threshold: after each switch step, the
   switcher's `threshold` is set between the scores of the k-th and (k+1)-th
   highest-scoring connections over all its layers, k = (1 - s) * entries, so
@@ -29,7 +32,8 @@ Sparsity control (the pure task loss switches nothing off in practice):
   choice. The target density moves linearly from 1 to `1 - s` over
   `target_ramp_steps` steps after the warm-up.
 
-Why not a penalty toward the target: measured on digits, a penalty that
+Why not a penalty toward the target: measured on digits (64-64-32-10,
+Adam 1e-2, penalty `5 * |density - target|`), a penalty that
 reaches the switcher's feature weights pushes down the weight of every
 positive feature (magnitude first) until the switcher keeps the *smallest*
 weights and the network dies (kept mean |w| 0.012 vs pruned 0.12); a penalty
@@ -195,6 +199,12 @@ class SwitchingModel(keras.Model):
                 "Unrecognized keyword arguments passed to "
                 f"SwitchingModel.compile(): {sorted(kwargs)}"
             )
+        if steps_per_execution != 1:
+            raise ValueError(
+                "SwitchingModel runs one training step per execution (its phase "
+                "can change from step to step). Received: steps_per_execution="
+                f"{steps_per_execution!r}"
+            )
         schedule = _resolve_schedule(schedule)
         target_sparsity, sparsity_penalty = _check_sparsity_control(
             target_sparsity, sparsity_penalty
@@ -297,7 +307,7 @@ class SwitchingModel(keras.Model):
                     f"variables, expected {len(variables)}. "
                     "This happens when a subclassed SwitchingModel is first "
                     "built by Keras itself under a distribution strategy: call "
-                    "the model once on a batch before compile()."
+                    "the model once on a batch before fit()."
                 )
 
     def fit(self, *args, **kwargs):
@@ -315,12 +325,6 @@ class SwitchingModel(keras.Model):
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:
             return self.train_function
-        if self.steps_per_execution != 1:
-            raise ValueError(
-                "SwitchingModel runs one training step per execution (its phase "
-                "changes from step to step). Received: steps_per_execution="
-                f"{self.steps_per_execution}"
-            )
         by_phase = {}
 
         def train_function(iterator):

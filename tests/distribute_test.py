@@ -71,6 +71,30 @@ class MirroredTest(TestCase, parameterized.TestCase):
                 report["overall"], compile_kwargs["target_sparsity"], delta=0.01
             )
 
+    def test_save_load_under_the_strategy(self):
+        model = _train(_mirrored(), SwitchSchedule(), target_sparsity=0.5)
+        path = self.get_temp_dir() + "/mirrored.keras"
+        model.save(path)
+        with _mirrored().scope():
+            loaded = keras.models.load_model(path)
+        x = digits(32)[0][0]
+        self.assertAllClose(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+        loaded.fit(x, np.zeros(32, "int32"), batch_size=16, verbose=0)
+
+    def test_unbuilt_subclassed_model_gets_a_clear_error(self):
+        from tests.model_test import SubclassedNet
+
+        with _mirrored().scope():
+            model = compile_for_classes(SubclassedNet())
+        (x, y), _ = digits(64)
+        with self.assertRaisesRegex(RuntimeError, "call the model once on a batch"):
+            model.fit(x, y, batch_size=32, verbose=0)
+        with _mirrored().scope():
+            model = SubclassedNet()
+            model(x[:1])
+            compile_for_classes(model)
+        model.fit(x, y, batch_size=32, verbose=0)
+
 
 if __name__ == "__main__":
     tf.test.main()

@@ -154,6 +154,20 @@ class PhaseTest(TestCase):
             self.assertAllEqual(layer.current_mask(), mask)
         self.assertEqual(int(model.switch_optimizer.iterations), 3)
 
+    def test_train_step_in_a_custom_tf_function_raises(self):
+        model = compile_for_classes(mlp())
+        (x, y), _ = digits(32)
+        with self.assertRaisesRegex(RuntimeError, "must run through fit"):
+            tf.function(model.train_step)((x, y))
+
+    def test_eager_train_step_follows_the_schedule(self):
+        model = compile_for_classes(mlp(), schedule="alternate", run_eagerly=True)
+        (x, y), _ = digits(32)
+        model.train_step((x, y))
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+        self.assertEqual(int(model.task_optimizer.iterations), 1)
+        self.assertEqual(int(model.switch_optimizer.iterations), 1)
+
     def test_pure_task_loss_switches_nothing_off(self):
         model = mlp()
         compile_for_classes(model)
@@ -209,6 +223,8 @@ class CompileTest(TestCase, parameterized.TestCase):
         ("schedule_mode", dict(schedule="never"), ValueError, "mode"),
         ("optimizer", dict(optimizer="adam"), ValueError, "task_optimizer"),
         ("unknown", dict(learning_rate=3), TypeError, "learning_rate"),
+        ("steps_per_execution", dict(steps_per_execution=4), ValueError,
+         "steps_per_execution"),
     )
     def test_invalid_compile_arguments_raise(self, kwargs, error, pattern):
         with self.assertRaisesRegex(error, pattern):
