@@ -7,8 +7,9 @@ into its class hierarchy *for good*: afterwards `class Net(Sub)` with a plain
 'outputs'". `SwitchingModel` avoids that by building functional instances of
 a dedicated subclass that inherits `Functional` directly, which needs the
 class itself. Layers are also walked recursively, which Keras only offers as
-`Layer._flatten_layers`, and an optimizer's variable set is read to check it
-was built over the right variables.
+`Layer._flatten_layers`, an optimizer's variable set is read to check it
+was built over the right variables, and the compiled loss tracker (which
+Keras' own `train_step` updates) is updated by ours.
 
 `tests/keras_internals_test.py` pins every assumption made here, so a Keras
 release that moves them fails that test instead of failing users.
@@ -36,3 +37,8 @@ def flatten_layers(layer):
 def optimizer_variable_count(optimizer):
     """How many model variables `optimizer` was built over."""
     return len(optimizer._trainable_variables)
+
+
+def loss_tracker(model):
+    """The `keras.metrics.Mean` behind the "loss" entry of `model.metrics`."""
+    return model._loss_tracker

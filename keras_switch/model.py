@@ -398,10 +398,10 @@ class SwitchingModel(keras.Model):
         variables = self.task_variables
         with _phase_masks(layers, masks), tf.GradientTape() as tape:
             y_pred = self(x, training=True)
-            loss = self._compute_loss(
+            loss = self.compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
-            self._loss_tracker.update_state(
+            _keras_internals.loss_tracker(self).update_state(
                 _unscale_for_replicas(loss),
                 sample_weight=ops.shape(keras.tree.flatten(x)[0])[0],
             )
@@ -418,7 +418,7 @@ class SwitchingModel(keras.Model):
             masks = [straight_through(l) for l in logits]
             with _phase_masks(layers, masks):
                 y_pred = self(x, training=True)
-            loss = self._compute_loss(
+            loss = self.compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
             penalty = self._sparsity_term(_density(masks))

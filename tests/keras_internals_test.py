@@ -50,6 +50,14 @@ class KerasInternalsTest(TestCase):
         optimizer.build(variables)
         self.assertEqual(_keras_internals.optimizer_variable_count(optimizer), 2)
 
+    def test_loss_tracker_is_the_loss_metric(self):
+        inputs = keras.Input((2,))
+        model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+        model.compile("sgd", "mse")
+        tracker = _keras_internals.loss_tracker(model)
+        self.assertIs(tracker, model.metrics[0])
+        self.assertEqual(tracker.name, "loss")
+
 
 if __name__ == "__main__":
     tf.test.main()
