@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+APT_GET ?= apt-get
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: setup data demo test test-all clean
 
@@ -20,7 +22,7 @@ setup: $(STAMP)
 data:
 	@if [ -e $(FASHION_MNIST)/train-images-idx3-ubyte.gz ]; then \
 	  echo "Fashion-MNIST found in $(FASHION_MNIST)"; \
-	elif ! command -v apt-get >/dev/null 2>&1; then \
+	elif ! command -v $(APT_GET) >/dev/null 2>&1; then \
 	  echo "error: Fashion-MNIST is missing from $(FASHION_MNIST) and apt-get is not available." >&2; \
 	  echo "Install Debian's dataset-fashion-mnist package, or run the demo with" >&2; \
 	  echo "  $(PY) examples/fashion_mnist_demo.py --data-dir DIR  (MNIST-format IDX files)" >&2; \
@@ -28,12 +30,14 @@ data:
 	else \
 	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO="sudo -n"; \
 	  echo "Installing dataset-fashion-mnist with apt-get..."; \
-	  ( $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null ) || { \
+	  ( $$SUDO $(APT_GET) update -qq && $$SUDO $(APT_GET) install -y -qq dataset-fashion-mnist >/dev/null ) || { \
 	    echo "error: could not install dataset-fashion-mnist (needs root or passwordless sudo)." >&2; exit 2; }; \
+	  [ -e $(FASHION_MNIST)/train-images-idx3-ubyte.gz ] || { \
+	    echo "error: dataset-fashion-mnist is installed but $(FASHION_MNIST) has no train-images-idx3-ubyte.gz." >&2; exit 2; }; \
 	fi
 
 demo: setup data
-	$(PY) examples/fashion_mnist_demo.py
+	$(PY) examples/fashion_mnist_demo.py --data-dir $(FASHION_MNIST) $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
