@@ -5,15 +5,8 @@ import numpy as np
 
 from keras_switch import _keras_internals
 from keras_switch.layers import SwitchedDense
+from keras_switch.layers import switched_layers
 from keras_switch.switcher import Switcher
-
-
-def _switched_layers(model):
-    return [
-        layer
-        for layer in _keras_internals.flatten_layers(model)
-        if isinstance(layer, SwitchedDense) and layer.switched
-    ]
 
 
 def sparsity_report(model):
@@ -32,7 +25,7 @@ def sparsity_report(model):
     """
     rows = []
     zeros = entries = 0
-    for layer in _switched_layers(model):
+    for layer in switched_layers(model):
         if not layer.built:
             raise ValueError(
                 f"Layer '{layer.name}' is not built: call the model on data "

@@ -5,6 +5,7 @@ import contextlib
 import keras
 from keras import ops
 
+from keras_switch import _keras_internals
 from keras_switch.switcher import Switcher
 from keras_switch.switcher import deserialize_shared
 from keras_switch.switcher import serialize_shared
@@ -281,3 +282,13 @@ class SwitchedDense(keras.layers.Layer):
         if config.get("switcher") is not None:
             config["switcher"] = deserialize_shared(config["switcher"])
         return cls(**config)
+
+
+def switched_layers(model):
+    """Every `SwitchedDense` of `model` that has a switcher, in model order
+    (nested models included)."""
+    return [
+        layer
+        for layer in _keras_internals.flatten_layers(model)
+        if isinstance(layer, SwitchedDense) and layer.switched
+    ]

@@ -48,7 +48,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_switch import _keras_internals
-from keras_switch.layers import SwitchedDense
+from keras_switch.layers import switched_layers
 from keras_switch.layers import straight_through
 from keras_switch.schedule import SwitchSchedule
 from keras_switch.switcher import sharing_scope
@@ -123,11 +123,7 @@ class SwitchingModel(keras.Model):
     @property
     def switched_layers(self):
         """Every `SwitchedDense` with a switcher, in model order."""
-        return [
-            layer
-            for layer in _keras_internals.flatten_layers(self)
-            if isinstance(layer, SwitchedDense) and layer.switched
-        ]
+        return switched_layers(self)
 
     @property
     def switchers(self):

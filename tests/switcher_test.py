@@ -1,4 +1,3 @@
-import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
