@@ -1,9 +1,20 @@
+import keras
 import numpy as np
 import tensorflow as tf
+from absl.testing import parameterized
 
 import keras_switch
+from keras_switch.models import MODELS
+from keras_switch.models import build_model
 from keras_switch.models import lenet_300_100
+from keras_switch.models import resnet18
 from tests.test_case import TestCase
+
+IMAGE = (32, 32, 3)
+
+
+def switched_shapes(model):
+    return [list(layer.kernel.shape) for layer in model.switched_layers]
 
 
 class LeNetTest(TestCase):
@@ -14,6 +25,88 @@ class LeNetTest(TestCase):
         self.assertEqual(shapes, [[784, 300], [300, 100], [100, 10]])
         self.assertLen(model.switchers, 1)
         self.assertEqual(model.predict(np.zeros((2, 28, 28)), verbose=0).shape, (2, 10))
+
+
+class RegistryTest(TestCase, parameterized.TestCase):
+    @parameterized.named_parameters(
+        ("lenet300", "lenet300", (28, 28), 10, {}, [[784, 300], [300, 100], [100, 10]]),
+        ("lenet5", "lenet5", (28, 28), 10, {}, [[400, 120], [120, 84], [84, 10]]),
+        ("lenet5_100", "lenet5", (28, 28), 100, {}, [[400, 120], [120, 84], [84, 100]]),
+        ("lenet5_channels", "lenet5", (28, 28, 1), 10, {}, [[400, 120], [120, 84], [84, 10]]),
+        ("resnet18", "resnet18", IMAGE, 10, {}, [[512, 512], [512, 10]]),
+        ("resnet18_100", "resnet18", IMAGE, 100, {}, [[512, 512], [512, 100]]),
+        ("resnet18_no_hidden", "resnet18", IMAGE, 10, {"head_units": ()}, [[512, 10]]),
+        ("resnet34", "resnet34", IMAGE, 100, {}, [[512, 512], [512, 100]]),
+        ("vgg16", "vgg16", IMAGE, 10, {}, [[512, 512], [512, 512], [512, 10]]),
+        ("vgg16_100", "vgg16", IMAGE, 100, {}, [[512, 512], [512, 512], [512, 100]]),
+        ("mobilenet", "mobilenet", IMAGE, 10, {}, [[1024, 10]]),
+        ("mobilenet_100", "mobilenet", IMAGE, 100, {}, [[1024, 100]]),
+        (
+            "mobilenet_half_hidden",
+            "mobilenet",
+            IMAGE,
+            10,
+            {"width_multiplier": 0.5, "head_units": (256,)},
+            [[512, 256], [256, 10]],
+        ),
+    )
+    def test_build(self, name, input_shape, num_classes, kwargs, expected):
+        model = build_model(name, input_shape, num_classes, **kwargs)
+        self.assertIsInstance(model, keras_switch.SwitchingModel)
+        self.assertLen(model.switchers, 1)
+        self.assertEqual(switched_shapes(model), expected)
+        names = [layer.name for layer in model.switched_layers]
+        self.assertEqual(names, [f"fc{i}" for i in range(1, len(expected) + 1)])
+        dense = [
+            layer
+            for layer in model.layers
+            if isinstance(layer, keras_switch.SwitchedDense)
+        ]
+        self.assertLen(dense, len(expected))  # every SwitchedDense is switched
+        x = np.random.uniform(size=(2, *input_shape)).astype("float32")
+        self.assertEqual(model.predict(x, verbose=0).shape, (2, num_classes))
+
+    @parameterized.named_parameters(*[(name, name) for name in MODELS])
+    def test_uses_given_switcher(self, name):
+        switcher = keras_switch.Switcher()
+        input_shape = (28, 28) if name.startswith("lenet") else IMAGE
+        model = MODELS[name](input_shape=input_shape, switcher=switcher)
+        self.assertLen(model.switchers, 1)
+        self.assertIs(model.switchers[0], switcher)
+
+    def test_unknown_name_raises(self):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"invalid value for `model`, expected one of \['lenet300', 'lenet5', "
+            r"'resnet18', 'resnet34', 'vgg16', 'mobilenet'\]\. Received: model='foo'",
+        ):
+            build_model("foo", IMAGE, 10)
+
+    @parameterized.named_parameters(("zero", 0), ("negative", -0.5), ("string", "1"))
+    def test_mobilenet_invalid_width_multiplier_raises(self, value):
+        with self.assertRaisesRegex(ValueError, "`width_multiplier`.*Received"):
+            build_model("mobilenet", IMAGE, 10, width_multiplier=value)
+
+    def test_lenet5_invalid_input_shape_raises(self):
+        with self.assertRaisesRegex(ValueError, "`input_shape`.*Received"):
+            build_model("lenet5", (784,), 10)
+
+
+class TrainTest(TestCase):
+    def test_resnet18_train_on_batch(self):
+        model = resnet18()
+        model.compile(
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            target_sparsity=0.5,
+        )
+        x = np.random.uniform(size=(4, *IMAGE)).astype("float32")
+        y = np.random.randint(0, 10, size=(4,))
+        for _ in range(2):
+            logs = model.train_on_batch(x, y, return_dict=True)
+        self.assertTrue(np.isfinite(logs["loss"]))
+        self.assertEqual(int(model.switching_step.numpy()), 2)
+        report = keras_switch.sparsity_report(model)
+        self.assertAllClose(report["overall"], 0.5, atol=0.01)
 
 
 if __name__ == "__main__":
