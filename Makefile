@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[cpu,test]'
+	$(PY) -m pip install --quiet -e '.[cpu,train,test]'
 	touch $(STAMP)
 
 setup: $(STAMP)

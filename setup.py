@@ -28,6 +28,7 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu>=2.18"],
         "gpu": ["tensorflow[and-cuda]>=2.18"],
-        "test": ["pytest>=8", "scikit-learn"],
+        "train": ["ml_collections", "absl-py", "tensorboard"],
+        "test": ["pytest>=8", "scikit-learn", "ml_collections", "absl-py", "tensorboard"],
     },
 )

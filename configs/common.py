@@ -1,0 +1,52 @@
+"""Defaults shared by every experiment config.
+
+Every key can be overridden on the command line, `--config.<key>=<value>`;
+keys whose default is None are typed placeholders, so that
+`--config.target_sparsity=0.95` works where the default is None.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def base_config(model, dataset, data_dir=None):
+    config = ml_collections.ConfigDict()
+    # Model and data.
+    config.model = model
+    config.dataset = dataset
+    config.data_dir = config_dict.placeholder(str)
+    config.data_dir = data_dir
+    config.data_source = "auto"  # auto | files | tfds | sklearn
+    config.augment = False
+    config.max_train_examples = config_dict.placeholder(int)
+    config.max_test_examples = config_dict.placeholder(int)
+    # Training.
+    config.num_epochs = 10
+    config.batch_size = 128
+    config.seed = 0
+    config.checkpoint_every_epochs = 1
+    # Switcher and sparsity control (target_sparsity None = pure task loss).
+    config.switcher = ml_collections.ConfigDict(
+        {"hidden_units": (16, 16), "initial_logit": 2.0, "magnitude_prior": 1.0}
+    )
+    config.target_sparsity = config_dict.placeholder(float)
+    config.target_sparsity = 0.9
+    config.sparsity_penalty = config_dict.placeholder(float)
+    # Optimizers.
+    config.task_optimizer = ml_collections.ConfigDict(
+        {"name": "adam", "learning_rate": 1e-3}
+    )
+    config.switch_optimizer = ml_collections.ConfigDict(
+        {"name": "adam", "learning_rate": 1e-3}
+    )
+    # Schedule, in epochs: warm-up, ramp of the target, frozen tail.
+    config.schedule = ml_collections.ConfigDict(
+        {
+            "mode": "every_batch",
+            "switch_every": 1,
+            "warmup_epochs": 0,
+            "ramp_epochs": 5,
+            "freeze_epochs": 1,
+        }
+    )
+    return config

@@ -1,0 +1,18 @@
+"""lenet300 on mnist, all FC layers switched, 90% target FC sparsity.
+
+    python -m trainers.train --config=configs/lenet300_mnist.py --workdir=/tmp/lenet300_mnist
+
+MNIST: set --config.data_dir to a directory of MNIST IDX files, or leave it
+unset to use tensorflow-datasets (downloads; not measurable offline here).
+Runtime and accuracy: see the configs table in README.md.
+"""
+
+from configs import common
+
+
+def get_config():
+    config = common.base_config("lenet300", "mnist", data_dir=None)
+    config.num_epochs = 8
+    config.batch_size = 128
+    config.schedule.ramp_epochs = 4
+    return config

@@ -1,0 +1,24 @@
+"""resnet34 (32x32 variant) on cifar10: plain convolution trunk, switched FC head.
+
+    python -m trainers.train --config=configs/resnet34_cifar10.py --workdir=/tmp/resnet34_cifar10 \
+        --config.data_dir=DIR   # containing cifar-10-batches-py / cifar-100-python
+
+Without --config.data_dir the data comes from tensorflow-datasets (downloads).
+Not measurable on this project's 2-core CPU machines (hours per epoch); the
+configs are built and run for a few steps on generated CIFAR files in tests.
+"""
+
+from configs import common
+
+
+def get_config():
+    config = common.base_config("resnet34", "cifar10")
+    config.augment = True
+    config.num_epochs = 60
+    config.batch_size = 128
+    config.task_optimizer.name = "sgd"
+    config.task_optimizer.learning_rate = 0.05
+    config.schedule.warmup_epochs = 5
+    config.schedule.ramp_epochs = 20
+    config.schedule.freeze_epochs = 10
+    return config

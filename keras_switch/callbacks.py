@@ -1,0 +1,80 @@
+"""`SwitchSummaries`: TensorBoard views of the switches.
+
+Keras' own `keras.callbacks.TensorBoard` already writes every metric that
+`SwitchingModel.train_step` returns (loss, accuracy, `sparsity`,
+`switch_loss`, and the `val_` ones). This callback adds what a metric cannot
+carry, once per epoch, under `<log_dir>/switches`:
+
+* scalars `sparsity/<layer>`, `sparsity/overall`, `learning_rate/task`,
+  `learning_rate/switch`, `phase` (0 dense warm-up, 1 switching, 2 frozen);
+* histograms `switch_probability/<layer>` (sigmoid of the switcher's logits)
+  and `masked_weights/<layer>` (the kept, non-zero weights);
+* images `mask/<layer>` (white = on), one `[in, out]` picture per layer.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_switch.export import sparsity_report
+from keras_switch.layers import switched_layers
+
+PHASES = {"dense": 0, "switcher": 1, "stored": 2}
+
+
+class SwitchSummaries(keras.callbacks.Callback):
+    """Writes per-layer switch statistics for TensorBoard every epoch.
+
+    Args:
+        log_dir: The TensorBoard log directory (the same one you give
+            `keras.callbacks.TensorBoard`); summaries go to
+            `<log_dir>/switches`.
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = log_dir
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        self._writer = tf.summary.create_file_writer(
+            os.path.join(self.log_dir, "switches")
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        model = self.model
+        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        report = sparsity_report(model)
+        with self._writer.as_default(step=step):
+            for row in report["layers"]:
+                tf.summary.scalar(f"sparsity/{row['name']}", row["sparsity"])
+            tf.summary.scalar("sparsity/overall", report["overall"])
+            for name in ("task_optimizer", "switch_optimizer"):
+                optimizer = getattr(model, name, None)
+                if optimizer is not None:
+                    tag = "learning_rate/" + name.split("_")[0]
+                    tf.summary.scalar(tag, float(optimizer.learning_rate))
+            if hasattr(model, "current_phase"):
+                phase = model.current_phase()
+                value = 2 if phase.frozen else PHASES[phase.mask]
+                tf.summary.scalar("phase", value)
+            for layer in switched_layers(model):
+                probabilities = layer.switcher.probabilities(layer.kernel)
+                tf.summary.histogram(
+                    f"switch_probability/{layer.name}", probabilities
+                )
+                kernel = keras.ops.convert_to_numpy(layer.effective_kernel())
+                tf.summary.histogram(
+                    f"masked_weights/{layer.name}", kernel[kernel != 0]
+                )
+                mask = keras.ops.convert_to_numpy(layer.current_mask())
+                tf.summary.image(
+                    f"mask/{layer.name}", mask[np.newaxis, :, :, np.newaxis]
+                )
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()

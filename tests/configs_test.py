@@ -1,0 +1,69 @@
+"""Every config in configs/ imports, checks out, and trains a few steps on
+generated data in its dataset's real file format."""
+
+import glob
+import importlib
+import json
+import os
+
+import tensorflow as tf
+from absl.testing import parameterized
+
+from tests.datasets_test import _write_files
+from tests.test_case import TestCase
+from trainers import train_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(
+    os.path.splitext(os.path.basename(path))[0]
+    for path in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+    if not os.path.basename(path).startswith(("_", "common"))
+)
+PAPER = {
+    (model, dataset)
+    for model in ("lenet300", "lenet5")
+    for dataset in ("mnist", "fashion_mnist")
+} | {
+    (model, dataset)
+    for model in ("resnet18", "resnet34", "vgg16", "mobilenet")
+    for dataset in ("cifar10", "cifar100")
+}
+
+
+def _config(name):
+    return importlib.import_module(f"configs.{name}").get_config()
+
+
+class ConfigsTest(TestCase, parameterized.TestCase):
+    def test_every_paper_pair_has_a_config(self):
+        pairs = {(_config(n).model, _config(n).dataset) for n in CONFIGS}
+        self.assertEqual(PAPER - pairs, set())
+        self.assertIn("lenet300_fashion_mnist", CONFIGS)
+
+    @parameterized.named_parameters((name, name) for name in CONFIGS)
+    def test_trains_a_few_steps(self, name):
+        config = _config(name)
+        train_lib.check_config(config)
+        data_dir = self.create_tempdir().full_path
+        _write_files(data_dir, config.dataset)
+        config.data_dir = data_dir
+        config.data_source = "files"
+        config.num_epochs = 2
+        config.batch_size = 4
+        config.max_train_examples = 8
+        config.max_test_examples = 4
+        config.schedule.warmup_epochs = 0
+        config.schedule.ramp_epochs = 1
+        config.schedule.freeze_epochs = 1
+        workdir = self.create_tempdir().full_path
+        report = train_lib.train_and_evaluate(config, workdir)
+        self.assertEqual(report["steps"], 4)
+        self.assertEqual(report["model"], config.model)
+        with open(os.path.join(workdir, "report.json")) as f:
+            self.assertEqual(json.load(f)["dataset"], config.dataset)
+        if config.target_sparsity is not None:
+            self.assertAlmostEqual(report["fc_sparsity"], config.target_sparsity, delta=0.01)
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,183 @@
+"""The training binary and train_and_evaluate, on small generated data."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+import keras_switch
+from configs import lenet300_fashion_mnist
+from tests.data_test import _write_split
+from tests.test_case import TestCase
+from trainers import train_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def small_config(data_dir, **overrides):
+    config = lenet300_fashion_mnist.get_config()
+    config.data_dir = data_dir
+    config.num_epochs = 3
+    config.batch_size = 32
+    config.schedule.ramp_epochs = 1
+    config.schedule.freeze_epochs = 1
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def run_binary(args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, "-m", "trainers.train", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def tree(directory):
+    """{relative path: (size, mtime)} of every file under `directory`."""
+    out = {}
+    for path in glob.glob(os.path.join(directory, "**"), recursive=True):
+        if os.path.isfile(path):
+            stat = os.stat(path)
+            out[os.path.relpath(path, directory)] = (stat.st_size, stat.st_mtime_ns)
+    return out
+
+
+class TrainAndEvaluateTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.data_dir = os.path.join(
+            os.environ.get("TEST_TMPDIR", "/tmp"), f"ks_idx_{os.getpid()}"
+        )
+        os.makedirs(cls.data_dir, exist_ok=True)
+        _write_split(cls.data_dir, n_train=96, n_test=40)
+
+    def test_writes_the_run_directory(self):
+        workdir = self.create_tempdir().full_path
+        report = train_lib.train_and_evaluate(small_config(self.data_dir), workdir)
+        for name in ("config.json", "report.json", "checkpoints/latest.weights.h5",
+                     "checkpoints/state.json", "export/model.keras",
+                     "export/saved_model/saved_model.pb"):
+            self.assertTrue(os.path.exists(os.path.join(workdir, name)), name)
+        with open(os.path.join(workdir, "report.json")) as f:
+            written = json.load(f)
+        self.assertEqual(set(written), set(train_lib.REPORT_KEYS))
+        self.assertEqual(written["steps"], 3 * 3)
+        self.assertAlmostEqual(written["fc_sparsity"], 0.9, delta=0.01)
+        # report.json says what sparsity_report says of the exported model.
+        exported = keras.models.load_model(os.path.join(workdir, "export/model.keras"))
+        kernels = [l.kernel.numpy() for l in exported.layers if isinstance(l, keras.layers.Dense)]
+        zeros = sum(int(np.sum(k == 0)) for k in kernels)
+        self.assertAlmostEqual(zeros / sum(k.size for k in kernels), written["fc_sparsity"])
+        self.assertEqual([r["nonzeros"] for r in written["layers"]],
+                         [int(np.count_nonzero(k)) for k in kernels])
+        # Both exports reload and give the reported accuracy.
+        (_, _), (x_test, y_test) = keras_switch.data.load_fashion_mnist(self.data_dir)
+        accuracy = np.mean(np.argmax(exported.predict(x_test, verbose=0), -1) == y_test)
+        self.assertAlmostEqual(accuracy, written["test_accuracy"])
+        served = tf.saved_model.load(os.path.join(workdir, "export/saved_model"))
+        logits = served.serve(tf.constant(x_test))
+        self.assertAlmostEqual(np.mean(np.argmax(logits, -1) == y_test), written["test_accuracy"])
+        self.assertEqual(report, written)
+        # TensorBoard event files: Keras' scalars and ours.
+        self.assertTrue(glob.glob(os.path.join(workdir, "tensorboard/train/events.*")))
+        self.assertTrue(glob.glob(os.path.join(workdir, "tensorboard/switches/events.*")))
+
+    def test_same_workdir_resumes_and_other_config_is_refused(self):
+        workdir = self.create_tempdir().full_path
+        config = small_config(self.data_dir)
+        train_lib.train_and_evaluate(config, workdir)
+        before = tree(workdir)
+        changed = small_config(self.data_dir, seed=7)
+        with self.assertRaisesRegex(train_lib.ConfigError, r"different config \(keys \['seed'\]\)"):
+            train_lib.train_and_evaluate(changed, workdir)
+        self.assertEqual(tree(workdir), before)
+        # Same config again: everything was done, nothing is retrained.
+        report = train_lib.train_and_evaluate(config, workdir)
+        self.assertEqual(report["steps"], 9)
+
+
+class BinaryTest(TestCase, parameterized.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.data_dir = os.path.join(
+            os.environ.get("TEST_TMPDIR", "/tmp"), f"ks_idx_bin_{os.getpid()}"
+        )
+        os.makedirs(cls.data_dir, exist_ok=True)
+        _write_split(cls.data_dir, n_train=64, n_test=16)
+
+    def _args(self, workdir, *extra):
+        return [
+            "--config=configs/lenet300_fashion_mnist.py", f"--workdir={workdir}",
+            f"--config.data_dir={self.data_dir}", "--config.num_epochs=2",
+            "--config.batch_size=32", "--config.schedule.ramp_epochs=1", *extra,
+        ]
+
+    @parameterized.named_parameters(
+        ("unknown_key", ["--config.learning_rat=0.1"], "learning_rat"),
+        ("negative_lr", ["--config.task_optimizer.learning_rate=-0.1"], "learning_rate must be > 0"),
+        ("target_high", ["--config.target_sparsity=1.0"], r"target_sparsity must be None or in \[0, 1\)"),
+        ("batch_zero", ["--config.batch_size=0"], "batch_size must be a positive integer"),
+        ("model", ["--config.model=alexnet"], "config.model must be one of"),
+        ("wrong_type", ["--config.num_epochs=two"], "num_epochs"),
+    )
+    def test_bad_config_exits_nonzero_and_touches_nothing(self, extra, pattern):
+        workdir = self.create_tempdir().full_path
+        with open(os.path.join(workdir, "keep.txt"), "w") as f:
+            f.write("existing output")
+        before = tree(workdir)
+        result = run_binary(self._args(workdir, *extra))
+        self.assertNotEqual(result.returncode, 0)
+        self.assertRegex(result.stderr, pattern)
+        self.assertEqual(tree(workdir), before)
+
+    def test_missing_data_exits_2_and_touches_nothing(self):
+        workdir = self.create_tempdir().full_path
+        result = run_binary(self._args(workdir, f"--config.data_dir={workdir}/nope"))
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("error:", result.stderr)
+        self.assertEqual(tree(workdir), {})
+
+    def test_help_documents_the_flags(self):
+        result = run_binary(["--helpfull"])
+        for flag in ("--config", "--workdir", "--strategy", "--cpu_devices"):
+            self.assertIn(flag, result.stdout)
+
+    def test_killed_run_resumes(self):
+        workdir = self.create_tempdir().full_path
+        args = self._args(workdir, "--config.num_epochs=40", "--config.schedule.freeze_epochs=0")
+        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trainers.train", *args], cwd=ROOT, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        state = os.path.join(workdir, "checkpoints", "state.json")
+        deadline = time.time() + 240
+        while time.time() < deadline and not os.path.exists(state):
+            time.sleep(0.2)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        self.assertTrue(os.path.exists(state), "no checkpoint before the deadline")
+        with open(state) as f:
+            done = json.load(f)["epochs_done"]
+        self.assertLess(done, 40)
+        result = run_binary(args)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(f"Resuming from {workdir}/checkpoints: {done} epochs done", result.stdout)
+        with open(os.path.join(workdir, "report.json")) as f:
+            self.assertEqual(json.load(f)["steps"], 40 * 2)
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,344 @@
+"""`train_and_evaluate(config, workdir)`: one training run, start to report.
+
+Stages: check the config -> load the data -> claim the workdir (write
+config.json) -> build and compile under the strategy -> resume from the last
+checkpoint -> fit -> evaluate the stripped model -> report.json -> export/.
+
+Run directory:
+
+    config.json               the resolved config, written before step 1
+    checkpoints/              latest.weights.h5 + state.json (epochs done),
+                              written atomically every
+                              `checkpoint_every_epochs`
+    tensorboard/              train/ validation/ (Keras) and switches/
+    report.json               see REPORT_KEYS
+    export/model.keras        the stripped plain-Dense model
+    export/saved_model/       the same as a SavedModel (`serve` signature)
+"""
+
+import json
+import math
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_switch
+from keras_switch import callbacks as switch_callbacks
+from keras_switch import data as switch_data
+from keras_switch import models as switch_models
+from keras_switch.data import datasets as switch_datasets
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
+# Per-channel input normalisation, by dataset (none for the grey-scale ones).
+NORMALIZE = {
+    "cifar10": (switch_datasets.CIFAR10_MEAN, switch_datasets.CIFAR10_STD),
+    "cifar100": (switch_datasets.CIFAR100_MEAN, switch_datasets.CIFAR100_STD),
+}
+REPORT_KEYS = (
+    "model", "dataset", "test_accuracy", "fc_sparsity", "layers", "epochs",
+    "steps", "train_seconds",
+)
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names it."""
+
+
+# -- config checks ----------------------------------------------------------
+
+
+def check_config(config):
+    """Raises ConfigError for the first bad value, before anything is written."""
+
+    def positive_int(key, value):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(
+                f"config.{key} must be a positive integer. Received: {value!r}"
+            )
+
+    positive_int("num_epochs", config.num_epochs)
+    positive_int("batch_size", config.batch_size)
+    positive_int("checkpoint_every_epochs", config.checkpoint_every_epochs)
+    if not isinstance(config.seed, int):
+        raise ConfigError(f"config.seed must be an integer. Received: {config.seed!r}")
+    for key in ("max_train_examples", "max_test_examples"):
+        if config.get(key) is not None:
+            positive_int(key, config[key])
+    if config.model not in switch_models.MODELS:
+        raise ConfigError(
+            f"config.model must be one of {sorted(switch_models.MODELS)}. "
+            f"Received: {config.model!r}"
+        )
+    if config.dataset not in switch_data.DATASETS:
+        raise ConfigError(
+            f"config.dataset must be one of {sorted(switch_data.DATASETS)}. "
+            f"Received: {config.dataset!r}"
+        )
+    target = config.target_sparsity
+    if target is not None and not 0.0 <= target < 1.0:
+        raise ConfigError(
+            f"config.target_sparsity must be None or in [0, 1). Received: {target!r}"
+        )
+    penalty = config.sparsity_penalty
+    if penalty is not None and penalty < 0:
+        raise ConfigError(
+            f"config.sparsity_penalty must be None or >= 0. Received: {penalty!r}"
+        )
+    for key in ("task_optimizer", "switch_optimizer"):
+        settings = config[key]
+        if settings.name not in OPTIMIZERS:
+            raise ConfigError(
+                f"config.{key}.name must be one of {OPTIMIZERS}. "
+                f"Received: {settings.name!r}"
+            )
+        if not settings.learning_rate > 0:
+            raise ConfigError(
+                f"config.{key}.learning_rate must be > 0. "
+                f"Received: {settings.learning_rate!r}"
+            )
+    schedule = config.schedule
+    for key in ("warmup_epochs", "freeze_epochs", "ramp_epochs"):
+        value = schedule[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(
+                f"config.schedule.{key} must be an integer >= 0. Received: {value!r}"
+            )
+    if schedule.warmup_epochs + schedule.freeze_epochs >= config.num_epochs:
+        raise ConfigError(
+            "config.schedule.warmup_epochs + freeze_epochs must leave at least "
+            f"one switching epoch of config.num_epochs={config.num_epochs}. "
+            f"Received: warmup_epochs={schedule.warmup_epochs}, "
+            f"freeze_epochs={schedule.freeze_epochs}"
+        )
+
+
+# -- the run ------------------------------------------------------------------
+
+
+def train_and_evaluate(config, workdir, strategy="auto"):
+    """Trains `config` into `workdir` (resuming if it holds a checkpoint of the
+    same config) and returns the report dict written to report.json."""
+    check_config(config)
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"--strategy must be one of {STRATEGIES}. Received: {strategy!r}"
+        )
+    (x_train, y_train), (x_test, y_test) = _load_data(config)
+    _claim_workdir(config, workdir)
+    keras.utils.set_random_seed(config.seed)
+
+    distribution = make_strategy(strategy)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    with distribution.scope():
+        model = build_model(config, x_train.shape[1:])
+        compile_model(model, config, steps_per_epoch)
+
+    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"))
+    initial_epoch = checkpoints.restore(model)
+    if initial_epoch:
+        print(f"Resuming from {checkpoints.directory}: {initial_epoch} epochs done.")
+
+    augment = bool(config.augment)
+    normalize = NORMALIZE.get(config.dataset)
+    train = switch_data.make_dataset(
+        x_train, y_train, config.batch_size, training=True, seed=config.seed,
+        augment=augment, normalize=normalize,
+    )
+    test = switch_data.make_dataset(
+        x_test, y_test, config.batch_size, training=False, normalize=normalize
+    )
+    log_dir = os.path.join(workdir, "tensorboard")
+    start = time.time()
+    if initial_epoch < config.num_epochs:
+        model.fit(
+            train,
+            epochs=config.num_epochs,
+            initial_epoch=initial_epoch,
+            validation_data=test,
+            shuffle=False,  # the tf.data pipeline shuffles, seeded
+            verbose=2,
+            callbacks=[
+                checkpoints.callback(config.checkpoint_every_epochs),
+                keras.callbacks.TensorBoard(log_dir=log_dir),
+                switch_callbacks.SwitchSummaries(log_dir),
+            ],
+        )
+    train_seconds = time.time() - start
+
+    report = _report(model, config, test, train_seconds)
+    _export(model, test, os.path.join(workdir, "export"), report)
+    _write_json(os.path.join(workdir, "report.json"), report)
+    _print_summary(report)
+    return report
+
+
+def make_strategy(name):
+    if name == "one_device" or (name == "auto" and not tf.config.list_logical_devices("GPU")):
+        device = "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
+        return tf.distribute.OneDeviceStrategy(device)
+    if name in ("mirrored", "auto"):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def build_model(config, input_shape):
+    num_classes = switch_data.DATASETS[config.dataset]["num_classes"]
+    switcher = keras_switch.Switcher(**dict(config.switcher))
+    return switch_models.build_model(
+        config.model, tuple(input_shape), num_classes, switcher=switcher
+    )
+
+
+def compile_model(model, config, steps_per_epoch):
+    schedule = config.schedule
+    freeze_step = None
+    if schedule.freeze_epochs:
+        freeze_step = (config.num_epochs - schedule.freeze_epochs) * steps_per_epoch
+    model.compile(
+        task_optimizer=_optimizer(config.task_optimizer),
+        switch_optimizer=_optimizer(config.switch_optimizer),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        target_sparsity=config.target_sparsity,
+        sparsity_penalty=config.sparsity_penalty,
+        target_ramp_steps=schedule.ramp_epochs * steps_per_epoch,
+        schedule=keras_switch.SwitchSchedule(
+            mode=schedule.mode,
+            switch_every=schedule.switch_every,
+            warmup_steps=schedule.warmup_epochs * steps_per_epoch,
+            freeze_step=freeze_step,
+        ),
+    )
+
+
+def _optimizer(settings):
+    return keras.optimizers.get(
+        {"class_name": settings.name, "config": {"learning_rate": settings.learning_rate}}
+    )
+
+
+def _load_data(config):
+    (x, y), (xt, yt) = switch_data.load_arrays(
+        config.dataset, data_dir=config.data_dir, source=config.data_source
+    )
+    if config.get("max_train_examples"):
+        x, y = x[: config.max_train_examples], y[: config.max_train_examples]
+    if config.get("max_test_examples"):
+        xt, yt = xt[: config.max_test_examples], yt[: config.max_test_examples]
+    return (x, y), (xt, yt)
+
+
+# -- workdir, checkpoints, report, export ----------------------------------------
+
+
+def _claim_workdir(config, workdir):
+    """Writes config.json, or checks that the one there is this config."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "config.json")
+    resolved = json.loads(config.to_json())
+    if os.path.exists(path):
+        with open(path) as f:
+            existing = json.load(f)
+        if existing != resolved:
+            changed = sorted(
+                k for k in set(existing) | set(resolved)
+                if existing.get(k) != resolved.get(k)
+            )
+            raise ConfigError(
+                f"{workdir} holds a run with a different config (keys {changed}). "
+                "Use a new --workdir, or the same config to resume; nothing "
+                "was changed."
+            )
+        return
+    _write_json(path, resolved)
+
+
+def _write_json(path, value):
+    """Writes `value` to `path` atomically (a crash leaves the old file)."""
+    directory = os.path.dirname(path) or "."
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
+        json.dump(value, f, indent=2)
+        f.write("\n")
+    os.replace(f.name, path)
+
+
+class Checkpoints:
+    """`latest.weights.h5` (model, switcher, both optimizers, step counter)
+    and `state.json` (epochs done), each replaced atomically."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.weights = os.path.join(directory, "latest.weights.h5")
+        self.state = os.path.join(directory, "state.json")
+
+    def restore(self, model):
+        if not os.path.exists(self.state):
+            return 0
+        with open(self.state) as f:
+            state = json.load(f)
+        model.build_optimizers()
+        model.load_weights(self.weights)
+        return int(state["epochs_done"])
+
+    def save(self, model, epochs_done):
+        os.makedirs(self.directory, exist_ok=True)
+        partial = self.weights + ".partial.weights.h5"
+        model.save_weights(partial)
+        os.replace(partial, self.weights)
+        _write_json(self.state, {"epochs_done": epochs_done})
+
+    def callback(self, every_epochs):
+        checkpoints = self
+
+        class _Save(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if (epoch + 1) % every_epochs == 0:
+                    checkpoints.save(self.model, epoch + 1)
+
+        return _Save()
+
+
+def _accuracy(model, dataset):
+    correct = total = 0
+    for x, y in dataset:
+        predictions = np.argmax(model.predict_on_batch(x), axis=-1)
+        correct += int(np.sum(predictions == y.numpy()))
+        total += len(predictions)
+    return correct / total
+
+
+def _report(model, config, test, train_seconds):
+    sparsity = keras_switch.sparsity_report(model)
+    return {
+        "model": config.model,
+        "dataset": config.dataset,
+        "test_accuracy": _accuracy(keras_switch.strip_switches(model), test),
+        "fc_sparsity": sparsity["overall"],
+        "layers": sparsity["layers"],
+        "epochs": config.num_epochs,
+        "steps": int(keras.ops.convert_to_numpy(model.switching_step)),
+        "train_seconds": train_seconds,
+    }
+
+
+def _export(model, test, directory, report):
+    """export/model.keras and export/saved_model of the stripped model."""
+    os.makedirs(directory, exist_ok=True)
+    stripped = keras_switch.strip_switches(model)
+    stripped.save(os.path.join(directory, "model.keras"))
+    stripped.export(os.path.join(directory, "saved_model"), verbose=False)
+
+
+def _print_summary(report):
+    print(f"\n{report['model']} on {report['dataset']}: test accuracy "
+          f"{report['test_accuracy']:.4f}, FC sparsity {report['fc_sparsity']:.4f}, "
+          f"{report['steps']} steps in {report['train_seconds']:.0f} s")
+    print(f"  {'layer':<16} {'shape':>11} {'nonzeros':>9} {'sparsity':>9}")
+    for row in report["layers"]:
+        shape = "x".join(str(d) for d in row["shape"])
+        print(f"  {row['name']:<16} {shape:>11} {row['nonzeros']:>9} {row['sparsity']:>9.4f}")
