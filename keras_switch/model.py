@@ -77,7 +77,9 @@ class _LastValue(keras.metrics.Metric):
         self.value.assign(ops.cast(value, self.value.dtype))
 
     def result(self):
-        return ops.convert_to_tensor(self.value)
+        # A copy: Keras may read results after a later reset_state() (fit
+        # collects the epoch's logs, then evaluate() resets every metric).
+        return ops.copy(self.value)
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")

@@ -191,6 +191,9 @@ class PhaseTest(TestCase):
         for key in ("loss", "accuracy", "sparsity", "switch_loss", "val_loss", "val_accuracy"):
             self.assertIn(key, history.history)
         self.assertNotIn("val_sparsity", history.history)
+        # Validation resets every metric after the epoch's logs are taken:
+        # the logged sparsity must be the training value, not the reset one.
+        self.assertAlmostEqual(history.history["sparsity"][-1], 0.5, delta=0.01)
 
     def test_target_sparsity_on_real_digits(self):
         """Acceptance 6: target 0.9 ends within +-1 pt, accuracy well above chance."""

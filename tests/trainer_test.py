@@ -149,6 +149,15 @@ class BinaryTest(TestCase, parameterized.TestCase):
         self.assertIn("error:", result.stderr)
         self.assertEqual(tree(workdir), {})
 
+    def test_mirrored_on_two_logical_cpus(self):
+        workdir = self.create_tempdir().full_path
+        result = run_binary(self._args(workdir, "--strategy=mirrored", "--cpu_devices=2"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(os.path.join(workdir, "report.json")) as f:
+            report = json.load(f)
+        self.assertEqual(report["steps"], 2 * 2)
+        self.assertAlmostEqual(report["fc_sparsity"], 0.9, delta=0.01)
+
     def test_help_documents_the_flags(self):
         result = run_binary(["--helpfull"])
         for flag in ("--config", "--workdir", "--strategy", "--cpu_devices"):
