@@ -55,7 +55,8 @@ class SwitchSummaries(keras.callbacks.Callback):
                 optimizer = getattr(model, name, None)
                 if optimizer is not None:
                     tag = "learning_rate/" + name.split("_")[0]
-                    tf.summary.scalar(tag, float(optimizer.learning_rate))
+                    rate = keras.ops.convert_to_numpy(optimizer.learning_rate)
+                    tf.summary.scalar(tag, float(rate))
             if hasattr(model, "current_phase"):
                 phase = model.current_phase()
                 value = 2 if phase.frozen else PHASES[phase.mask]

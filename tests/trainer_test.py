@@ -15,6 +15,7 @@ from absl.testing import parameterized
 
 import keras_switch
 from configs import lenet300_fashion_mnist
+from tests.data_test import _write_idx
 from tests.data_test import _write_split
 from tests.test_case import TestCase
 from trainers import train_lib
@@ -141,6 +142,30 @@ class BinaryTest(TestCase, parameterized.TestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertRegex(result.stderr, pattern)
         self.assertEqual(tree(workdir), before)
+
+    @parameterized.named_parameters(
+        ("wrong_magic", "magic", "not an IDX file"),
+        ("truncated", "truncated", "IDX header says shape"),
+        ("count_mismatch", "count", "labels"),
+    )
+    def test_malformed_data_exits_2_and_touches_nothing(self, damage, pattern):
+        data_dir = self.create_tempdir().full_path
+        _write_split(data_dir, n_train=8, n_test=4, compress=False)
+        images = os.path.join(data_dir, "train-images-idx3-ubyte")
+        labels = os.path.join(data_dir, "train-labels-idx1-ubyte")
+        if damage == "magic":
+            with open(images, "r+b") as f:
+                f.write(b"\x1f\x8b\x08\x00")
+        elif damage == "truncated":
+            with open(images, "r+b") as f:
+                f.truncate(os.path.getsize(images) - 100)
+        else:
+            _write_idx(labels, np.zeros(7, "uint8"), compress=False)
+        workdir = self.create_tempdir().full_path
+        result = run_binary(self._args(workdir, f"--config.data_dir={data_dir}"))
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertRegex(result.stderr, "error: .*" + pattern)
+        self.assertEqual(tree(workdir), {})
 
     def test_missing_data_exits_2_and_touches_nothing(self):
         workdir = self.create_tempdir().full_path
