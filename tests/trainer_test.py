@@ -132,6 +132,10 @@ class BinaryTest(TestCase, parameterized.TestCase):
         ("batch_zero", ["--config.batch_size=0"], "batch_size must be a positive integer"),
         ("model", ["--config.model=alexnet"], "config.model must be one of"),
         ("wrong_type", ["--config.num_epochs=two"], "num_epochs"),
+        ("both_controls", ["--config.sparsity_penalty=0.5"], "not both"),
+        ("schedule_mode", ["--config.schedule.mode=sometimes"], "schedule.mode must be one of"),
+        ("switcher", ["--config.switcher.initial_logit=-1.0"], "initial_logit"),
+        ("dataset", ["--config.dataset=imagenet"], "config.dataset must be one of"),
     )
     def test_bad_config_exits_nonzero_and_touches_nothing(self, extra, pattern):
         workdir = self.create_tempdir().full_path

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_switch
+import keras_switch.schedule
 from keras_switch import callbacks as switch_callbacks
 from keras_switch import data as switch_data
 from keras_switch import models as switch_models
@@ -89,6 +90,11 @@ def check_config(config):
         raise ConfigError(
             f"config.sparsity_penalty must be None or >= 0. Received: {penalty!r}"
         )
+    if target is not None and penalty is not None:
+        raise ConfigError(
+            "Set config.target_sparsity or config.sparsity_penalty, not both. "
+            f"Received: target_sparsity={target!r}, sparsity_penalty={penalty!r}"
+        )
     for key in ("task_optimizer", "switch_optimizer"):
         settings = config[key]
         if settings.name not in OPTIMIZERS:
@@ -102,6 +108,20 @@ def check_config(config):
                 f"Received: {settings.learning_rate!r}"
             )
     schedule = config.schedule
+    if schedule.mode not in keras_switch.schedule.MODES:
+        raise ConfigError(
+            f"config.schedule.mode must be one of {keras_switch.schedule.MODES}. "
+            f"Received: {schedule.mode!r}"
+        )
+    if (
+        isinstance(schedule.switch_every, bool)
+        or not isinstance(schedule.switch_every, int)
+        or schedule.switch_every < 1
+    ):
+        raise ConfigError(
+            "config.schedule.switch_every must be a positive integer. "
+            f"Received: {schedule.switch_every!r}"
+        )
     for key in ("warmup_epochs", "freeze_epochs", "ramp_epochs"):
         value = schedule[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -129,14 +149,13 @@ def train_and_evaluate(config, workdir, strategy="auto"):
             f"--strategy must be one of {STRATEGIES}. Received: {strategy!r}"
         )
     (x_train, y_train), (x_test, y_test) = _load_data(config)
-    _claim_workdir(config, workdir)
     keras.utils.set_random_seed(config.seed)
-
     distribution = make_strategy(strategy)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    with distribution.scope():
+    with distribution.scope():  # bad switcher settings raise here...
         model = build_model(config, x_train.shape[1:])
         compile_model(model, config, steps_per_epoch)
+    _claim_workdir(config, workdir)  # ...before anything is written
 
     checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"))
     initial_epoch = checkpoints.restore(model)
