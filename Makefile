@@ -7,6 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 APT_GET ?= apt-get
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+DEMO_WORKDIR ?= runs/lenet300_fashion_mnist
 
 .PHONY: setup data demo test test-all clean
 
@@ -24,8 +25,8 @@ data:
 	  echo "Fashion-MNIST found in $(FASHION_MNIST)"; \
 	elif ! command -v $(APT_GET) >/dev/null 2>&1; then \
 	  echo "error: Fashion-MNIST is missing from $(FASHION_MNIST) and apt-get is not available." >&2; \
-	  echo "Install Debian's dataset-fashion-mnist package, or run the demo with" >&2; \
-	  echo "  $(PY) examples/fashion_mnist_demo.py --data-dir DIR  (MNIST-format IDX files)" >&2; \
+	  echo "Install Debian's dataset-fashion-mnist package, or point the demo at a" >&2; \
+	  echo "directory of MNIST-format IDX files: make demo FASHION_MNIST=DIR" >&2; \
 	  exit 2; \
 	else \
 	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO="sudo -n"; \
@@ -37,7 +38,8 @@ data:
 	fi
 
 demo: setup data
-	$(PY) examples/fashion_mnist_demo.py --data-dir $(FASHION_MNIST) $(DEMO_ARGS)
+	$(PY) -m trainers.train --config=configs/lenet300_fashion_mnist.py \
+	  --config.data_dir=$(FASHION_MNIST) --workdir=$(DEMO_WORKDIR) $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)

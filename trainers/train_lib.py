@@ -157,8 +157,10 @@ def train_and_evaluate(config, workdir, strategy="auto"):
         compile_model(model, config, steps_per_epoch)
     _claim_workdir(config, workdir)  # ...before anything is written
 
+    print(f"Strategy: {type(distribution).__name__} over "
+          f"{distribution.num_replicas_in_sync} replica(s).")
     checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"))
-    initial_epoch = checkpoints.restore(model)
+    initial_epoch, earlier_seconds = checkpoints.restore(model)
     if initial_epoch:
         print(f"Resuming from {checkpoints.directory}: {initial_epoch} epochs done.")
 
@@ -172,7 +174,7 @@ def train_and_evaluate(config, workdir, strategy="auto"):
         x_test, y_test, config.batch_size, training=False, normalize=normalize
     )
     log_dir = os.path.join(workdir, "tensorboard")
-    start = time.time()
+    checkpoints.start_clock(earlier_seconds)
     if initial_epoch < config.num_epochs:
         model.fit(
             train,
@@ -187,21 +189,24 @@ def train_and_evaluate(config, workdir, strategy="auto"):
                 switch_callbacks.SwitchSummaries(log_dir),
             ],
         )
-    train_seconds = time.time() - start
+    train_seconds = checkpoints.elapsed() if initial_epoch < config.num_epochs else earlier_seconds
 
     report = _report(model, config, test, train_seconds)
-    _export(model, test, os.path.join(workdir, "export"), report)
+    _export(model, os.path.join(workdir, "export"))
     _write_json(os.path.join(workdir, "report.json"), report)
     _print_summary(report)
     return report
 
 
 def make_strategy(name):
-    if name == "one_device" or (name == "auto" and not tf.config.list_logical_devices("GPU")):
-        device = "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
-        return tf.distribute.OneDeviceStrategy(device)
+    """auto: mirrored over the GPUs if any, else one device; mirrored without
+    GPUs: over every logical CPU device (see --cpu_devices)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "one_device" or (name == "auto" and not gpus):
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     if name in ("mirrored", "auto"):
-        return tf.distribute.MirroredStrategy()
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
@@ -288,28 +293,40 @@ def _write_json(path, value):
 
 class Checkpoints:
     """`latest.weights.h5` (model, switcher, both optimizers, step counter)
-    and `state.json` (epochs done), each replaced atomically."""
+    and `state.json` (epochs done, training seconds so far), each replaced
+    atomically."""
 
     def __init__(self, directory):
         self.directory = directory
         self.weights = os.path.join(directory, "latest.weights.h5")
         self.state = os.path.join(directory, "state.json")
+        self._clock = (time.time(), 0.0)
 
     def restore(self, model):
+        """Loads the checkpoint into `model`: (epochs done, seconds spent)."""
         if not os.path.exists(self.state):
-            return 0
+            return 0, 0.0
         with open(self.state) as f:
             state = json.load(f)
         model.build_optimizers()
         model.load_weights(self.weights)
-        return int(state["epochs_done"])
+        return int(state["epochs_done"]), float(state["train_seconds"])
+
+    def start_clock(self, earlier_seconds):
+        self._clock = (time.time(), earlier_seconds)
+
+    def elapsed(self):
+        started, earlier = self._clock
+        return earlier + time.time() - started
 
     def save(self, model, epochs_done):
         os.makedirs(self.directory, exist_ok=True)
         partial = self.weights + ".partial.weights.h5"
         model.save_weights(partial)
         os.replace(partial, self.weights)
-        _write_json(self.state, {"epochs_done": epochs_done})
+        _write_json(
+            self.state, {"epochs_done": epochs_done, "train_seconds": self.elapsed()}
+        )
 
     def callback(self, every_epochs):
         checkpoints = self
@@ -345,7 +362,7 @@ def _report(model, config, test, train_seconds):
     }
 
 
-def _export(model, test, directory, report):
+def _export(model, directory):
     """export/model.keras and export/saved_model of the stripped model."""
     os.makedirs(directory, exist_ok=True)
     stripped = keras_switch.strip_switches(model)
