@@ -50,3 +50,28 @@ def base_config(model, dataset, data_dir=None):
         }
     )
     return config
+
+
+def mnist_config(model, dataset, data_dir=None):
+    """LeNets on an MNIST-format dataset: 8 epochs, the 90% target ramped over
+    the first 4, the last epoch frozen."""
+    config = base_config(model, dataset, data_dir=data_dir)
+    config.num_epochs = 8
+    config.batch_size = 128
+    config.schedule.ramp_epochs = 4
+    return config
+
+
+def cifar_config(model, dataset):
+    """32x32 CIFAR networks: SGD 0.05 for the task network, pad-crop/flip
+    augmentation, 60 epochs: 5 dense warm-up, 20 of target ramp, 10 frozen."""
+    config = base_config(model, dataset)
+    config.augment = True
+    config.num_epochs = 60
+    config.batch_size = 128
+    config.task_optimizer.name = "sgd"
+    config.task_optimizer.learning_rate = 0.05
+    config.schedule.warmup_epochs = 5
+    config.schedule.ramp_epochs = 20
+    config.schedule.freeze_epochs = 10
+    return config

@@ -12,8 +12,4 @@ from configs import common
 
 
 def get_config():
-    config = common.base_config("lenet300", "mnist", data_dir=None)
-    config.num_epochs = 8
-    config.batch_size = 128
-    config.schedule.ramp_epochs = 4
-    return config
+    return common.mnist_config("lenet300", "mnist")

@@ -11,8 +11,6 @@ from configs import common
 
 
 def get_config():
-    config = common.base_config("lenet5", "fashion_mnist", data_dir='/usr/share/datasets/fashion-mnist')
-    config.num_epochs = 8
-    config.batch_size = 128
-    config.schedule.ramp_epochs = 4
-    return config
+    return common.mnist_config(
+        "lenet5", "fashion_mnist", data_dir="/usr/share/datasets/fashion-mnist"
+    )

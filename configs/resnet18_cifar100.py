@@ -12,13 +12,4 @@ from configs import common
 
 
 def get_config():
-    config = common.base_config("resnet18", "cifar100")
-    config.augment = True
-    config.num_epochs = 60
-    config.batch_size = 128
-    config.task_optimizer.name = "sgd"
-    config.task_optimizer.learning_rate = 0.05
-    config.schedule.warmup_epochs = 5
-    config.schedule.ramp_epochs = 20
-    config.schedule.freeze_epochs = 10
-    return config
+    return common.cifar_config("resnet18", "cifar100")
