@@ -13,8 +13,8 @@ import urllib.request
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from tests.data_test import _write_split
 from tests.test_case import TestCase
+from tests.trainer_test import idx_data_dir
 from tests.trainer_test import small_config
 from trainers import train_lib
 
@@ -42,18 +42,12 @@ class TensorBoardTest(TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.tmp = tempfile.TemporaryDirectory()
-        data_dir = os.path.join(cls.tmp.name, "data")
-        os.makedirs(data_dir)
-        _write_split(data_dir, n_train=64, n_test=16)
-        cls.workdir = os.path.join(cls.tmp.name, "run")
+        data_dir = idx_data_dir(cls, n_train=64, n_test=16)
+        run = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(run.cleanup)
+        cls.workdir = run.name
         train_lib.train_and_evaluate(small_config(data_dir), cls.workdir)
         cls.logdir = os.path.join(cls.workdir, "tensorboard")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-        super().tearDownClass()
 
     def _tags(self, run):
         accumulator = event_accumulator.EventAccumulator(

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import keras
@@ -43,6 +44,14 @@ def run_binary(args, timeout=300):
     )
 
 
+def idx_data_dir(test_class, n_train, n_test):
+    """Generated MNIST-format files in a directory removed after the class."""
+    directory = tempfile.TemporaryDirectory()
+    test_class.addClassCleanup(directory.cleanup)
+    _write_split(directory.name, n_train=n_train, n_test=n_test)
+    return directory.name
+
+
 def tree(directory):
     """{relative path: (size, mtime)} of every file under `directory`."""
     out = {}
@@ -57,11 +66,7 @@ class TrainAndEvaluateTest(TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.data_dir = os.path.join(
-            os.environ.get("TEST_TMPDIR", "/tmp"), f"ks_idx_{os.getpid()}"
-        )
-        os.makedirs(cls.data_dir, exist_ok=True)
-        _write_split(cls.data_dir, n_train=96, n_test=40)
+        cls.data_dir = idx_data_dir(cls, n_train=96, n_test=40)
 
     def test_writes_the_run_directory(self):
         workdir = self.create_tempdir().full_path
@@ -112,11 +117,7 @@ class BinaryTest(TestCase, parameterized.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.data_dir = os.path.join(
-            os.environ.get("TEST_TMPDIR", "/tmp"), f"ks_idx_bin_{os.getpid()}"
-        )
-        os.makedirs(cls.data_dir, exist_ok=True)
-        _write_split(cls.data_dir, n_train=64, n_test=16)
+        cls.data_dir = idx_data_dir(cls, n_train=64, n_test=16)
 
     def _args(self, workdir, *extra):
         return [
