@@ -14,7 +14,7 @@ DEMO_WORKDIR ?= runs/lenet300_fashion_mnist
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[cpu,train,test]'
+	$(PY) -m pip install --quiet -e '.[cpu,train,bench,test]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -29,6 +29,8 @@ setup(
         "cpu": ["tensorflow-cpu>=2.18"],
         "gpu": ["tensorflow[and-cuda]>=2.18"],
         "train": ["ml_collections", "absl-py", "tensorboard"],
-        "test": ["pytest>=8", "scikit-learn", "ml_collections", "absl-py", "tensorboard"],
+        "bench": ["matplotlib", "ml_collections", "absl-py", "tensorboard"],
+        "test": ["pytest>=8", "scikit-learn", "ml_collections", "absl-py", "tensorboard",
+                 "matplotlib"],
     },
 )

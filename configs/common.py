@@ -27,11 +27,19 @@ def base_config(model, dataset, data_dir=None):
     config.checkpoint_every_epochs = 1
     # Switcher and sparsity control (target_sparsity None = pure task loss).
     config.switcher = ml_collections.ConfigDict(
-        {"hidden_units": (16, 16), "initial_logit": 2.0, "magnitude_prior": 1.0}
+        {
+            "hidden_units": (8,),
+            "initial_logit": 2.0,
+            "magnitude_prior": 1.0,
+            "prior_scale": 1e-3,
+            "center_correction": True,
+        }
     )
     config.target_sparsity = config_dict.placeholder(float)
     config.target_sparsity = 0.9
     config.sparsity_penalty = config_dict.placeholder(float)
+    config.allocation = "magnitude"  # or "learned"
+    config.train_pruned_weights = False
     # Optimizers.
     config.task_optimizer = ml_collections.ConfigDict(
         {"name": "adam", "learning_rate": 1e-3}
@@ -43,9 +51,10 @@ def base_config(model, dataset, data_dir=None):
     config.schedule = ml_collections.ConfigDict(
         {
             "mode": "every_batch",
-            "switch_every": 1,
+            "switch_every": 50,
             "warmup_epochs": 0,
             "ramp_epochs": 5,
+            "ramp_power": 3.0,
             "freeze_epochs": 1,
         }
     )
@@ -53,12 +62,13 @@ def base_config(model, dataset, data_dir=None):
 
 
 def mnist_config(model, dataset, data_dir=None):
-    """LeNets on an MNIST-format dataset: 8 epochs, the 90% target ramped over
-    the first 4, the last epoch frozen."""
+    """LeNets on an MNIST-format dataset: 10 epochs, the 90% target ramped
+    over the first 8, the last 2 frozen."""
     config = base_config(model, dataset, data_dir=data_dir)
-    config.num_epochs = 8
+    config.num_epochs = 10
     config.batch_size = 128
-    config.schedule.ramp_epochs = 4
+    config.schedule.ramp_epochs = 8
+    config.schedule.freeze_epochs = 2
     return config
 
 

@@ -44,7 +44,9 @@ class SwitchedDense(keras.layers.Layer):
 
     Gradient to the kernel is `grad(kernel * mask) * mask`: switched-off
     weights receive no update, so they are kept, frozen, for the switcher to
-    reconsider later.
+    reconsider later. A `SwitchingModel` compiled with
+    `train_pruned_weights=True` instead passes the gradient to switched-off
+    weights too while the mask can still change (see there).
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -110,6 +112,7 @@ class SwitchedDense(keras.layers.Layer):
         # Set by SwitchingModel (trace time only) to impose the mask of the
         # current training phase; None means "decide from `training`".
         self._phase_mask = None
+        self._phase_dense_gradient = False
 
     @property
     def switched(self):
@@ -146,6 +149,15 @@ class SwitchedDense(keras.layers.Layer):
                 trainable=False,
                 aggregation="only_first_replica",
             )
+            # Subtracted from this layer's switch logits. 0 unless a
+            # SwitchingModel sets it (per-layer budgets, see there).
+            self.switch_offset = self.add_weight(
+                name="switch_offset",
+                shape=(),
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+            )
             self.mask_frozen = self.add_weight(
                 name="mask_frozen",
                 shape=(),
@@ -161,10 +173,11 @@ class SwitchedDense(keras.layers.Layer):
 
     def hard_mask(self):
         """Deterministic 0/1 mask the switcher gives the current kernel."""
-        return self.switcher.hard_mask(self.kernel)
+        return ops.cast(self.switch_logits() > 0, self.compute_dtype)
 
     def switch_logits(self):
-        return self.switcher(self.kernel)
+        """The switcher's logits for this kernel, less `switch_offset`."""
+        return self.switcher(self.kernel) - self.switch_offset
 
     def straight_through_mask(self):
         """Hard mask forward; gradient of sigmoid(logits) backward."""
@@ -185,16 +198,25 @@ class SwitchedDense(keras.layers.Layer):
         """`kernel * mask`: the only place the mask meets the kernel."""
         if not self.switched:
             return self.kernel
-        return self.kernel * ops.cast(self.current_mask(training), self.kernel.dtype)
+        masked = self.kernel * ops.cast(self.current_mask(training), self.kernel.dtype)
+        if self._phase_dense_gradient:
+            # Same value; the gradient reaches every kernel entry unmasked.
+            return self.kernel + ops.stop_gradient(masked - self.kernel)
+        return masked
 
     @contextlib.contextmanager
-    def phase_mask(self, mask):
-        """Use `mask` as this layer's mask inside the `with` block."""
-        previous, self._phase_mask = self._phase_mask, mask
+    def phase_mask(self, mask, dense_gradient=False):
+        """Use `mask` as this layer's mask inside the `with` block.
+
+        With `dense_gradient`, the forward pass still uses `kernel * mask`,
+        but the gradient to the kernel is not masked (straight-through):
+        switched-off weights keep learning."""
+        previous = self._phase_mask, self._phase_dense_gradient
+        self._phase_mask, self._phase_dense_gradient = mask, dense_gradient
         try:
             yield
         finally:
-            self._phase_mask = previous
+            self._phase_mask, self._phase_dense_gradient = previous
 
     def freeze_mask(self, mask=None):
         """Stores `mask` (default: the switcher's current hard mask) and uses it

@@ -3,16 +3,23 @@
 One training step (`train_step`), in this order, as the `SwitchSchedule`
 phase of the step (read from `switching_step`) says:
 
-1. **Task phase.** The mask of the phase (the switcher's hard mask while
-   switching, which is also stored in each layer's `mask` variable;
-   all-ones during the dense warm-up; the stored mask once frozen) is
-   computed outside any tape and held fixed; one gradient step of
-   `task_optimizer` on the task variables (everything trainable except the
-   switchers).
+1. **Task phase.** The mask of the phase (while switching: the mask the
+   last switch step stored in each layer's `mask` variable, so the switcher
+   does not run here; all-ones during the dense warm-up; the stored mask
+   once frozen) is held fixed; one gradient step of `task_optimizer` on the
+   task variables (everything trainable except the switchers). With
+   `train_pruned_weights=True` (off by default: it measured worse on
+   LeNet-300-100, see BENCHMARKS.md) the gradient reaches the
+   switched-off weights too while switching (straight-through: the forward
+   pass uses `kernel * mask`, the update is the unmasked gradient), so a
+   pruned weight keeps learning and the switcher, which reads the weights,
+   can switch it back on; once the mask is frozen it is plain masked
+   fine-tuning.
 2. **Switch phase** (when the schedule says so). The switcher's masks are
    recomputed from the updated kernels with the straight-through estimator;
    one gradient step of `switch_optimizer` on the switcher variables only,
-   on the same objective: task loss + sparsity control.
+   on the same objective: task loss + sparsity control. Then the switcher's
+   new hard masks are computed once and stored for the next task steps.
 
 Sparsity control (the pure task loss switches nothing off in practice):
 
@@ -29,8 +36,12 @@ Sparsity control (the pure task loss switches nothing off in practice):
   highest-scoring connections over all its layers, k = (1 - s) * entries, so
   exactly the target density is on, and the switch step learns the
   *ranking* from the task loss. The per-layer densities are the switcher's
-  choice. The target density moves linearly from 1 to `1 - s` over
-  `target_ramp_steps` steps after the warm-up.
+  choice. The target density moves from 1 to `1 - s` over
+  `target_ramp_steps` steps after the warm-up, along `1 - s * (1 - (1 -
+  t)^p)` for the ramp's progress `t` in [0, 1] and `p =
+  target_ramp_power` (3: the gradual-pruning ramp of Zhu & Gupta 2017 that
+  TFMOT's PolynomialDecay uses, fast at first and slow near the target; 1:
+  linear).
 
 Why not a penalty toward the target: measured on digits (64-64-32-10,
 Adam 1e-2, penalty `5 * |density - target|`), a penalty that
@@ -54,6 +65,10 @@ from keras_switch.schedule import SwitchSchedule
 from keras_switch.switcher import sharing_scope
 
 _SERIALIZE = keras.saving.serialize_keras_object
+# Halvings of the score range when placing a global threshold: past float32
+# resolution for any score range below ~1e3.
+_BISECTION_STEPS = 32
+ALLOCATIONS = ("magnitude", "learned")
 
 
 def _is_functional_call(args, kwargs):
@@ -154,6 +169,9 @@ class SwitchingModel(keras.Model):
         target_sparsity=None,
         sparsity_penalty=None,
         target_ramp_steps=0,
+        target_ramp_power=3,
+        allocation="magnitude",
+        train_pruned_weights=False,
         schedule=None,
         loss_weights=None,
         weighted_metrics=None,
@@ -181,6 +199,17 @@ class SwitchingModel(keras.Model):
             target_ramp_steps: Steps over which the target density moves
                 from 1 to `1 - target_sparsity`, counted from the end of the
                 warm-up (0: the full target from the start).
+            target_ramp_power: Shape of that ramp, a number >= 1 (3: cubic,
+                fast then slow; 1: linear). See the module doc.
+            allocation: How `target_sparsity` is split across layers:
+                `"magnitude"` (each layer keeps as many connections as global
+                magnitude pruning would give it, and the switcher picks
+                which) or `"learned"` (one threshold over the switcher's
+                scores of all layers: the switcher decides both).
+            train_pruned_weights: Whether task steps pass the gradient to
+                switched-off weights while the mask can still change
+                (straight-through), so that pruned weights keep learning and
+                can come back. Masked fine-tuning either way once frozen.
             schedule: A `keras_switch.SwitchSchedule`, a mode name
                 (`"every_batch"`, `"alternate"`), or `None` for
                 `SwitchSchedule()` (task step then switch step on every
@@ -215,6 +244,25 @@ class SwitchingModel(keras.Model):
             raise ValueError(
                 "Received an invalid value for `target_ramp_steps`, expected "
                 f"an integer >= 0. Received: target_ramp_steps={target_ramp_steps!r}"
+            )
+        if (
+            isinstance(target_ramp_power, bool)
+            or not isinstance(target_ramp_power, (int, float))
+            or not target_ramp_power >= 1
+        ):
+            raise ValueError(
+                "Received an invalid value for `target_ramp_power`, expected "
+                f"a number >= 1. Received: target_ramp_power={target_ramp_power!r}"
+            )
+        if allocation not in ALLOCATIONS:
+            raise ValueError(
+                "Received an invalid value for `allocation`, expected one of "
+                f"{ALLOCATIONS}. Received: allocation={allocation!r}"
+            )
+        if not isinstance(train_pruned_weights, bool):
+            raise ValueError(
+                "Received an invalid value for `train_pruned_weights`, expected "
+                f"a bool. Received: train_pruned_weights={train_pruned_weights!r}"
             )
         task_optimizer = keras.optimizers.get(task_optimizer)
         switch_optimizer = keras.optimizers.get(switch_optimizer)
@@ -255,6 +303,9 @@ class SwitchingModel(keras.Model):
         self.target_sparsity = target_sparsity
         self.sparsity_penalty = sparsity_penalty
         self.target_ramp_steps = target_ramp_steps
+        self.target_ramp_power = float(target_ramp_power)
+        self.allocation = allocation
+        self.train_pruned_weights = train_pruned_weights
         self._switching_args = dict(
             task_optimizer=task_optimizer,
             switch_optimizer=switch_optimizer,
@@ -263,6 +314,9 @@ class SwitchingModel(keras.Model):
             target_sparsity=target_sparsity,
             sparsity_penalty=sparsity_penalty,
             target_ramp_steps=target_ramp_steps,
+            target_ramp_power=target_ramp_power,
+            allocation=allocation,
+            train_pruned_weights=train_pruned_weights,
             schedule=schedule,
             loss_weights=loss_weights,
             weighted_metrics=weighted_metrics,
@@ -369,7 +423,10 @@ class SwitchingModel(keras.Model):
         self.build_optimizers()
 
         masks = self._task_phase_masks(layers, phase)
-        y_pred = self._task_phase(layers, masks, x, y, sample_weight, phase.task)
+        dense_gradient = self.train_pruned_weights and not phase.frozen
+        y_pred = self._task_phase(
+            layers, masks, x, y, sample_weight, phase.task, dense_gradient
+        )
         switch_loss = 0.0
         if phase.switch:
             switch_loss = self._switch_phase(layers, x, y, sample_weight)
@@ -383,18 +440,17 @@ class SwitchingModel(keras.Model):
         if phase.mask == "dense":
             masks = [ops.ones_like(layer.kernel) for layer in layers]
         elif phase.mask == "stored":
-            masks = [ops.convert_to_tensor(layer.mask) for layer in layers]
+            # Read now: a switch step later in this step stores new masks.
+            masks = [ops.copy(layer.mask) for layer in layers]
         else:
-            masks = [ops.stop_gradient(layer.hard_mask()) for layer in layers]
-            for layer, mask in zip(layers, masks):
-                layer.mask.assign(mask)
+            masks = self._refresh_masks(layers)
         for layer in layers:
             layer.mask_frozen.assign(1.0 if phase.frozen else 0.0)
         return masks
 
-    def _task_phase(self, layers, masks, x, y, sample_weight, apply):
+    def _task_phase(self, layers, masks, x, y, sample_weight, apply, dense_gradient):
         variables = self.task_variables
-        with _phase_masks(layers, masks), tf.GradientTape() as tape:
+        with _phase_masks(layers, masks, dense_gradient), tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
@@ -424,10 +480,8 @@ class SwitchingModel(keras.Model):
             scaled = self.switch_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
         self.switch_optimizer.apply(grads, variables)
-        if self.target_sparsity is not None:
-            # After the update, so the mask the model now holds (the next task
-            # step's, and inference's) is exactly at the target density.
-            self._move_thresholds(layers)
+        # After the update: the masks the next task steps use.
+        self._refresh_masks(layers)
         return ops.cast(_unscale_for_replicas(loss), "float32")
 
     def _sparsity_term(self, density):
@@ -443,30 +497,62 @@ class SwitchingModel(keras.Model):
             progress = ops.clip(
                 ops.cast(since + 1, "float32") / self.target_ramp_steps, 0.0, 1.0
             )
-        return 1.0 - progress * self.target_sparsity
+        reached = 1.0 - (1.0 - progress) ** self.target_ramp_power
+        return 1.0 - reached * self.target_sparsity
 
-    def _move_thresholds(self, layers):
-        """Sets each switcher's threshold so that exactly the target fraction
-        of its connections (the highest-scoring ones, over all its layers)
-        is on."""
+    def _refresh_masks(self, layers):
+        """Runs each switcher once over its layers' kernels, stores their hard
+        masks and returns them (in the order of `layers`).
+
+        With `target_sparsity`, first places thresholds so that exactly the
+        target fraction of each switcher's connections is on: with
+        `allocation="learned"`, the switcher's one `threshold` over the
+        scores of all its layers; with `"magnitude"`, each layer keeps as many
+        connections as the switcher's magnitude prior ranks above one global
+        threshold (global magnitude pruning's split), and that layer's
+        `switch_offset` keeps the highest-scoring of them.
+        """
         groups = {}
         for layer in layers:
             groups.setdefault(id(layer.switcher), []).append(layer)
+        masks = {}
         for group in groups.values():
-            switcher = group[0].switcher
-            scores = ops.concatenate(
-                [ops.reshape(switcher(layer.kernel), (-1,)) for layer in group]
+            logits = [ops.stop_gradient(layer.switch_logits()) for layer in group]
+            if self.target_sparsity is not None:
+                logits = self._place_thresholds(group, logits)
+            for layer, l in zip(group, logits):
+                masks[id(layer)] = ops.cast(l > 0, layer.mask.dtype)
+                layer.mask.assign(masks[id(layer)])
+        return [masks[id(layer)] for layer in layers]
+
+    def _place_thresholds(self, group, logits):
+        """Moves the thresholds of one switcher's layers to the target
+        density; returns their logits as they are after the move."""
+        switcher = group[0].switcher
+        sizes = [math.prod(layer.kernel.shape) for layer in group]
+        keep = _keep_count(self.target_density(), sum(sizes))
+        flat = lambda tensors: ops.concatenate([ops.reshape(t, (-1,)) for t in tensors])
+        if self.allocation == "learned":
+            old = ops.copy(switcher.threshold)  # read before the assign
+            new = _threshold_keeping(flat(logits) + old, keep)
+            switcher.threshold.assign(new)
+            return [l + (old - new) for l in logits]
+        if not switcher.magnitude_prior:
+            raise ValueError(
+                "allocation='magnitude' needs a switcher with a magnitude prior. "
+                f"Received: magnitude_prior={switcher.magnitude_prior} "
+                f"(switcher '{switcher.name}')"
             )
-            scores = ops.stop_gradient(scores + switcher.threshold)
-            total = int(scores.shape[0])
-            keep = ops.cast(ops.round(self.target_density() * total), "int32")
-            keep = ops.clip(keep, 1, total)
-            ranked = ops.sort(scores)  # ascending
-            kth = ops.take(ranked, total - keep)
-            below = ops.take(ranked, ops.maximum(total - keep - 1, 0))
-            # Midway between the last kept and the first dropped score.
-            threshold = ops.where(keep < total, 0.5 * (kth + below), kth - 1.0)
-            switcher.threshold.assign(threshold)
+        priors = [switcher.prior(layer.kernel) for layer in group]
+        cut = _threshold_keeping(flat(priors), keep)
+        moved = []
+        for layer, l, prior in zip(group, logits, priors):
+            layer_keep = ops.sum(ops.cast(prior > cut, "int32"))
+            old = ops.copy(layer.switch_offset)  # read before the assign
+            new = _threshold_keeping(ops.reshape(l, (-1,)) + old, layer_keep)
+            layer.switch_offset.assign(new)
+            moved.append(l + (old - new))
+        return moved
 
     def test_step(self, data):
         logs = super().test_step(data)
@@ -553,6 +639,32 @@ def _check_sparsity_control(target_sparsity, sparsity_penalty):
     return target_sparsity, sparsity_penalty
 
 
+def _keep_count(density, total):
+    """round(density * total), clipped to [1, total], as an int32 tensor."""
+    keep = ops.cast(ops.round(density * total), "int32")
+    return ops.clip(keep, 1, total)
+
+
+def _threshold_keeping(scores, keep):
+    """A threshold with the `keep` highest of the 1-D `scores` above it (more
+    only on exact ties; none when `keep` is 0).
+
+    Found by bisection on the count above it (32 halvings of the score range,
+    each a comparison and a sum): about 5x cheaper than sorting the 266k
+    scores of LeNet-300-100, which dominated the switch step.
+    """
+    # Invariant: count(scores > low) >= keep > count(scores > high).
+    low = ops.min(scores) - 1.0
+    high = ops.max(scores)
+    keep = ops.cast(keep, "int32")
+    for _ in range(_BISECTION_STEPS):
+        middle = 0.5 * (low + high)
+        enough = ops.sum(ops.cast(scores > middle, "int32")) >= keep
+        low = ops.where(enough, middle, low)
+        high = ops.where(enough, high, middle)
+    return ops.where(keep > 0, low, high)
+
+
 def _density(masks):
     if not masks:
         return ops.zeros((), "float32")
@@ -562,11 +674,11 @@ def _density(masks):
 
 
 @contextlib.contextmanager
-def _phase_masks(layers, masks):
+def _phase_masks(layers, masks, dense_gradient=False):
     """Hands each layer its mask for the forward passes inside the block."""
     with contextlib.ExitStack() as stack:
         for layer, mask in zip(layers, masks):
-            stack.enter_context(layer.phase_mask(mask))
+            stack.enter_context(layer.phase_mask(mask, dense_gradient))
         yield
 
 

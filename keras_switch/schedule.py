@@ -21,6 +21,11 @@ Modes during switching (`s` = steps since `warmup_steps`):
                    each batch.
     "alternate"    batches alternate: task step on even `s`, switch step on
                    odd `s`.
+
+The switcher runs only on switch steps (and once at the first switching
+step): each switch step ends by storing the switcher's new hard masks, and
+the task steps in between use the stored masks. With `switch_every=k` a
+training step therefore costs about a Dense step plus `1/k` of a switch step.
 """
 
 import collections
@@ -32,10 +37,13 @@ MODES = ("every_batch", "alternate")
 Phase = collections.namedtuple("Phase", ["task", "switch", "mask", "frozen"])
 Phase.__doc__ = """What one training step does.
 
-`task`: run a task step. `switch`: run a switch step after it. `mask`: where
-the task step's mask comes from: `"dense"` (all on, warm-up), `"switcher"`
-(the switcher's hard mask, stored in each layer) or `"stored"` (the stored
-mask). `frozen`: the stored mask is final (also used at inference).
+`task`: run a task step. `switch`: run a switch step after it (which ends by
+storing the switcher's new masks). `mask`: where the task step's mask comes
+from: `"dense"` (all on, warm-up), `"switcher"` (ask the switcher now and
+store its hard mask: the first switching step and the freeze step) or
+`"stored"` (the stored mask, i.e. the mask of the last switch step: the
+switcher does not run on task-only steps). `frozen`: the stored mask is
+final (also used at inference).
 """
 
 
@@ -84,11 +92,12 @@ class SwitchSchedule:
             mask = "switcher" if step == self.freeze_step else "stored"
             return Phase(task=True, switch=False, mask=mask, frozen=True)
         since = step - self.warmup_steps
+        mask = "switcher" if since == 0 else "stored"
         if self.mode == "every_batch":
             switch = since % self.switch_every == self.switch_every - 1
-            return Phase(task=True, switch=switch, mask="switcher", frozen=False)
+            return Phase(task=True, switch=switch, mask=mask, frozen=False)
         switch = since % 2 == 1
-        return Phase(task=not switch, switch=switch, mask="switcher", frozen=False)
+        return Phase(task=not switch, switch=switch, mask=mask, frozen=False)
 
     def get_config(self):
         return {

@@ -25,10 +25,25 @@ Design (our choice; the paper's abstract leaves it open):
   ``fan_out``           ``log(out) / 10``
   ====================  =====================================================
 
-* **Starts with every switch on.** The output bias starts at
-  ``initial_logit`` (default ``+2``, probability 0.88). A switcher that starts
-  near 0.5 switches whole layers off at step 0; an all-off layer passes no
-  gradient to anything and never recovers.
+* **Starts as global magnitude pruning.** Every logit is a fixed *prior*
+  plus the MLP's learned *correction*::
+
+      logit = magnitude_prior * log1p(|w| / prior_scale)
+              + mlp(features) + linear(features) + bias - threshold
+
+  The prior is a monotone function of the raw ``|w|`` (not normalised per
+  layer), so a fresh switcher ranks every connection of every layer it
+  serves by magnitude: with one global top-k budget (``SwitchingModel``'s
+  ``target_sparsity``) that is exactly global magnitude pruning, the
+  strongest simple baseline we measured, and training can only move the
+  ranking away from it where the task loss says so. The log makes the
+  correction act on ``|w|`` multiplicatively (a correction of ``+c`` weighs a
+  connection like one ``e^c`` times larger).
+* **Starts with every switch on.** The prior is >= 0 and the output bias
+  starts at ``initial_logit`` (default ``+2``, probability 0.88), so every
+  logit starts >= ``initial_logit``. A switcher that starts near 0.5
+  switches whole layers off at step 0; an all-off layer passes no gradient
+  to anything and never recovers.
 * The kernel enters under ``stop_gradient``: the switcher reads the task
   network's weights, it does not train them.
 
@@ -54,6 +69,7 @@ FEATURES = ("signed", "magnitude", "row", "column", "fan_in", "fan_out")
 # killed every network we tried; magnitude-type features rank connections.
 DEFAULT_FEATURES = ("magnitude", "row", "column", "fan_in", "fan_out")
 _EPS = 1e-8
+_CONSTANT_FEATURES = ("fan_in", "fan_out")
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")
@@ -69,6 +85,18 @@ class Switcher(keras.layers.Layer):
             on).
         features: Which per-connection features to feed the MLP, a
             non-empty subset of ``keras_switch.switcher.FEATURES``.
+        magnitude_prior: Weight of the magnitude prior
+            ``log1p(|w| / prior_scale)`` in every logit (>= 0; 0 leaves the
+            ranking entirely to the learned part).
+        prior_scale: Weight magnitude where the prior turns from linear to
+            logarithmic (> 0). Much smaller than the weights that matter.
+        center_correction: Subtract, per kernel, the mean of the learned
+            correction, so that learning re-ranks connections *within* a
+            layer and leaves the split of the global budget across layers to
+            the magnitude prior. Without it the shared correction, whose
+            gradient comes mostly from the largest layer, drifted toward a
+            uniform per-layer split (the output layer pruned as hard as the
+            input layer) and lost accuracy; see BENCHMARKS.md.
         **kwargs: Base layer keyword arguments such as `name`.
 
     Input shape:
@@ -80,11 +108,13 @@ class Switcher(keras.layers.Layer):
 
     def __init__(
         self,
-        hidden_units=(16, 16),
+        hidden_units=(8,),
         activation="relu",
         initial_logit=2.0,
         features=DEFAULT_FEATURES,
         magnitude_prior=1.0,
+        prior_scale=1e-3,
+        center_correction=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -109,12 +139,19 @@ class Switcher(keras.layers.Layer):
                 "positive number (every switch must start on). "
                 f"Received: initial_logit={initial_logit}"
             )
-        if "magnitude" not in features and magnitude_prior:
+        if not float(magnitude_prior) >= 0:
             raise ValueError(
-                "`magnitude_prior` needs the 'magnitude' feature. Received: "
-                f"features={features}, magnitude_prior={magnitude_prior}"
+                "Received an invalid value for `magnitude_prior`, expected a "
+                f"number >= 0. Received: magnitude_prior={magnitude_prior}"
+            )
+        if not float(prior_scale) > 0:
+            raise ValueError(
+                "Received an invalid value for `prior_scale`, expected a "
+                f"positive number. Received: prior_scale={prior_scale}"
             )
         self.magnitude_prior = float(magnitude_prior)
+        self.prior_scale = float(prior_scale)
+        self.center_correction = bool(center_correction)
         self.hidden_units = hidden_units
         self.activation = keras.activations.get(activation)
         self.initial_logit = float(initial_logit)
@@ -141,18 +178,13 @@ class Switcher(keras.layers.Layer):
             shape=(width, 1),
             initializer=keras.initializers.RandomNormal(stddev=0.01),
         )
-        # Linear path from the features straight to the logit, starting as
-        # `magnitude_prior * |w| / std(W)`: a fresh switcher ranks connections
-        # by magnitude, so that as the sparsity control lowers every logit the
-        # smallest weights go off first; training is free to move away from it.
-        prior = [
-            self.magnitude_prior if name == "magnitude" else 0.0
-            for name in self.features
-        ]
+        # Linear path from the features straight to the logit; with the MLP
+        # it forms the learned correction to the magnitude prior, and starts
+        # at 0 (the correction starts near 0: a fresh switcher is the prior).
         self.linear_kernel = self.add_weight(
             name="linear_kernel",
-            shape=(len(self.features), 1),
-            initializer=keras.initializers.Constant([[v] for v in prior]),
+            shape=(len(self._linear_features()), 1),
+            initializer="zeros",
         )
         self.output_bias = self.add_weight(
             name="output_bias",
@@ -193,18 +225,43 @@ class Switcher(keras.layers.Layer):
         }
         return ops.stack([columns[name]() for name in self.features], axis=-1)
 
-    def call(self, kernel):
+    def prior(self, kernel):
+        """The fixed part of the logits, ``magnitude_prior * log1p(|w| /
+        prior_scale)``, shape ``[in, out]``."""
+        w = ops.stop_gradient(ops.convert_to_tensor(kernel, self.compute_dtype))
+        return self.magnitude_prior * ops.log1p(ops.abs(w) / self.prior_scale)
+
+    def correction(self, kernel):
+        """The learned part of the logits (bias included), ``[in, out]``."""
         features = self.connection_features(kernel)
+        if not self.built:  # called directly rather than through __call__
+            self.build(tuple(features.shape[:2]))
         h = features
         for w, b in self._hidden:
             h = self.activation(ops.matmul(h, w) + b)
-        logits = (
+        linear = [i for i, name in enumerate(self.features) if name in self._linear_features()]
+        logits = ops.squeeze(
             ops.matmul(h, self.output_kernel)
-            + ops.matmul(features, self.linear_kernel)
-            + self.output_bias
-            - self.threshold
+            + ops.matmul(ops.take(features, linear, axis=-1), self.linear_kernel),
+            axis=-1,
         )
-        return ops.squeeze(logits, axis=-1)
+        if self.center_correction:
+            logits = logits - ops.mean(logits)
+        return logits + self.output_bias
+
+    def _linear_features(self):
+        """Features of the linear path. Centring removes a feature that is
+        constant over a kernel (fan_in, fan_out): its linear weight would get
+        a gradient of exactly 0, so it is left out (the MLP still uses it)."""
+        if not self.center_correction:
+            return self.features
+        return tuple(f for f in self.features if f not in _CONSTANT_FEATURES)
+
+    def call(self, kernel):
+        logits = self.correction(kernel) - self.threshold
+        if self.magnitude_prior:
+            logits = logits + self.prior(kernel)
+        return logits
 
     def probabilities(self, kernel):
         return ops.sigmoid(self(kernel))
@@ -224,6 +281,8 @@ class Switcher(keras.layers.Layer):
                 "initial_logit": self.initial_logit,
                 "features": list(self.features),
                 "magnitude_prior": self.magnitude_prior,
+                "prior_scale": self.prior_scale,
+                "center_correction": self.center_correction,
             }
         )
         return config

@@ -16,6 +16,10 @@ from tests.test_case import mlp
 # float32 sums reduced in a different order on two replicas: the trained
 # values agree to rounding, and every hard mask entry agrees exactly.
 ATOL = 1e-5
+# The switcher's hidden biases feed a per-kernel-centred correction: their
+# gradients cancel to rounding (~1e-9), which Adam's epsilon turns into
+# updates of ~1e-5 whose sign is the rounding's.
+SWITCHER_ATOL = 5e-5
 
 
 _MIRRORED = []
@@ -61,7 +65,8 @@ class MirroredTest(TestCase, parameterized.TestCase):
             keras.ops.convert_to_numpy(single.switching_step),
         )
         for a, b in zip(single.weights, multi.weights):
-            self.assertAllClose(a, b, atol=ATOL, msg=a.path)
+            atol = SWITCHER_ATOL if "/switcher/" in a.path else ATOL
+            self.assertAllClose(a, b, atol=atol, msg=a.path)
         for a, b in zip(single.switched_layers, multi.switched_layers):
             self.assertAllEqual(a.current_mask(), b.current_mask())
         report = keras_switch.sparsity_report(multi)

@@ -178,7 +178,10 @@ class PhaseTest(TestCase):
 
     def test_l1_penalty_sparsifies(self):
         model = mlp()
-        compile_for_classes(model, sparsity_penalty=3.0)
+        # The penalty lowers every logit through the output bias, across the
+        # magnitude prior's range (a few units): a larger switch step size.
+        compile_for_classes(model, sparsity_penalty=3.0,
+                            switch_optimizer=keras.optimizers.Adam(0.1))
         (x, y), _ = digits(512)
         model.fit(x, y, batch_size=32, epochs=3, verbose=0)
         self.assertGreater(keras_switch.sparsity_report(model)["overall"], 0.05)
@@ -214,6 +217,80 @@ class PhaseTest(TestCase):
         self.assertGreater(accuracy, 0.8)  # chance is 0.1
 
 
+class BudgetTest(TestCase):
+    """How target_sparsity is met: caching, allocation, ramp, pruned weights."""
+
+    def _trained(self, steps=6, **kwargs):
+        model = mlp(units=(48, 24))
+        compile_for_classes(model, **kwargs)
+        (x, y), _ = digits(64 * steps)
+        model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+        return model
+
+    def test_magnitude_allocation_splits_the_budget_like_global_magnitude(self):
+        model = self._trained(target_sparsity=0.9)
+        layers = model.switched_layers
+        kernels = [np.abs(layer.kernel.numpy()) for layer in layers]
+        everything = np.sort(np.concatenate([k.ravel() for k in kernels]))
+        cut = everything[-round(0.1 * everything.size)]
+        for layer, kernel in zip(layers, kernels):
+            # Each layer keeps as many connections as global magnitude pruning
+            # of its current kernel would (the switcher picks which).
+            self.assertEqual(int(layer.mask.numpy().sum()), int((kernel >= cut).sum()))
+            self.assertAllEqual(layer.hard_mask(), layer.mask)
+        self.assertAlmostEqual(keras_switch.sparsity_report(model)["overall"], 0.9, delta=1e-3)
+
+    def test_learned_allocation_uses_one_threshold(self):
+        model = self._trained(target_sparsity=0.9, allocation="learned")
+        for layer in model.switched_layers:
+            self.assertEqual(float(layer.switch_offset.numpy()), 0.0)
+            self.assertAllEqual(layer.hard_mask(), layer.mask)
+        self.assertAlmostEqual(keras_switch.sparsity_report(model)["overall"], 0.9, delta=1e-3)
+
+    def test_task_steps_reuse_the_stored_mask(self):
+        model = mlp()
+        compile_for_classes(model, target_sparsity=0.7,
+                            schedule=SwitchSchedule(switch_every=4))
+        (x, y), _ = digits(64)
+        model.train_on_batch(x, y)  # step 0: switcher asked once, mask stored
+        stored = snapshot([layer.mask for layer in model.switched_layers])
+        for _ in range(2):  # task-only steps: the kernels move, the mask not
+            model.train_on_batch(x, y)
+        self.assertFalse(any(_changed(stored, snapshot([l.mask for l in model.switched_layers]))))
+        model.train_on_batch(x, y)  # step 3: switch step, then a fresh mask
+        self.assertEqual(int(model.switch_optimizer.iterations), 1)
+        for layer in model.switched_layers:
+            self.assertAllEqual(layer.mask, layer.hard_mask())
+
+    def test_ramp_power_shapes_the_target(self):
+        model = compile_for_classes(mlp(), target_sparsity=0.8, target_ramp_steps=10,
+                                    target_ramp_power=3)
+        model.switching_step.assign(4)  # progress 0.5
+        self.assertAllClose(model.target_density(), 1 - 0.8 * (1 - 0.5 ** 3))
+        model = compile_for_classes(mlp(), target_sparsity=0.8, target_ramp_steps=10,
+                                    target_ramp_power=1)
+        model.switching_step.assign(4)
+        self.assertAllClose(model.target_density(), 1 - 0.8 * 0.5)
+
+    def test_train_pruned_weights_reaches_switched_off_weights(self):
+        for dense in (False, True):
+            model = mlp()
+            compile_for_classes(model, target_sparsity=0.8, train_pruned_weights=dense,
+                                schedule=SwitchSchedule(switch_every=100))
+            (x, y), _ = digits(64)
+            model.train_on_batch(x, y)
+            model.train_on_batch(x, y)  # the 0.8 mask is in place: task step
+            before = snapshot([l.kernel for l in model.switched_layers])
+            masks = snapshot([l.mask for l in model.switched_layers])
+            model.train_on_batch(x, y)
+            after = snapshot([l.kernel for l in model.switched_layers])
+            moved_off = sum(
+                int(np.sum((a != b) & (m == 0))) for a, b, m in zip(after, before, masks)
+            )
+            # Only the switched-off weights of used inputs can get a gradient.
+            self.assertEqual(moved_off > 0, dense)
+
+
 class CompileTest(TestCase, parameterized.TestCase):
     @parameterized.named_parameters(
         ("sparsity_high", dict(target_sparsity=1.0), ValueError, "target_sparsity"),
@@ -228,6 +305,10 @@ class CompileTest(TestCase, parameterized.TestCase):
         ("unknown", dict(learning_rate=3), TypeError, "learning_rate"),
         ("steps_per_execution", dict(steps_per_execution=4), ValueError,
          "steps_per_execution"),
+        ("ramp_power", dict(target_ramp_power=0.5), ValueError, "target_ramp_power"),
+        ("allocation", dict(allocation="uniform"), ValueError, "allocation"),
+        ("pruned_weights", dict(train_pruned_weights="yes"), ValueError,
+         "train_pruned_weights"),
     )
     def test_invalid_compile_arguments_raise(self, kwargs, error, pattern):
         with self.assertRaisesRegex(error, pattern):

@@ -14,7 +14,9 @@ class SwitcherTest(TestCase, parameterized.TestCase):
         kernel = np.random.RandomState(0).normal(size=shape).astype("float32")
         self.assertEqual(tuple(switcher(kernel).shape), shape)
         # Its weights do not depend on the shape it saw first.
-        self.assertEqual(tuple(switcher.output_kernel.shape), (16, 1))
+        self.assertEqual(
+            tuple(switcher.output_kernel.shape), (switcher.hidden_units[-1], 1)
+        )
 
     def test_starts_with_every_switch_on(self):
         kernel = np.random.RandomState(1).normal(size=(30, 20)).astype("float32")
@@ -27,10 +29,28 @@ class SwitcherTest(TestCase, parameterized.TestCase):
         order = np.argsort(logits)
         self.assertAllEqual(order, np.argsort(np.abs(kernel).ravel()))
 
-    def test_features_are_scale_free(self):
+    def test_prior_ranks_across_kernels_by_raw_magnitude(self):
+        # A fresh switcher is global magnitude pruning: the ranking of the
+        # entries of two kernels on different scales is the ranking of |w|.
+        switcher = Switcher()
+        rng = np.random.RandomState(3)
+        kernels = [rng.normal(size=(40, 30)) * 0.05, rng.normal(size=(30, 10)) * 0.3]
+        kernels = [k.astype("float32") for k in kernels]
+        logits = np.concatenate([switcher(k).numpy().ravel() for k in kernels])
+        magnitudes = np.concatenate([np.abs(k).ravel() for k in kernels])
+        self.assertGreater(np.corrcoef(np.argsort(np.argsort(logits)),
+                                       np.argsort(np.argsort(magnitudes)))[0, 1], 0.999)
+        # The prior alone is exactly monotone in |w|.
+        prior = np.concatenate([switcher.prior(k).numpy().ravel() for k in kernels])
+        self.assertAllEqual(np.argsort(prior, kind="stable"),
+                            np.argsort(magnitudes, kind="stable"))
+
+    def test_learned_correction_is_scale_free(self):
         switcher = Switcher()
         kernel = np.random.RandomState(2).normal(size=(6, 4)).astype("float32")
-        self.assertAllClose(switcher(kernel), switcher(10.0 * kernel), atol=1e-5)
+        self.assertAllClose(
+            switcher.correction(kernel), switcher.correction(10.0 * kernel), atol=1e-5
+        )
 
     def test_all_features_available(self):
         switcher = Switcher(features=FEATURES)
@@ -45,7 +65,8 @@ class SwitcherTest(TestCase, parameterized.TestCase):
         ("feature", dict(features=("colour",)), "features"),
         ("no_features", dict(features=()), "features"),
         ("logit", dict(initial_logit=-1.0), "initial_logit"),
-        ("prior", dict(features=("row",)), "magnitude_prior"),
+        ("prior", dict(magnitude_prior=-1.0), "magnitude_prior"),
+        ("prior_scale", dict(prior_scale=0.0), "prior_scale"),
     )
     def test_invalid_arguments_raise(self, kwargs, name):
         with self.assertRaisesRegex(ValueError, name):

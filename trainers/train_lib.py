@@ -231,6 +231,9 @@ def compile_model(model, config, steps_per_epoch):
         target_sparsity=config.target_sparsity,
         sparsity_penalty=config.sparsity_penalty,
         target_ramp_steps=schedule.ramp_epochs * steps_per_epoch,
+        target_ramp_power=schedule.ramp_power,
+        allocation=config.allocation,
+        train_pruned_weights=config.train_pruned_weights,
         schedule=keras_switch.SwitchSchedule(
             mode=schedule.mode,
             switch_every=schedule.switch_every,

@@ -1,0 +1,127 @@
+"""Tables, plot and BENCHMARKS.md section from the pareto runs."""
+
+import collections
+import json
+import os
+import re
+import statistics
+
+BENCHMARKS_MD = os.path.join(os.path.dirname(os.path.dirname(__file__)), "BENCHMARKS.md")
+MODEL_NAMES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
+
+
+def _mean(values):
+    return statistics.fmean(values) if values else float("nan")
+
+
+def aggregate(runs):
+    """Groups runs by (model, method, target): means over seeds."""
+    groups = collections.defaultdict(list)
+    for run in runs:
+        groups[(run["model"], run["method"], run["target"])].append(run)
+    rows = []
+    for (model, method, target), group in groups.items():
+        group = sorted(group, key=lambda r: r["seed"])
+        overlap = [r["top_magnitude_overlap"] for r in group if "top_magnitude_overlap" in r]
+        rows.append({
+            "model": model, "method": method, "target": target,
+            "seeds": [r["seed"] for r in group],
+            "accuracy": [r["test_accuracy"] for r in group],
+            "mean_accuracy": _mean([r["test_accuracy"] for r in group]),
+            "fc_sparsity": _mean([r["fc_sparsity"] for r in group]),
+            "hidden_sparsity": _mean([r["hidden_sparsity"] for r in group]),
+            "layer_sparsity": {
+                name: _mean([r["layer_sparsity"][name] for r in group])
+                for name in group[0]["layer_sparsity"]
+            },
+            "top_magnitude_overlap": {
+                name: _mean([o[name] for o in overlap if o[name] is not None])
+                for name in overlap[0]
+            } if overlap else None,
+            "train_seconds": _mean([r["train_seconds"] for r in group]),
+        })
+    order = {m: i for i, m in enumerate(MODEL_NAMES)}
+    rows.sort(key=lambda r: (order.get(r["model"], 9), -1 if r["target"] is None else r["target"],
+                             r["method"]))
+    return rows
+
+
+def markdown_table(rows):
+    lines = [
+        "| model | method | target | FC sparsity (measured) | hidden-only | per layer (%) "
+        "| acc per seed | mean acc | kept ∩ top-|w| | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        per_layer = "/".join(f"{100 * v:.1f}" for v in r["layer_sparsity"].values())
+        overlap = "–"
+        if r["top_magnitude_overlap"]:
+            overlap = "/".join(f"{100 * v:.0f}%" for v in r["top_magnitude_overlap"].values())
+        target = "–" if r["target"] is None else f"{r['target']:.2f}"
+        lines.append(
+            f"| {MODEL_NAMES.get(r['model'], r['model'])} | {r['method']} | {target} "
+            f"| {r['fc_sparsity']:.4f} | {r['hidden_sparsity']:.4f} | {per_layer} "
+            f"| {' / '.join(f'{a:.4f}' for a in r['accuracy'])} "
+            f"| **{r['mean_accuracy']:.4f}** | {overlap} | {r['train_seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    models = [m for m in MODEL_NAMES if any(r["model"] == m for r in rows)]
+    figure, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
+    for axis, model in zip(axes[0], models):
+        model_rows = [r for r in rows if r["model"] == model]
+        for method in sorted({r["method"] for r in model_rows}):
+            points = sorted(
+                (r["fc_sparsity"], r["mean_accuracy"]) for r in model_rows if r["method"] == method
+            )
+            xs, ys = zip(*points)
+            style = "o--" if method == "dense" else "o-"
+            axis.plot([100 * x for x in xs], [100 * y for y in ys], style, label=method)
+        axis.set_title(f"{MODEL_NAMES[model]}, Fashion-MNIST")
+        axis.set_xlabel("measured FC sparsity (%)")
+        axis.set_ylabel("test accuracy (%, mean of seeds)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write(runs, output_dir, markdown=False, command="python -m benchmarks.pareto"):
+    """results.json, pareto.png and pareto.md in `output_dir`; with
+    `markdown`, the generated section of BENCHMARKS.md too."""
+    os.makedirs(output_dir, exist_ok=True)
+    rows = aggregate(runs)
+    with open(os.path.join(output_dir, "results.json"), "w") as f:
+        json.dump({"command": command, "runs": runs, "summary": rows}, f, indent=2)
+    plot(rows, os.path.join(output_dir, "pareto.png"))
+    table = markdown_table(rows)
+    with open(os.path.join(output_dir, "pareto.md"), "w") as f:
+        f.write(f"Command: `{command}`\n\n{table}\n")
+    print(table)
+    if markdown:
+        replace_section("pareto", f"Command: `{command}`\n\n{table}")
+    return rows
+
+
+def replace_section(name, body, path=None):
+    """Replaces the text between `<!-- NAME:begin ... -->` and
+    `<!-- NAME:end -->` in BENCHMARKS.md (`path`) with `body`."""
+    path = path or BENCHMARKS_MD
+    begin = f"<!-- {name}:begin (generated by python -m benchmarks.{name} --markdown) -->"
+    end = f"<!-- {name}:end -->"
+    with open(path) as f:
+        text = f.read()
+    pattern = re.escape(f"<!-- {name}:begin") + r".*?" + re.escape(end)
+    if not re.search(pattern, text, flags=re.S):
+        raise ValueError(f"{path} has no '{begin}' ... '{end}' section")
+    text = re.sub(pattern, lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S)
+    with open(path, "w") as f:
+        f.write(text)

@@ -1,0 +1,214 @@
+r"""Training step time and peak memory: keras-switch vs Dense (and TFMOT).
+
+    python -m benchmarks.step_time
+    python -m benchmarks.step_time --models=lenet300 --rounds=5
+
+Step time: in ONE process, a plain Keras 3 Dense model and the keras-switch
+model of the trainer's default recipe (`configs/common.py`) train on the same
+fixed batches, each through its compiled train function (what `fit()` runs
+per batch; `train_on_batch` adds ~8 ms of Python per call, more than a
+LeNet-300-100 step), in interleaved windows (alternating which goes first),
+after a warm-up; the median ms/step of each and their
+ratio are printed. Each window is a multiple of the recipe's `switch_every`,
+so a keras-switch window holds its share of switch steps. Two keras-switch
+phases are timed: `switching` (mask still learned: task steps on the stored
+mask plus a switch step every `switch_every`) and `frozen` (the final
+epochs). TFMOT is Keras 2 and cannot share a Keras 3 process: its ratio to a
+Keras 2 Dense model is measured the same way in its own process.
+
+Peak memory: one fresh process per (model, method) trains `--memory_steps`
+steps and reports its peak resident set size (`ru_maxrss`); the ratio is
+keras-switch / Dense.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", ["lenet300", "lenet5"], "Models: lenet300, lenet5.")
+flags.DEFINE_integer("batch_size", 128, "Batch size.")
+flags.DEFINE_integer("rounds", 7, "Interleaved timing windows per model.")
+flags.DEFINE_integer("window_switches", 4, "Switch steps per timing window.")
+flags.DEFINE_float("target", 0.95, "Target FC sparsity of the keras-switch model.")
+flags.DEFINE_bool("tfmot", True, "Also time TFMOT (sets up its venv: ~1 min once).")
+flags.DEFINE_integer("memory_steps", 200, "Steps of each peak-memory process.")
+flags.DEFINE_string("output", "benchmarks/results/step_time.json", "Results JSON.")
+flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
+                    "Fashion-MNIST IDX files (the TFMOT process times on them).")
+flags.DEFINE_string("memory_child", None, "Internal: 'model,method' to measure.")
+flags.DEFINE_bool("markdown", False, "Rewrite the step_time section of BENCHMARKS.md.")
+
+
+def _batches(batch_size, count=4):
+    """An endless iterator over `count` fixed random batches."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.random((count * batch_size, 28, 28), dtype="float32")
+    y = rng.integers(0, 10, count * batch_size)
+    return iter(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().repeat())
+
+
+def _models(model_name, batch_size, target):
+    """(dense, switching, frozen) compiled models of `model_name`."""
+    import keras
+
+    from benchmarks import common
+    from trainers import train_lib
+
+    dense = common.plain_model(model_name)
+    dense.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    switched = {}
+    config = common.recipe(model_name, target, seed=0, epochs=10)
+    steps_per_epoch = 60000 // batch_size
+    for phase in ("switching", "frozen"):
+        model = train_lib.build_model(config, (28, 28))
+        train_lib.compile_model(model, config, steps_per_epoch)
+        if phase == "frozen":
+            freeze = model.schedule.freeze_step
+            model.switching_step.assign(freeze)
+        else:
+            # Mid-ramp: the mask is learned, the target still moving.
+            model.switching_step.assign(steps_per_epoch * 2)
+        switched[phase] = model
+    return dense, switched["switching"], switched["frozen"], config.schedule.switch_every
+
+
+def _time(model, batches, steps):
+    """ms per step of `steps` calls of the model's train function."""
+    model.make_train_function()
+    function = model.train_function
+    start = time.perf_counter()
+    for _ in range(steps):
+        logs = function(batches)
+    float(logs["loss"])  # wait for the last step
+    return (time.perf_counter() - start) / steps * 1000.0
+
+
+def measure_step_time(model_name):
+    import numpy as np
+
+    batches = _batches(FLAGS.batch_size)
+    dense, switching, frozen, every = _models(model_name, FLAGS.batch_size, FLAGS.target)
+    steps = every * FLAGS.window_switches
+    candidates = {"dense": dense, "ks_switching": switching, "ks_frozen": frozen}
+    for model in candidates.values():
+        _time(model, batches, steps)  # warm-up: traces every phase
+    times = {name: [] for name in candidates}
+    names = list(candidates)
+    for r in range(FLAGS.rounds):
+        order = names if r % 2 == 0 else names[::-1]
+        for name in order:
+            times[name].append(_time(candidates[name], batches, steps))
+    medians = {name: float(np.median(t)) for name, t in times.items()}
+    return {
+        "model": model_name,
+        "batch_size": FLAGS.batch_size,
+        "switch_every": every,
+        "window_steps": steps,
+        "ms_per_step": medians,
+        "ratio_switching": medians["ks_switching"] / medians["dense"],
+        "ratio_frozen": medians["ks_frozen"] / medians["dense"],
+    }
+
+
+def _memory_child(spec):
+    """Trains one model for --memory_steps steps; prints its peak RSS (MiB)."""
+    model_name, method = spec.split(",")
+    batches = _batches(FLAGS.batch_size)
+    dense, switching, _, _ = _models(model_name, FLAGS.batch_size, FLAGS.target)
+    model = dense if method == "dense" else switching
+    del dense, switching
+    _time(model, batches, FLAGS.memory_steps)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_rss_mib": peak_kib / 1024.0}))
+
+
+def measure_memory(model_name):
+    peaks = {}
+    for method in ("dense", "ks"):
+        output = subprocess.run(
+            [sys.executable, "-m", "benchmarks.step_time",
+             f"--memory_child={model_name},{method}",
+             f"--batch_size={FLAGS.batch_size}",
+             f"--memory_steps={FLAGS.memory_steps}"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        peaks[method] = json.loads(output.strip().splitlines()[-1])["peak_rss_mib"]
+    # The dense process also builds (unused) switched models: the same
+    # imports and graph set-up in both, so the difference is training.
+    return {"peak_rss_mib": peaks, "ratio": peaks["ks"] / peaks["dense"]}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if FLAGS.memory_child:
+        _memory_child(FLAGS.memory_child)
+        return
+    results = []
+    for model_name in FLAGS.models:
+        result = measure_step_time(model_name)
+        result["memory"] = measure_memory(model_name)
+        if FLAGS.tfmot:
+            from benchmarks import tfmot_env
+
+            from benchmarks import common
+
+            data = common.load_data(FLAGS.data_dir, max_test=256)
+            init = common.initial_weights(model_name, seed=0)
+            result["tfmot"] = tfmot_env.step_time(model_name, FLAGS.batch_size, data, init)
+        results.append(result)
+        ms = result["ms_per_step"]
+        print(f"{model_name}: dense {ms['dense']:.2f} ms, keras-switch switching "
+              f"{ms['ks_switching']:.2f} ms ({result['ratio_switching']:.2f}x), frozen "
+              f"{ms['ks_frozen']:.2f} ms ({result['ratio_frozen']:.2f}x); peak RSS "
+              f"{result['memory']['ratio']:.2f}x", flush=True)
+        if "tfmot" in result:
+            print(f"{model_name}: TFMOT/Dense (Keras 2) {result['tfmot']['ratio']:.2f}x")
+    command = " ".join(["python -m benchmarks.step_time"] + sys.argv[1:])
+    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+    with open(FLAGS.output, "w") as f:
+        json.dump({"command": command, "results": results}, f, indent=2)
+    table = markdown_table(results)
+    print(table)
+    if FLAGS.markdown:
+        from benchmarks import report
+
+        report.replace_section("step_time", f"Command: `{command}`\n\n{table}")
+
+
+def markdown_table(results):
+    lines = [
+        "| model | batch | Dense ms/step | keras-switch switching ms/step (ratio) "
+        "| keras-switch frozen ms/step (ratio) | switch_every | peak RSS Dense / keras-switch MiB (ratio) "
+        "| TFMOT / Dense (Keras 2, own process) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        ms, memory = r["ms_per_step"], r["memory"]
+        tfmot = "–"
+        if "tfmot" in r:
+            tfmot = (f"{r['tfmot']['tfmot_ms']:.2f} / {r['tfmot']['dense_ms']:.2f} ms "
+                     f"(**{r['tfmot']['ratio']:.2f}x**)")
+        lines.append(
+            f"| {r['model']} | {r['batch_size']} | {ms['dense']:.2f} "
+            f"| {ms['ks_switching']:.2f} (**{r['ratio_switching']:.2f}x**) "
+            f"| {ms['ks_frozen']:.2f} ({r['ratio_frozen']:.2f}x) | {r['switch_every']} "
+            f"| {memory['peak_rss_mib']['dense']:.0f} / {memory['peak_rss_mib']['ks']:.0f} "
+            f"({memory['ratio']:.2f}x) | {tfmot} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,299 @@
+"""TFMOT magnitude-pruning baseline (Keras 2), run in its own venv.
+
+TFMOT only supports Keras 2 (`tf_keras`), so this script runs in the venv made
+by `benchmarks/tfmot_env.py` and never imports `keras_switch` or Keras 3; the
+Keras 3 benchmark calls it through `tfmot_env.run()`, which adds `--output`.
+
+Data and initial weights come from one `.npz` (`--data`) written by the parent
+process: `x_train` float32 [n, 28, 28] in [0, 1], `y_train` int [n], `x_test`,
+`y_test`, and `init_0`, `init_1`, ... in the order of `model.get_weights()` of
+the chosen architecture, so that every method starts from the same random init.
+
+Modes:
+  train      `prune_low_magnitude` on the three Dense layers (fc1, fc2 and the
+             output layer fc3; conv layers stay dense), PolynomialDecay
+             0 -> --target over steps 0..end_step (end_step =
+             round(--end_fraction * total steps)), Adam, then `strip_pruning`.
+             Sparsity is counted as exact zeros in the stripped Dense kernels.
+  step_time  Median ms per training step (the compiled train function `fit`
+             runs per batch) of the dense model and of the pruned (wrapped)
+             model, interleaved in this process.
+
+Writes one JSON object to --output.
+"""
+
+import argparse
+import importlib.metadata
+import json
+import math
+import os
+import re
+import sys
+import time
+import zipfile
+
+# Keras 2 for tf.keras, and quiet TF logs, before TensorFlow is imported (TFMOT
+# would set the first on import anyway; tfmot_env.run() sets both).
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_model_optimization as tfmot  # noqa: E402
+import tf_keras  # noqa: E402
+
+DENSE_NAMES = ("fc1", "fc2", "fc3")
+HIDDEN_NAMES = ("fc1", "fc2")
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def fail(message):
+    """Exits with status 1 and `message` on stderr."""
+    sys.exit(f"tfmot_baseline: error: {message}")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help=".npz with data and init_* weights")
+    p.add_argument("--model", choices=("lenet300", "lenet5"), required=True)
+    p.add_argument("--mode", choices=("train", "step_time"), default="train")
+    p.add_argument("--target", type=float, default=0.95, help="final FC sparsity")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--learning_rate", type=float, default=1e-3)
+    p.add_argument("--end_fraction", type=float, default=0.79,
+                   help="PolynomialDecay end_step = round(end_fraction * total steps)")
+    p.add_argument("--frequency", type=int, default=100, help="steps between mask updates")
+    p.add_argument("--rounds", type=int, default=7, help="step_time: interleaved rounds")
+    p.add_argument("--steps_per_round", type=int, default=50,
+                   help="step_time: timed steps per model per round")
+    p.add_argument("--output", required=True, help="JSON result path")
+    args = p.parse_args(argv)
+    if not 0.0 <= args.target < 1.0:
+        p.error("--target must be in [0, 1)")
+    return args
+
+
+def load_data(path):
+    """Returns (arrays dict, list of init weights) from the npz, or exits."""
+    if not os.path.isfile(path):
+        fail(f"--data file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        fail(f"--data {path} is not an .npz (zip) file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            contents = {key: npz[key] for key in npz.files}
+    except Exception as e:  # np.load raises several types for a bad file.
+        fail(f"cannot read {path} as .npz: {e}")
+    missing = [key for key in ARRAY_KEYS if key not in contents]
+    if missing:
+        fail(f"{path} lacks {missing}; it has {sorted(contents)}")
+    arrays = {}
+    for split in ("train", "test"):
+        x, y = contents[f"x_{split}"], contents[f"y_{split}"]
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (x.shape[0],):
+            fail(f"x_{split} must be [n, 28, 28] and y_{split} [n]; "
+                 f"got {x.shape} and {y.shape}")
+        if x.size and (x.min() < 0.0 or x.max() > 1.0):
+            fail(f"x_{split} must be scaled to [0, 1]; range is [{x.min()}, {x.max()}]")
+        arrays[f"x_{split}"] = x.astype(np.float32)
+        arrays[f"y_{split}"] = y.astype(np.int64)
+    init_keys = sorted((k for k in contents if re.fullmatch(r"init_\d+", k)),
+                       key=lambda k: int(k[5:]))
+    if init_keys != [f"init_{i}" for i in range(len(init_keys))]:
+        fail(f"init_* keys must be init_0..init_N without gaps; got {init_keys}")
+    return arrays, [contents[k] for k in init_keys]
+
+
+def build_model(name, init_weights):
+    """LeNet-300-100 or LeNet-5 (logits out), set to `init_weights`."""
+    layers = tf_keras.layers
+    inputs = layers.Input((28, 28))
+    if name == "lenet300":
+        x = layers.Flatten()(inputs)
+        x = layers.Dense(300, activation="relu", name="fc1")(x)
+        x = layers.Dense(100, activation="relu", name="fc2")(x)
+    else:
+        x = layers.Reshape((28, 28, 1))(inputs)
+        x = layers.Conv2D(6, 5, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Conv2D(16, 5, padding="valid", activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Flatten()(x)
+        x = layers.Dense(120, activation="relu", name="fc1")(x)
+        x = layers.Dense(84, activation="relu", name="fc2")(x)
+    outputs = layers.Dense(10, name="fc3")(x)
+    model = tf_keras.Model(inputs, outputs, name=name)
+
+    expected = [w.shape for w in model.get_weights()]
+    got = [w.shape for w in init_weights]
+    if got != expected:
+        fail(f"init_* shapes {got} do not match {name}'s get_weights() shapes {expected}")
+    model.set_weights(init_weights)
+    return model
+
+
+def prune_dense_layers(model, schedule):
+    """Wraps every Dense layer (output layer included) in prune_low_magnitude.
+
+    The other layers, and the wrapped Dense layers themselves, are shared with
+    `model`, so the pruned model starts from `model`'s weights.
+    """
+    def clone_fn(layer):
+        if isinstance(layer, tf_keras.layers.Dense):
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+        return layer
+
+    return tf_keras.models.clone_model(model, clone_function=clone_fn)
+
+
+def compile_model(model, learning_rate):
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(learning_rate),
+        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+
+
+def make_schedule(args, n_train):
+    steps_per_epoch = math.ceil(n_train / args.batch_size)
+    end_step = round(args.end_fraction * args.epochs * steps_per_epoch)
+    # The wrapper counts steps from 1 and updates masks at multiples of
+    # --frequency up to end_step: with end_step < frequency nothing is pruned.
+    if end_step < args.frequency:
+        fail(f"end_step {end_step} < --frequency {args.frequency}: no mask update would run")
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=args.target,
+        begin_step=0, end_step=end_step, frequency=args.frequency)
+    return schedule, end_step
+
+
+def versions():
+    return {
+        "tensorflow": tf.__version__,
+        "tf_keras": tf_keras.__version__,
+        "tfmot": importlib.metadata.version("tensorflow-model-optimization"),
+    }
+
+
+def train(args, arrays, init_weights):
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    schedule, end_step = make_schedule(args, len(x_train))
+    pruned = prune_dense_layers(build_model(args.model, init_weights), schedule)
+    compile_model(pruned, args.learning_rate)
+    dataset = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
+               .shuffle(len(x_train), seed=args.seed, reshuffle_each_iteration=True)
+               .batch(args.batch_size))
+
+    start = time.perf_counter()
+    pruned.fit(dataset, epochs=args.epochs, verbose=0,
+               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    train_seconds = time.perf_counter() - start
+
+    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+    logits = stripped.predict(arrays["x_test"], batch_size=1000, verbose=0)
+    accuracy = float(np.mean(np.argmax(logits, axis=-1) == arrays["y_test"]))
+
+    kernels = {name: stripped.get_layer(name).kernel.numpy() for name in DENSE_NAMES}
+    zeros = {name: int(np.count_nonzero(k == 0)) for name, k in kernels.items()}
+
+    def sparsity(names):
+        return sum(zeros[n] for n in names) / sum(kernels[n].size for n in names)
+
+    return {
+        "method": "tfmot",
+        "model": args.model,
+        "target": args.target,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "end_step": end_step,
+        "test_accuracy": accuracy,
+        "fc_sparsity": sparsity(DENSE_NAMES),
+        "hidden_sparsity": sparsity(HIDDEN_NAMES),
+        "layer_sparsity": {name: sparsity([name]) for name in DENSE_NAMES},
+        "train_seconds": train_seconds,
+        "versions": versions(),
+    }
+
+
+def step_time(args, arrays, init_weights):
+    """Interleaved steady-state training-step timing, dense vs pruned.
+
+    Each model runs its compiled `make_train_function()` (one step per call,
+    what `fit` runs per batch) on its own iterator over 8 fixed random batches
+    of --batch_size. `train_on_batch` is not used: its per-call Python overhead
+    (about 8 ms here) would dwarf a 3 ms step and flatten the ratio.
+
+    In TFMOT 0.8.1 the pruning wrapper increments its own `pruning_step` in
+    every training call and updates the masks when the schedule says so; the
+    UpdatePruningStep callback only sets the step from -1 to 0 at the start of
+    training (and remasks at epoch ends, outside the step). So its
+    `on_train_begin` is called once by hand, after which each call runs exactly
+    the pruning work of a `fit` step: the mask multiply and schedule check, and
+    a mask update every --frequency steps while the step is within the
+    PolynomialDecay ramp (0..end_step of the train mode's schedule; for 60k
+    examples all ~370 steps run here lie inside it).
+    """
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    schedule, _ = make_schedule(args, len(x_train))
+    models = {
+        "dense": build_model(args.model, init_weights),
+        "tfmot": prune_dense_layers(build_model(args.model, init_weights), schedule),
+    }
+    callback = tfmot.sparsity.keras.UpdatePruningStep()
+    callback.set_model(models["tfmot"])
+    callback.on_train_begin()
+
+    n = 8 * args.batch_size
+    idx = np.random.default_rng(args.seed).choice(len(x_train), size=n, replace=len(x_train) < n)
+    batches = (tf.data.Dataset.from_tensor_slices((x_train[idx], y_train[idx]))
+               .batch(args.batch_size).cache().repeat())
+    steps = {}
+    for key, model in models.items():
+        compile_model(model, args.learning_rate)
+        steps[key] = (model.make_train_function(), iter(batches))
+
+    def timed_ms(key, n_steps):
+        train_fn, iterator = steps[key]
+        start = time.perf_counter()
+        for _ in range(n_steps):
+            logs = train_fn(iterator)
+        float(logs["loss"])  # Waits for the last step.
+        return (time.perf_counter() - start) * 1000.0 / n_steps
+
+    for key in models:
+        timed_ms(key, 20)  # Traces the train function, warms up.
+    per_round = {key: [] for key in models}
+    for r in range(args.rounds):
+        for key in ("dense", "tfmot") if r % 2 == 0 else ("tfmot", "dense"):
+            per_round[key].append(timed_ms(key, args.steps_per_round))
+    dense_ms = float(np.median(per_round["dense"]))
+    tfmot_ms = float(np.median(per_round["tfmot"]))
+    return {
+        "mode": "step_time",
+        "model": args.model,
+        "target": args.target,
+        "batch_size": args.batch_size,
+        "rounds": args.rounds,
+        "steps_per_round": args.steps_per_round,
+        "dense_ms": dense_ms,
+        "tfmot_ms": tfmot_ms,
+        "ratio": tfmot_ms / dense_ms,
+        "versions": versions(),
+    }
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    arrays, init_weights = load_data(args.data)
+    tf_keras.utils.set_random_seed(args.seed)
+    if args.mode == "train":
+        result = train(args, arrays, init_weights)
+    else:
+        result = step_time(args, arrays, init_weights)
+    with open(args.output, "w") as f:
+        json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""benchmarks.step_time, as a quick smoke run (the real one: BENCHMARKS.md)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import tensorflow as tf
+
+from tests.test_case import TestCase
+from tests.trainer_test import ROOT
+
+
+class StepTimeTest(TestCase):
+    def test_prints_ratios_and_writes_json(self):
+        output = os.path.join(self.create_tempdir().full_path, "step_time.json")
+        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+        result = subprocess.run(
+            [sys.executable, "-m", "benchmarks.step_time", "--models=lenet300",
+             "--rounds=1", "--window_switches=1", "--notfmot", "--memory_steps=3",
+             f"--output={output}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertRegex(result.stdout, r"lenet300: dense [\d.]+ ms, keras-switch switching")
+        with open(output) as f:
+            (measured,) = json.load(f)["results"]
+        self.assertEqual(measured["switch_every"], 50)
+        for key in ("dense", "ks_switching", "ks_frozen"):
+            self.assertGreater(measured["ms_per_step"][key], 0.0)
+        self.assertGreater(measured["ratio_switching"], 0.0)
+        self.assertGreater(measured["memory"]["peak_rss_mib"]["ks"], 50.0)
+
+
+if __name__ == "__main__":
+    tf.test.main()
