@@ -11,14 +11,18 @@ def phases(schedule, steps):
 
 
 DENSE = (True, False, "dense", False)
-TASK = (True, False, "switcher", False)
-BOTH = (True, True, "switcher", False)
-SWITCH = (False, True, "switcher", False)
+# The first switching step asks the switcher for its mask; later task steps
+# use the mask the last switch step stored.
+FIRST_TASK = (True, False, "switcher", False)
+FIRST_BOTH = (True, True, "switcher", False)
+TASK = (True, False, "stored", False)
+BOTH = (True, True, "stored", False)
+SWITCH = (False, True, "stored", False)
 
 
 class SwitchScheduleTest(TestCase, parameterized.TestCase):
     def test_every_batch(self):
-        self.assertEqual(phases(SwitchSchedule(), 2), [BOTH, BOTH])
+        self.assertEqual(phases(SwitchSchedule(), 3), [FIRST_BOTH, BOTH, BOTH])
 
     def test_every_k_with_warmup_and_freeze(self):
         schedule = SwitchSchedule(switch_every=3, warmup_steps=2, freeze_step=9)
@@ -26,12 +30,12 @@ class SwitchScheduleTest(TestCase, parameterized.TestCase):
         frozen = (True, False, "stored", True)
         self.assertEqual(
             phases(schedule, 11),
-            [DENSE, DENSE, TASK, TASK, BOTH, TASK, TASK, BOTH, TASK, freeze, frozen],
+            [DENSE, DENSE, FIRST_TASK, TASK, BOTH, TASK, TASK, BOTH, TASK, freeze, frozen],
         )
 
     def test_alternate(self):
         got = phases(SwitchSchedule(mode="alternate", warmup_steps=1), 5)
-        self.assertEqual(got, [DENSE, TASK, SWITCH, TASK, SWITCH])
+        self.assertEqual(got, [DENSE, FIRST_TASK, SWITCH, TASK, SWITCH])
 
     def test_phase_fields(self):
         phase = SwitchSchedule()(0)

@@ -31,6 +31,7 @@ def small_config(data_dir, **overrides):
     config.batch_size = 32
     config.schedule.ramp_epochs = 1
     config.schedule.freeze_epochs = 1
+    config.schedule.switch_every = 1
     for key, value in overrides.items():
         config[key] = value
     return config
@@ -123,7 +124,9 @@ class BinaryTest(TestCase, parameterized.TestCase):
         return [
             "--config=configs/lenet300_fashion_mnist.py", f"--workdir={workdir}",
             f"--config.data_dir={self.data_dir}", "--config.num_epochs=2",
-            "--config.batch_size=32", "--config.schedule.ramp_epochs=1", *extra,
+            "--config.batch_size=32", "--config.schedule.ramp_epochs=1",
+            "--config.schedule.freeze_epochs=1", "--config.schedule.switch_every=1",
+            *extra,
         ]
 
     @parameterized.named_parameters(
