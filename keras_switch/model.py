@@ -65,9 +65,9 @@ from keras_switch.schedule import SwitchSchedule
 from keras_switch.switcher import sharing_scope
 
 _SERIALIZE = keras.saving.serialize_keras_object
-# Halvings of the score range when placing a global threshold: past float32
-# resolution for any score range below ~1e3.
-_BISECTION_STEPS = 32
+# Halvings of the score range when placing a threshold: the 24 bits of a
+# float32 mantissa, so past float32 resolution of the scores' range.
+_BISECTION_STEPS = 24
 ALLOCATIONS = ("magnitude", "learned")
 
 
@@ -134,6 +134,10 @@ class SwitchingModel(keras.Model):
         self.switch_optimizer = None
         self._switching_args = None
         self._phase = None
+        # `switching_step` as a Python int between the steps of one fit() or
+        # train_on_batch() call (reading the variable each step costs a
+        # device sync); None: read the variable.
+        self._step_cache = None
 
     # -- the two variable sets ------------------------------------------------
 
@@ -364,7 +368,16 @@ class SwitchingModel(keras.Model):
 
     def fit(self, *args, **kwargs):
         self.build_optimizers()
+        self._step_cache = None
         return super().fit(*args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        self._step_cache = None
+        return super().train_on_batch(*args, **kwargs)
+
+    def load_weights(self, *args, **kwargs):
+        self._step_cache = None
+        return super().load_weights(*args, **kwargs)
 
     # -- training -------------------------------------------------------------
     #
@@ -380,16 +393,19 @@ class SwitchingModel(keras.Model):
         by_phase = {}
 
         def train_function(iterator):
-            phase = self.current_phase()
+            step = self._next_step()
+            phase = self.schedule(step)
             if phase not in by_phase:
                 super(SwitchingModel, self).make_train_function(force=True)
                 by_phase[phase] = self.train_function
                 self.train_function = train_function
             self._phase = phase  # read by train_step while it is traced
             try:
-                return by_phase[phase](iterator)
+                logs = by_phase[phase](iterator)
             finally:
                 self._phase = None
+            self._step_cache = step + 1
+            return logs
 
         self.train_function = train_function
         return train_function
@@ -398,6 +414,12 @@ class SwitchingModel(keras.Model):
         """The `SwitchSchedule` phase of the next training step."""
         self._require_compiled()
         return self.schedule(int(keras.ops.convert_to_numpy(self.switching_step)))
+
+    def _next_step(self):
+        self._require_compiled()
+        if self._step_cache is None:
+            return int(keras.ops.convert_to_numpy(self.switching_step))
+        return self._step_cache
 
     def _require_compiled(self):
         if self.task_optimizer is None:
@@ -440,8 +462,9 @@ class SwitchingModel(keras.Model):
         if phase.mask == "dense":
             masks = [ops.ones_like(layer.kernel) for layer in layers]
         elif phase.mask == "stored":
-            # Read now: a switch step later in this step stores new masks.
-            masks = [ops.copy(layer.mask) for layer in layers]
+            masks = [ops.convert_to_tensor(layer.mask) for layer in layers]
+            if phase.switch:  # read now: the switch step stores new masks
+                masks = [ops.copy(layer.mask) for layer in layers]
         else:
             masks = self._refresh_masks(layers)
         for layer in layers:
@@ -649,7 +672,7 @@ def _threshold_keeping(scores, keep):
     """A threshold with the `keep` highest of the 1-D `scores` above it (more
     only on exact ties; none when `keep` is 0).
 
-    Found by bisection on the count above it (32 halvings of the score range,
+    Found by bisection on the count above it (24 halvings of the score range,
     each a comparison and a sum): about 5x cheaper than sorting the 266k
     scores of LeNet-300-100, which dominated the switch step.
     """

@@ -154,6 +154,17 @@ class PhaseTest(TestCase):
             self.assertAllEqual(layer.current_mask(), mask)
         self.assertEqual(int(model.switch_optimizer.iterations), 3)
 
+    def test_step_counter_set_between_calls_is_followed(self):
+        # The step is kept in Python within a call; a new call re-reads it.
+        model = self._model(SwitchSchedule(switch_every=4))
+        (x, y), _ = digits(64)
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+        self.assertEqual(int(model.switching_step), 2)
+        model.switching_step.assign(3)  # the next step is a switch step
+        model.train_on_batch(x, y)
+        self.assertEqual(int(model.switching_step), 4)
+        self.assertEqual(int(model.switch_optimizer.iterations), 1)
+
     def test_train_step_in_a_custom_tf_function_raises(self):
         model = compile_for_classes(mlp())
         (x, y), _ = digits(32)
