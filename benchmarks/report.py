@@ -113,14 +113,20 @@ def plot(rows, path):
     models = [m for m in MODEL_NAMES if any(r["model"] == m for r in rows)]
     figure, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
     for axis, model in zip(axes[0], models):
-        model_rows = [r for r in rows if r["model"] == model]
+        model_rows = [r for r in rows if r["model"] == model and r["target"] is not None]
+        for r in rows:
+            if r["model"] == model and r["method"] == "dense":
+                axis.axhline(100 * r["mean_accuracy"], color="grey", linestyle="--",
+                             label="dense")
         for method in sorted({r["method"] for r in model_rows}):
             points = sorted(
                 (r["fc_sparsity"], r["mean_accuracy"]) for r in model_rows if r["method"] == method
             )
             xs, ys = zip(*points)
-            style = "o--" if method == "dense" else "o-"
-            axis.plot([100 * x for x in xs], [100 * y for y in ys], style, label=method)
+            style = "o-" if method in ("ks", "gmp_global", "tfmot") else "o:"
+            width = 2.5 if method == "ks" else 1.2
+            axis.plot([100 * x for x in xs], [100 * y for y in ys], style,
+                      linewidth=width, label=method)
         axis.set_title(f"{MODEL_NAMES[model]}, Fashion-MNIST")
         axis.set_xlabel("measured FC sparsity (%)")
         axis.set_ylabel("test accuracy (%, mean of seeds)")

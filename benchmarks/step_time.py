@@ -8,8 +8,8 @@ model of the trainer's default recipe (`configs/common.py`) train on the same
 fixed batches, each through its compiled train function (what `fit()` runs
 per batch; `train_on_batch` adds ~8 ms of Python per call, more than a
 LeNet-300-100 step), in interleaved windows (alternating which goes first),
-after a warm-up; the median ms/step of each and their
-ratio are printed. Each window is a multiple of the recipe's `switch_every`,
+after a warm-up; the median ms/step of each, and the median over rounds of
+the ratio of each round's back-to-back windows, are printed. Each window is a multiple of the recipe's `switch_every`,
 so a keras-switch window holds its share of switch steps. Two keras-switch
 phases are timed: `switching` (mask still learned: task steps on the stored
 mask plus a switch step every `switch_every`) and `frozen` (the final
@@ -34,7 +34,7 @@ from absl import flags
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["lenet300", "lenet5"], "Models: lenet300, lenet5.")
 flags.DEFINE_integer("batch_size", 128, "Batch size.")
-flags.DEFINE_integer("rounds", 7, "Interleaved timing windows per model.")
+flags.DEFINE_integer("rounds", 15, "Interleaved timing windows per model.")
 flags.DEFINE_integer("window_switches", 4, "Switch steps per timing window.")
 flags.DEFINE_float("target", 0.95, "Target FC sparsity of the keras-switch model.")
 flags.DEFINE_bool("tfmot", True, "Also time TFMOT (sets up its venv: ~1 min once).")
@@ -110,14 +110,19 @@ def measure_step_time(model_name):
         for name in order:
             times[name].append(_time(candidates[name], batches, steps))
     medians = {name: float(np.median(t)) for name, t in times.items()}
+    # Ratios paired within a round (the windows ran back to back, under the
+    # same load), then the median over rounds: steadier than a ratio of
+    # medians on a shared machine.
+    dense = np.asarray(times["dense"])
     return {
         "model": model_name,
         "batch_size": FLAGS.batch_size,
         "switch_every": every,
         "window_steps": steps,
+        "rounds": FLAGS.rounds,
         "ms_per_step": medians,
-        "ratio_switching": medians["ks_switching"] / medians["dense"],
-        "ratio_frozen": medians["ks_frozen"] / medians["dense"],
+        "ratio_switching": float(np.median(np.asarray(times["ks_switching"]) / dense)),
+        "ratio_frozen": float(np.median(np.asarray(times["ks_frozen"]) / dense)),
     }
 
 
