@@ -55,7 +55,6 @@ class ConfigsTest(TestCase, parameterized.TestCase):
         config.schedule.warmup_epochs = 0
         config.schedule.ramp_epochs = 1
         config.schedule.freeze_epochs = 1
-        config.schedule.switch_every = 1  # a switch step on every batch
         workdir = self.create_tempdir().full_path
         report = train_lib.train_and_evaluate(config, workdir)
         self.assertEqual(report["steps"], 4)
