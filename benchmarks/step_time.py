@@ -57,30 +57,34 @@ def _batches(batch_size, count=4):
     return iter(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().repeat())
 
 
-def _models(model_name, batch_size, target):
-    """(dense, switching, frozen) compiled models of `model_name`."""
+def _dense_model(model_name):
+    """The plain Keras 3 Dense model of `model_name`, compiled."""
     import keras
 
     from benchmarks import common
+
+    model = common.plain_model(model_name)
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _switched_model(model_name, batch_size, target, phase):
+    """The default-recipe keras-switch model of `model_name`, compiled and
+    set at `phase`: "switching" (mid-ramp: the mask is learned, the target
+    still moving) or "frozen" (the last epochs)."""
+    from benchmarks import common
     from trainers import train_lib
 
-    dense = common.plain_model(model_name)
-    dense.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    switched = {}
     config = common.recipe(model_name, target, seed=0, epochs=10)
+    model = train_lib.build_model(config, (28, 28))
     steps_per_epoch = 60000 // batch_size
-    for phase in ("switching", "frozen"):
-        model = train_lib.build_model(config, (28, 28))
-        train_lib.compile_model(model, config, steps_per_epoch)
-        if phase == "frozen":
-            freeze = model.schedule.freeze_step
-            model.switching_step.assign(freeze)
-        else:
-            # Mid-ramp: the mask is learned, the target still moving.
-            model.switching_step.assign(steps_per_epoch * 2)
-        switched[phase] = model
-    return dense, switched["switching"], switched["frozen"], config.schedule.switch_every
+    train_lib.compile_model(model, config, steps_per_epoch)
+    if phase == "frozen":
+        model.switching_step.assign(model.schedule.freeze_step)
+    else:
+        model.switching_step.assign(steps_per_epoch * 2)
+    return model
 
 
 def _time(model, batches, steps):
@@ -98,9 +102,12 @@ def measure_step_time(model_name):
     import numpy as np
 
     batches = _batches(FLAGS.batch_size)
-    dense, switching, frozen, every = _models(model_name, FLAGS.batch_size, FLAGS.target)
+    candidates = {"dense": _dense_model(model_name)}
+    for phase in ("switching", "frozen"):
+        candidates[f"ks_{phase}"] = _switched_model(
+            model_name, FLAGS.batch_size, FLAGS.target, phase)
+    every = candidates["ks_switching"].schedule.switch_every
     steps = every * FLAGS.window_switches
-    candidates = {"dense": dense, "ks_switching": switching, "ks_frozen": frozen}
     for model in candidates.values():
         _time(model, batches, steps)  # warm-up: traces every phase
     times = {name: [] for name in candidates}
@@ -130,9 +137,10 @@ def _memory_child(spec):
     """Trains one model for --memory_steps steps; prints its peak RSS (MiB)."""
     model_name, method = spec.split(",")
     batches = _batches(FLAGS.batch_size)
-    dense, switching, _, _ = _models(model_name, FLAGS.batch_size, FLAGS.target)
-    model = dense if method == "dense" else switching
-    del dense, switching
+    if method == "dense":
+        model = _dense_model(model_name)
+    else:
+        model = _switched_model(model_name, FLAGS.batch_size, FLAGS.target, "switching")
     _time(model, batches, FLAGS.memory_steps)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"peak_rss_mib": peak_kib / 1024.0}))
@@ -149,8 +157,6 @@ def measure_memory(model_name):
             check=True, capture_output=True, text=True,
         ).stdout
         peaks[method] = json.loads(output.strip().splitlines()[-1])["peak_rss_mib"]
-    # The dense process also builds (unused) switched models: the same
-    # imports and graph set-up in both, so the difference is training.
     return {"peak_rss_mib": peaks, "ratio": peaks["ks"] / peaks["dense"]}
 
 
