@@ -257,9 +257,10 @@ def train_plain(model_name, data, seed, epochs, batch_size, learning_rate,
 
 
 def train_switch(model_name, data, target, seed, epochs, init, overrides=None,
-                 switch_every=None, batch_size=None):
+                 switch_every=None, batch_size=None, callbacks=None):
     """keras-switch with the trainer's recipe (`recipe()`): the result dict,
-    plus how many kept connections are top-magnitude ones of their layer."""
+    plus how many kept connections are top-magnitude ones of their layer.
+    `callbacks(model)`, if given, returns extra Keras callbacks for `fit`."""
     (x, y), (xt, yt) = data
     config = recipe(model_name, target, seed, epochs, overrides, switch_every, batch_size)
     keras.utils.set_random_seed(seed)
@@ -269,7 +270,8 @@ def train_switch(model_name, data, target, seed, epochs, init, overrides=None,
     train_lib.compile_model(model, config, steps_per_epoch)
     train = switch_data.make_dataset(x, y, config.batch_size, training=True, seed=seed)
     start = time.perf_counter()
-    model.fit(train, epochs=config.num_epochs, verbose=0)
+    model.fit(train, epochs=config.num_epochs, verbose=0,
+              callbacks=callbacks(model) if callbacks else None)
     seconds = time.perf_counter() - start
     stripped = keras_switch.strip_switches(model)
     result = _result(stripped, (xt, yt), seconds)

@@ -45,6 +45,13 @@ VARIANTS = {
     "ks_learned_allocation": {"allocation": "learned"},
     "ks_dense_grad": {"train_pruned_weights": True},
     "ks_switch_every_10": {"schedule.switch_every": 10},
+    "ks_switch_every_100": {"schedule.switch_every": 100},
+    "ks_switch_lr_1e-2": {"switch_optimizer.learning_rate": 1e-2},
+    "ks_switch_lr_1e-1": {"switch_optimizer.learning_rate": 1e-1},
+    "ks_warmup_1": {"schedule.warmup_epochs": 1, "schedule.ramp_epochs": 7},
+    "ks_lr2_32x32": {"switch_optimizer.learning_rate": 1e-2, "switcher.hidden_units": (32, 32)},
+    "ks_lr2_every_100": {"switch_optimizer.learning_rate": 1e-2, "schedule.switch_every": 100},
+    "ks_lr2_every_20": {"switch_optimizer.learning_rate": 1e-2, "schedule.switch_every": 20},
 }
 
 FLAGS = flags.FLAGS

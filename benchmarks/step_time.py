@@ -16,6 +16,11 @@ mask plus a switch step every `switch_every`) and `frozen` (the final
 epochs). TFMOT is Keras 2 and cannot share a Keras 3 process: its ratio to a
 Keras 2 Dense model is measured the same way in its own process.
 
+`--jit_compile` compiles every Keras 3 train function (Dense and
+keras-switch alike) with XLA, which Keras leaves off on CPU-only machines
+and turns on by default where there is a GPU; its table goes to its own
+section of BENCHMARKS.md.
+
 Peak memory: one fresh process per (model, method) trains `--memory_steps`
 steps and reports its peak resident set size (`ru_maxrss`); the ratio is
 keras-switch / Dense.
@@ -39,7 +44,12 @@ flags.DEFINE_integer("window_switches", 4, "Switch steps per timing window.")
 flags.DEFINE_float("target", 0.95, "Target FC sparsity of the keras-switch model.")
 flags.DEFINE_bool("tfmot", True, "Also time TFMOT (sets up its venv: ~1 min once).")
 flags.DEFINE_integer("memory_steps", 200, "Steps of each peak-memory process.")
-flags.DEFINE_string("output", "benchmarks/results/step_time.json", "Results JSON.")
+flags.DEFINE_bool("jit_compile", False,
+                  "Compile every Keras 3 train function with XLA (Dense and "
+                  "keras-switch alike; Keras leaves XLA off on CPU by default).")
+flags.DEFINE_string("output", None,
+                    "Results JSON (default: benchmarks/results/step_time.json, "
+                    "or step_time_xla.json with --jit_compile).")
 flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
                     "Fashion-MNIST IDX files (the TFMOT process times on them).")
 flags.DEFINE_string("memory_child", None, "Internal: 'model,method' to measure.")
@@ -65,7 +75,8 @@ def _dense_model(model_name):
 
     model = common.plain_model(model_name)
     model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=FLAGS.jit_compile)
     return model
 
 
@@ -80,6 +91,7 @@ def _switched_model(model_name, batch_size, target, phase):
     model = train_lib.build_model(config, (28, 28))
     steps_per_epoch = 60000 // batch_size
     train_lib.compile_model(model, config, steps_per_epoch)
+    model.jit_compile = FLAGS.jit_compile
     if phase == "frozen":
         model.switching_step.assign(model.schedule.freeze_step)
     else:
@@ -187,15 +199,23 @@ def main(argv):
         if "tfmot" in result:
             print(f"{model_name}: TFMOT/Dense (Keras 2) {result['tfmot']['ratio']:.2f}x")
     command = " ".join(["python -m benchmarks.step_time"] + sys.argv[1:])
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output, "w") as f:
+    output = FLAGS.output or "benchmarks/results/step_time{}.json".format(
+        "_xla" if FLAGS.jit_compile else "")
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    with open(output, "w") as f:
         json.dump({"command": command, "results": results}, f, indent=2)
     table = markdown_table(results)
     print(table)
     if FLAGS.markdown:
         from benchmarks import report
 
-        report.replace_section("step_time", f"Command: `{command}`\n\n{table}")
+        # With XLA, its own section: the default table stays Keras' default.
+        if FLAGS.jit_compile:
+            report.replace_section(
+                "step_time_xla", f"Command: `{command}`\n\n{table}",
+                command="python -m benchmarks.step_time --jit_compile --markdown")
+        else:
+            report.replace_section("step_time", f"Command: `{command}`\n\n{table}")
 
 
 def markdown_table(results):

@@ -1,0 +1,155 @@
+r"""How much keras-switch's masks move: connections switched back on.
+
+    python -m benchmarks.mask_stability
+    python -m benchmarks.mask_stability --models=lenet300 --targets=0.98 --seeds=0,1
+
+Trains keras-switch with the trainer's default recipe (`configs/common.py`,
+the same runs as `benchmarks.pareto`'s `ks` rows) and compares the stored
+masks before and after every step that can move them (each switch step, and
+the first step and the freeze step, which take their masks from the
+switcher): how many connections the step switched off, and how many it
+switched back on ("revived"). A penalty on mask
+changes can only help where masks flip back and forth; this measures how
+much flipping there is to remove, during the ramp and after it (the
+recipe's last epochs have the mask frozen: nothing can flip there).
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", ["lenet300"], "Models: lenet300, lenet5.")
+flags.DEFINE_list("targets", ["0.95", "0.98"], "Target FC sparsities.")
+flags.DEFINE_list("seeds", ["0"], "Seeds (init, data order).")
+flags.DEFINE_integer("epochs", 10, "Epochs (the benchmarks' budget).")
+flags.DEFINE_integer("switch_every", None,
+                     "Mask update interval (default: the recipe's schedule.switch_every).")
+flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
+                    "Directory of the Fashion-MNIST IDX files.")
+flags.DEFINE_integer("max_train_examples", None, "Truncate the training set (smoke runs).")
+flags.DEFINE_integer("max_test_examples", None, "Truncate the test set (smoke runs).")
+flags.DEFINE_string("output", "benchmarks/results/mask_stability.json", "Results JSON.")
+
+
+def _flip_counter(model):
+    """A callback recording, per step that can move the masks, the
+    connections it switched on and off (over all switched layers of
+    `model`)."""
+    import keras
+    import numpy as np
+
+    class FlipCounter(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.updates = []  # (step, switched on, switched off, kept)
+            self._before = None
+
+        def _masks(self):
+            return [keras.ops.convert_to_numpy(layer.mask) > 0.5
+                    for layer in model.switched_layers]
+
+        def on_train_batch_begin(self, batch, logs=None):
+            step = int(keras.ops.convert_to_numpy(model.switching_step))
+            phase = model.schedule(step)
+            # Masks change on switch steps, and where a task step takes its
+            # mask from the switcher (the first switching step).
+            moves = phase.switch or phase.mask == "switcher"
+            self._before = self._masks() if moves else None
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self._before is None:
+                return
+            step = int(keras.ops.convert_to_numpy(model.switching_step)) - 1
+            after = self._masks()
+            on = sum(int(np.sum(a & ~b)) for a, b in zip(after, self._before))
+            off = sum(int(np.sum(~a & b)) for a, b in zip(after, self._before))
+            kept = sum(int(np.sum(a)) for a in after)
+            self.updates.append((step, on, off, kept))
+
+    return FlipCounter()
+
+
+def measure(model_name, target, seed, data):
+    import math
+
+    from benchmarks import common
+
+    (x, _), _ = data
+    counter = {}
+
+    def callbacks(model):
+        counter["callback"] = _flip_counter(model)
+        return [counter["callback"]]
+
+    init = common.initial_weights(model_name, seed)
+    result = common.train_switch(model_name, data, target, seed, FLAGS.epochs, init,
+                                 switch_every=FLAGS.switch_every, callbacks=callbacks)
+    config = common.recipe(model_name, target, seed, FLAGS.epochs,
+                           switch_every=FLAGS.switch_every)
+    steps_per_epoch = math.ceil(len(x) / config.batch_size)
+    ramp_end = (config.schedule.warmup_epochs + config.schedule.ramp_epochs) * steps_per_epoch
+    updates = counter["callback"].updates
+    after_ramp = [u for u in updates if u[0] >= ramp_end]
+    # The second half of the ramp: the mask is mostly settled, the budget
+    # still tightening slowly (cubic ramp).
+    late_ramp = [u for u in updates if ramp_end / 2 <= u[0] < ramp_end]
+    kept = updates[-1][3] if updates else None
+    return {
+        "model": model_name, "target": target, "seed": seed,
+        "test_accuracy": result["test_accuracy"], "fc_sparsity": result["fc_sparsity"],
+        "mask_updates": len(updates), "kept_final": kept,
+        "revived_total": sum(u[1] for u in updates),
+        "switched_off_total": sum(u[2] for u in updates),
+        "revived_late_ramp": sum(u[1] for u in late_ramp),
+        "revived_after_ramp": sum(u[1] for u in after_ramp),
+        "revived_late_ramp_of_kept": (sum(u[1] for u in late_ramp) / kept) if kept else None,
+        "updates": updates,
+    }
+
+
+def markdown_table(rows):
+    lines = [
+        "| model | target | seed | test acc | mask updates | switched off (total) | "
+        "revived (total) | revived, 2nd half of ramp (of final kept) | revived after ramp |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        share = r["revived_late_ramp_of_kept"]
+        share = "–" if share is None else f"{share:.1%}"
+        lines.append(
+            f"| {r['model']} | {r['target']:.2f} | {r['seed']} | {r['test_accuracy']:.4f} | "
+            f"{r['mask_updates']} | {r['switched_off_total']} | {r['revived_total']} | "
+            f"{r['revived_late_ramp']} ({share} of {r['kept_final']}) | "
+            f"{r['revived_after_ramp']} |")
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from benchmarks import common
+
+    unknown = sorted(set(FLAGS.models) - set(common.MODELS))
+    if unknown:
+        raise app.UsageError(f"Unknown models {unknown}; models: {common.MODELS}")
+    data = common.load_data(FLAGS.data_dir, FLAGS.max_train_examples,
+                            FLAGS.max_test_examples)
+    rows = []
+    for model_name in FLAGS.models:
+        for target in (float(t) for t in FLAGS.targets):
+            for seed in (int(s) for s in FLAGS.seeds):
+                rows.append(measure(model_name, target, seed, data))
+                print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
+    command = " ".join(["python -m benchmarks.mask_stability"] + sys.argv[1:])
+    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+    with open(FLAGS.output, "w") as f:
+        json.dump({"command": command, "results": rows}, f, indent=2)
+    print(f"Command: `{command}`\n\n{markdown_table(rows)}")
+
+
+if __name__ == "__main__":
+    app.run(main)
