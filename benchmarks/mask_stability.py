@@ -33,6 +33,7 @@ flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
 flags.DEFINE_integer("max_train_examples", None, "Truncate the training set (smoke runs).")
 flags.DEFINE_integer("max_test_examples", None, "Truncate the test set (smoke runs).")
 flags.DEFINE_string("output", "benchmarks/results/mask_stability.json", "Results JSON.")
+flags.DEFINE_bool("markdown", False, "Rewrite the mask_stability section of BENCHMARKS.md.")
 
 
 def _flip_counter(model):
@@ -148,7 +149,12 @@ def main(argv):
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output, "w") as f:
         json.dump({"command": command, "results": rows}, f, indent=2)
-    print(f"Command: `{command}`\n\n{markdown_table(rows)}")
+    body = f"Command: `{command}`\n\n{markdown_table(rows)}"
+    print(body)
+    if FLAGS.markdown:
+        from benchmarks import report
+
+        report.replace_section("mask_stability", body)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """keras-switch: learn sparse fully connected layers with a switcher network.
 
 Public API: `Switcher`, `SwitchedDense`, `SwitchingModel`, `SwitchSchedule`,
-`sparsity_report`, `strip_switches`.
+`sparsity_report`, `strip_switches`, `export_sparse` (a SavedModel whose
+switched layers are stored and computed sparsely), `export_tflite`.
 """
 
 import keras as _keras
@@ -22,6 +23,8 @@ except ImportError as error:  # pragma: no cover - depends on the install
         "`pip install 'keras-switch[gpu]'` (CUDA)."
     ) from error
 
+from keras_switch.export import export_sparse
+from keras_switch.export import export_tflite
 from keras_switch.export import sparsity_report
 from keras_switch.export import strip_switches
 from keras_switch.layers import SwitchedDense
@@ -38,4 +41,6 @@ __all__ = [
     "SwitchSchedule",
     "sparsity_report",
     "strip_switches",
+    "export_sparse",
+    "export_tflite",
 ]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from unittest import mock
 
 import keras
 import numpy as np
@@ -16,6 +17,7 @@ from absl.testing import parameterized
 
 import keras_switch
 from configs import lenet300_fashion_mnist
+from keras_switch import export as switch_export
 from tests.data_test import _write_idx
 from tests.data_test import _write_split
 from tests.test_case import TestCase
@@ -74,8 +76,10 @@ class TrainAndEvaluateTest(TestCase):
         report = train_lib.train_and_evaluate(small_config(self.data_dir), workdir)
         for name in ("config.json", "report.json", "checkpoints/latest.weights.h5",
                      "checkpoints/state.json", "export/model.keras",
-                     "export/saved_model/saved_model.pb"):
+                     "export/saved_model/saved_model.pb", "export/sparse/saved_model.pb",
+                     "export/model.tflite"):
             self.assertTrue(os.path.exists(os.path.join(workdir, name)), name)
+        self.assertEqual(glob.glob(os.path.join(workdir, ".export-*")), [])
         with open(os.path.join(workdir, "report.json")) as f:
             written = json.load(f)
         self.assertEqual(set(written), set(train_lib.REPORT_KEYS))
@@ -92,9 +96,23 @@ class TrainAndEvaluateTest(TestCase):
         (_, _), (x_test, y_test) = keras_switch.data.load_fashion_mnist(self.data_dir)
         accuracy = np.mean(np.argmax(exported.predict(x_test, verbose=0), -1) == y_test)
         self.assertAlmostEqual(accuracy, written["test_accuracy"])
-        served = tf.saved_model.load(os.path.join(workdir, "export/saved_model"))
-        logits = served.serve(tf.constant(x_test))
-        self.assertAlmostEqual(np.mean(np.argmax(logits, -1) == y_test), written["test_accuracy"])
+        for name in ("saved_model", "sparse"):
+            served = tf.saved_model.load(os.path.join(workdir, "export", name))
+            logits = served.serve(tf.constant(x_test))
+            self.assertAlmostEqual(np.mean(np.argmax(logits, -1) == y_test),
+                                   written["test_accuracy"], msg=name)
+        # Sizes of the exports, on disk and gzipped; the sparse layers.
+        files = {"saved_model": "saved_model", "sparse": "sparse", "tflite": "model.tflite"}
+        want = {}
+        for key, name in files.items():
+            path = os.path.join(workdir, "export", name)
+            want[key] = switch_export.raw_size(path)
+            want[key + "_gzip"] = switch_export.gzip_size(path)
+        self.assertEqual(written["export_sizes"], want)
+        self.assertLess(want["sparse_gzip"], want["saved_model_gzip"] / 2)
+        self.assertEqual([(r["name"], r["shape"], r["nonzeros"]) for r in written["sparse_layers"]],
+                         [(r["name"], r["shape"], r["nonzeros"]) for r in written["layers"]])
+        self.assertEqual(written["sparse_layers"][0]["representation"], "hybrid")  # fc1, 784x300
         self.assertEqual(report, written)
         # TensorBoard event files: Keras' scalars and ours.
         self.assertTrue(glob.glob(os.path.join(workdir, "tensorboard/train/events.*")))
@@ -112,6 +130,12 @@ class TrainAndEvaluateTest(TestCase):
         # Same config again: everything was done, nothing is retrained.
         report = train_lib.train_and_evaluate(config, workdir)
         self.assertEqual(report["steps"], 9)
+        # An export that fails leaves the previous export and report as they were.
+        before = tree(workdir)
+        with mock.patch.object(keras_switch, "export_tflite", side_effect=OSError("disk full")):
+            with self.assertRaisesRegex(OSError, "disk full"):
+                train_lib.train_and_evaluate(config, workdir)
+        self.assertEqual(tree(workdir), before)
 
 
 class BinaryTest(TestCase, parameterized.TestCase):
@@ -199,7 +223,7 @@ class BinaryTest(TestCase, parameterized.TestCase):
 
     def test_killed_run_resumes(self):
         workdir = self.create_tempdir().full_path
-        args = self._args(workdir, "--config.num_epochs=40", "--config.schedule.freeze_epochs=0")
+        args = self._args(workdir, "--config.num_epochs=12", "--config.schedule.freeze_epochs=0")
         env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
         process = subprocess.Popen(
             [sys.executable, "-m", "trainers.train", *args], cwd=ROOT, env=env,
@@ -214,13 +238,13 @@ class BinaryTest(TestCase, parameterized.TestCase):
         self.assertTrue(os.path.exists(state), "no checkpoint before the deadline")
         with open(state) as f:
             done = json.load(f)["epochs_done"]
-        self.assertLess(done, 40)
+        self.assertLess(done, 12)
         result = run_binary(args)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn(f"Resuming from {workdir}/checkpoints: {done} epochs done", result.stdout)
         with open(os.path.join(workdir, "report.json")) as f:
             report = json.load(f)
-        self.assertEqual(report["steps"], 40 * 2)
+        self.assertEqual(report["steps"], 12 * 2)
         with open(state) as f:
             # Training time adds up over both processes.
             self.assertGreaterEqual(report["train_seconds"], json.load(f)["train_seconds"])

@@ -2,7 +2,7 @@
 
 Stages: check the config -> load the data -> claim the workdir (write
 config.json) -> build and compile under the strategy -> resume from the last
-checkpoint -> fit -> evaluate the stripped model -> report.json -> export/.
+checkpoint -> fit -> evaluate the stripped model -> export/ -> report.json.
 
 Run directory:
 
@@ -11,14 +11,26 @@ Run directory:
                               written atomically every
                               `checkpoint_every_epochs`
     tensorboard/              train/ validation/ (Keras) and switches/
-    report.json               see REPORT_KEYS
     export/model.keras        the stripped plain-Dense model
     export/saved_model/       the same as a SavedModel (`serve` signature)
+    export/sparse/            keras_switch.export_sparse: a SavedModel (`serve`)
+                              whose switched layers are stored and computed
+                              sparsely
+    export/model.tflite       keras_switch.export_tflite (sparse kernels)
+    report.json               see REPORT_KEYS; written last, with the sizes
+                              of the exports
+
+export/ is written whole into a temporary sibling directory that then
+replaces it, so a crash leaves the previous export (and report.json) as
+they were.
 """
 
+import concurrent.futures
+import glob
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 
@@ -30,6 +42,7 @@ import keras_switch
 import keras_switch.schedule
 from keras_switch import callbacks as switch_callbacks
 from keras_switch import data as switch_data
+from keras_switch import export as switch_export
 from keras_switch import models as switch_models
 from keras_switch.data import datasets as switch_datasets
 
@@ -42,8 +55,11 @@ NORMALIZE = {
 }
 REPORT_KEYS = (
     "model", "dataset", "test_accuracy", "fc_sparsity", "layers", "epochs",
-    "steps", "train_seconds",
+    "steps", "train_seconds", "export_sizes", "sparse_layers",
 )
+# report.json's "export_sizes": bytes on disk (sum of file sizes) and after
+# gzip -9 (keras_switch.export.gzip_size) of each export.
+EXPORTS = (("saved_model", "saved_model"), ("sparse", "sparse"), ("tflite", "model.tflite"))
 
 
 class ConfigError(ValueError):
@@ -192,7 +208,7 @@ def train_and_evaluate(config, workdir, strategy="auto"):
     train_seconds = checkpoints.elapsed() if initial_epoch < config.num_epochs else earlier_seconds
 
     report = _report(model, config, test, train_seconds)
-    _export(model, os.path.join(workdir, "export"))
+    report.update(_export(model, os.path.join(workdir, "export")))
     _write_json(os.path.join(workdir, "report.json"), report)
     _print_summary(report)
     return report
@@ -366,11 +382,42 @@ def _report(model, config, test, train_seconds):
 
 
 def _export(model, directory):
-    """export/model.keras and export/saved_model of the stripped model."""
-    os.makedirs(directory, exist_ok=True)
-    stripped = keras_switch.strip_switches(model)
-    stripped.save(os.path.join(directory, "model.keras"))
-    stripped.export(os.path.join(directory, "saved_model"), verbose=False)
+    """Writes export/ (see the module docstring) and returns the report's
+    "export_sizes" and "sparse_layers".
+
+    Everything is written into a temporary sibling of `directory`, which
+    then takes its place: a failure leaves the previous export untouched.
+    (Leftovers of a killed export are removed first; the export is derived
+    from the checkpoint, so nothing is lost.)
+    """
+    parent = os.path.dirname(os.path.abspath(directory))
+    for stale in glob.glob(os.path.join(parent, ".export-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=".export-")
+    try:
+        stripped = keras_switch.strip_switches(model)
+        stripped.save(os.path.join(staging, "model.keras"))
+        stripped.export(os.path.join(staging, "saved_model"), verbose=False)
+        sparse = keras_switch.export_sparse(model, os.path.join(staging, "sparse"))
+        keras_switch.export_tflite(model, os.path.join(staging, "model.tflite"))
+        paths = [os.path.join(staging, name) for _, name in EXPORTS]
+        # zlib releases the GIL: the exports compress side by side (a
+        # ResNet34's take 7 s instead of 12 on 2 cores).
+        with concurrent.futures.ThreadPoolExecutor(len(paths)) as pool:
+            gzipped = list(pool.map(switch_export.gzip_size, paths))
+        sizes = {key: switch_export.raw_size(path) for (key, _), path in zip(EXPORTS, paths)}
+        sizes.update({f"{key}_gzip": size for (key, _), size in zip(EXPORTS, gzipped)})
+        if os.path.exists(directory):
+            previous = staging + ".old"
+            os.replace(directory, previous)
+            os.replace(staging, directory)
+            shutil.rmtree(previous)
+        else:
+            os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"export_sizes": sizes, "sparse_layers": sparse["layers"]}
 
 
 def _print_summary(report):
@@ -381,3 +428,7 @@ def _print_summary(report):
     for row in report["layers"]:
         shape = "x".join(str(d) for d in row["shape"])
         print(f"  {row['name']:<16} {shape:>11} {row['nonzeros']:>9} {row['sparsity']:>9.4f}")
+    sizes = report["export_sizes"]
+    print("  export (KiB on disk / gzip -9): " + ", ".join(
+        f"{key} {sizes[key] / 1024:.0f}/{sizes[key + '_gzip'] / 1024:.0f}"
+        for key, _ in EXPORTS))

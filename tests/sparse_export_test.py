@@ -1,0 +1,360 @@
+"""export_sparse, export_tflite, SparseDense and its compact storage."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_switch
+from keras_switch import SwitchedDense
+from keras_switch import Switcher
+from keras_switch import export
+from keras_switch import models
+from keras_switch.layers import switched_layers
+from keras_switch.sparse import HYBRID_MIN_BATCH
+from keras_switch.sparse import REPRESENTATIONS
+from keras_switch.sparse import SparseDense
+from keras_switch.sparse import encode_kernel
+from tests.model_test import SubclassedNet
+from tests.test_case import TestCase
+
+INPUT_DIM = 24
+# (activation, use_bias, sparsity) of each branch of `_branches_model`.
+BRANCHES = (
+    ("relu", True, 0.9),
+    (None, True, 0.9),
+    ("softmax", True, 0.9),
+    ("tanh", False, 0.9),
+    ("relu", True, 0.0),
+    ("sigmoid", True, 1.0),
+)
+
+
+def exact_mask(shape, sparsity, rng):
+    """A 0/1 mask with exactly round(sparsity * size) zeros."""
+    size = int(np.prod(shape))
+    mask = np.ones(size, "float32")
+    mask[rng.permutation(size)[: round(sparsity * size)]] = 0.0
+    return mask.reshape(shape)
+
+
+def mask_all(model, sparsities, seed=0):
+    """Freezes each switched layer's mask at the given exact sparsity."""
+    rng = np.random.RandomState(seed)
+    for layer, sparsity in zip(switched_layers(model), sparsities, strict=True):
+        layer.freeze_mask(exact_mask(tuple(layer.kernel.shape), sparsity, rng))
+
+
+def _branches_model():
+    """One switched layer per BRANCHES entry, side by side on one input."""
+    switcher = Switcher()
+    inputs = keras.Input((INPUT_DIM,), name="features")
+    outputs = [
+        SwitchedDense(
+            8, activation=activation, use_bias=use_bias, switcher=switcher,
+            bias_initializer="random_normal", name=f"branch{i}",
+        )(inputs)
+        for i, (activation, use_bias, _) in enumerate(BRANCHES)
+    ]
+    model = keras_switch.SwitchingModel(inputs, outputs)
+    mask_all(model, [sparsity for _, _, sparsity in BRANCHES])
+    return model
+
+
+def _load_and_serve(directory, x):
+    loaded = tf.saved_model.load(directory)
+    return [np.asarray(y) for y in tf.nest.flatten(loaded.serve(tf.constant(x)))]
+
+
+# Runs in a fresh interpreter where importing keras_switch fails.
+FRESH_PROCESS = """
+import sys
+sys.modules["keras_switch"] = None
+import numpy as np
+import tensorflow as tf
+x = np.load(sys.argv[1])
+results = {}
+for i, directory in enumerate(sys.argv[3:]):
+    outputs = tf.nest.flatten(tf.saved_model.load(directory).serve(tf.constant(x)))
+    for j, y in enumerate(outputs):
+        results[f"{i}_{j}"] = np.asarray(y)
+np.savez(sys.argv[2], **results)
+"""
+
+
+class EncodingTest(TestCase):
+    def test_uint8_gaps_with_a_filler(self):
+        kernel = np.zeros((400, 2), "float32")
+        kernel[:50, 0] = np.arange(1, 51)  # 50 gaps of 1 in the transposed kernel
+        kernel[40, 1] = 7.0  # one gap of 400 - 50 + 40 + 1 = 391 > 255
+        storage, codes, values = encode_kernel(kernel)
+        self.assertEqual(storage, "delta")
+        self.assertEqual(codes.dtype, np.uint8)
+        self.assertLen(codes, 51 + 1)  # one filler bridges the long gap
+        self.assertEqual(np.count_nonzero(values), 51)
+        layer = SparseDense.from_kernel(kernel)
+        self.assertEqual(layer.nonzeros, 51)
+        self.assertAllEqual(layer.dense_kernel(), kernel)
+
+    def test_uint16_when_fillers_would_cost_more(self):
+        kernel = np.zeros((300, 300), "float32")
+        kernel[::7, ::11] = 1.5  # gaps of 7 * 300 in the transposed kernel
+        storage, codes, _ = encode_kernel(kernel)
+        self.assertEqual((storage, codes.dtype), ("delta", np.uint16))
+        self.assertAllEqual(SparseDense.from_kernel(kernel).dense_kernel(), kernel)
+
+    def test_dense_storage_when_codes_save_nothing(self):
+        kernel = np.random.RandomState(0).normal(size=(6, 5)).astype("float32")
+        storage, codes, values = encode_kernel(kernel)
+        self.assertEqual(storage, "dense")
+        self.assertIsNone(codes)
+        self.assertAllEqual(values, kernel)
+
+    def test_empty_kernel(self):
+        storage, codes, values = encode_kernel(np.zeros((4, 3), "float32"))
+        self.assertEqual((storage, codes.size, values.size), ("delta", 0, 0))
+
+
+class SparseDenseTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        rng = np.random.RandomState(1)
+        self.kernel = rng.normal(size=(INPUT_DIM, 6)).astype("float32")
+        self.kernel *= exact_mask(self.kernel.shape, 0.8, rng)
+        self.bias = rng.normal(size=(6,)).astype("float32")
+        self.x = rng.normal(size=(2, 3, INPUT_DIM)).astype("float32")
+
+    def test_every_representation_on_3d_inputs(self):
+        want = np.tanh(np.einsum("bti,io->bto", self.x, self.kernel) + self.bias)
+        for representation in REPRESENTATIONS:
+            with self.subTest(representation):
+                layer = SparseDense.from_kernel(
+                    self.kernel, self.bias, representation, activation="tanh"
+                )
+                got = tf.function(layer)(tf.constant(self.x))
+                self.assertAllClose(got, want, atol=1e-5)
+
+    def test_config_round_trip(self):
+        layer = SparseDense.from_kernel(self.kernel, self.bias, "gather", name="s")
+        config = json.loads(json.dumps(layer.get_config()))
+        revived = SparseDense.from_config(config)
+        self.assertEqual(revived.get_config(), layer.get_config())
+        self.assertAllEqual(revived.dense_kernel(), self.kernel)
+        revived = keras.saving.deserialize_keras_object(
+            json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))
+        )
+        self.assertAllClose(revived(self.x), layer(self.x), atol=1e-6)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "representation=.bogus."):
+            SparseDense.from_kernel(self.kernel, representation="bogus")
+        with self.assertRaisesRegex(ValueError, r"bias of shape \(6,\)"):
+            SparseDense.from_kernel(self.kernel, bias=np.zeros(5, "float32"))
+
+
+class ExportSparseTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        keras.utils.set_random_seed(0)
+        directory = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(directory.cleanup)
+        cls.tmp = directory.name
+        cls.model = _branches_model()
+        cls.stripped = keras_switch.strip_switches(cls.model)
+        rng = np.random.RandomState(2)
+        # More rows than HYBRID_MIN_BATCH: "hybrid" runs its CSR branch.
+        cls.x = rng.normal(size=(HYBRID_MIN_BATCH + 4, INPUT_DIM)).astype("float32")
+        cls.want = [np.asarray(y) for y in cls.stripped(cls.x)]
+        cls.exports = {}
+        for representation in ("auto",) + REPRESENTATIONS:
+            path = os.path.join(cls.tmp, representation)
+            cls.exports[representation] = keras_switch.export_sparse(
+                cls.model, path, representation=representation
+            )
+
+    def test_every_representation_equals_the_stripped_model(self):
+        for representation, result in self.exports.items():
+            for rows in (HYBRID_MIN_BATCH + 4, 1):
+                with self.subTest(representation=representation, batch=rows):
+                    got = _load_and_serve(result["directory"], self.x[:rows])
+                    self.assertLen(got, len(BRANCHES))
+                    for y, want in zip(got, self.want):
+                        self.assertAllClose(y, want[:rows], atol=1e-5)
+
+    def test_all_zero_layer_gives_activation_of_bias(self):
+        got = _load_and_serve(self.exports["csr"]["directory"], self.x[:3])[-1]
+        bias = self.model.get_layer(f"branch{len(BRANCHES) - 1}").bias.numpy()
+        self.assertAllClose(got, np.tile(1 / (1 + np.exp(-bias)), (3, 1)), atol=1e-6)
+
+    def test_fresh_process_without_keras_switch(self):
+        inputs = os.path.join(self.tmp, "x.npy")
+        outputs = os.path.join(self.tmp, "fresh.npz")
+        np.save(inputs, self.x)
+        names = list(self.exports)
+        result = subprocess.run(
+            [sys.executable, "-c", FRESH_PROCESS, inputs, outputs]
+            + [self.exports[name]["directory"] for name in names],
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+            capture_output=True, text=True, timeout=240,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with np.load(outputs) as fresh:
+            for i, name in enumerate(names):
+                for j, want in enumerate(self.want):
+                    self.assertAllClose(fresh[f"{i}_{j}"], want, atol=1e-5, msg=name)
+
+    def test_returned_layers(self):
+        result = self.exports["auto"]
+        self.assertEqual(result["directory"], os.path.join(self.tmp, "auto"))
+        rows = result["layers"]
+        self.assertEqual([r["name"] for r in rows], [f"branch{i}" for i in range(len(BRANCHES))])
+        for row, (_, _, sparsity) in zip(rows, BRANCHES):
+            self.assertEqual(row["shape"], [INPUT_DIM, 8])
+            self.assertEqual(row["nonzeros"], INPUT_DIM * 8 - round(sparsity * INPUT_DIM * 8))
+            self.assertAlmostEqual(row["density"], row["nonzeros"] / (INPUT_DIM * 8))
+            # Small kernels: the dense product is the fastest.
+            self.assertEqual(row["representation"], "dense")
+        for name in REPRESENTATIONS:
+            self.assertEqual({r["representation"] for r in self.exports[name]["layers"]}, {name})
+
+    def test_auto_and_size_of_a_784x300_layer(self):
+        switcher = Switcher()
+        inputs = keras.Input((784,))
+        model = keras_switch.SwitchingModel(
+            inputs, SwitchedDense(300, activation="relu", switcher=switcher)(inputs)
+        )
+        model(np.zeros((1, 784), "float32"))
+        dense = keras_switch.export_sparse(model, os.path.join(self.tmp, "d784"))
+        mask_all(model, [0.95])
+        sparse = keras_switch.export_sparse(model, os.path.join(self.tmp, "s784"))
+        self.assertEqual(dense["layers"][0]["representation"], "dense")
+        self.assertEqual(sparse["layers"][0]["representation"], "hybrid")
+        ratio = export.gzip_size(sparse["directory"]) / export.gzip_size(dense["directory"])
+        self.assertLessEqual(ratio, 0.08)
+        x = np.random.RandomState(3).normal(size=(HYBRID_MIN_BATCH + 4, 784)).astype("float32")
+        want = keras_switch.strip_switches(model)(x)
+        self.assertAllClose(_load_and_serve(sparse["directory"], x)[0], want, atol=1e-5)
+
+    def test_bad_representation(self):
+        with self.assertRaisesRegex(
+            ValueError, r"one of \('auto', 'dense', 'sparse_matmul'.*representation='bogus'"
+        ):
+            keras_switch.export_sparse(self.model, self.tmp, representation="bogus")
+        with self.assertRaisesRegex(ValueError, r"\('auto', 'dense'"):
+            keras_switch.export_sparse(self.model, self.tmp, representation=None)
+
+    def test_subclassed_and_unbuilt_models_raise(self):
+        model = SubclassedNet()
+        model(np.ones((1, 64), "float32"))
+        with self.assertRaisesRegex(ValueError, "export_sparse.*freeze_switches"):
+            keras_switch.export_sparse(model, self.tmp)
+        unbuilt = keras.Sequential([SwitchedDense(3, switcher=Switcher())])
+        with self.assertRaisesRegex(ValueError, "not built"):
+            keras_switch.export_sparse(unbuilt, self.tmp)
+
+    def test_lenet5_round_trip(self):
+        model = models.lenet_5()
+        model(np.zeros((1, 28, 28), "float32"))
+        mask_all(model, [0.95, 0.9, 0.5])
+        result = keras_switch.export_sparse(model, os.path.join(self.tmp, "lenet5"))
+        self.assertEqual([r["name"] for r in result["layers"]], ["fc1", "fc2", "fc3"])
+        x = np.random.RandomState(4).uniform(size=(5, 28, 28)).astype("float32")
+        want = keras_switch.strip_switches(model)(x)
+        self.assertAllClose(_load_and_serve(result["directory"], x)[0], want, atol=1e-5)
+
+    def test_nested_sequential_with_plain_dense_layers(self):
+        switcher = Switcher()
+        body = keras.Sequential([
+            keras.Input((INPUT_DIM,)),
+            SwitchedDense(8, activation="relu", switcher=switcher, name="inner"),
+            SwitchedDense(8, name="unswitched"),  # no switcher: stays a Dense
+            keras.layers.Dropout(0.5),
+        ])
+        inputs = keras.Input((INPUT_DIM,))
+        outputs = keras.layers.Dense(4, name="plain")(body(inputs))
+        outputs = SwitchedDense(3, switcher=switcher, name="outer")(outputs)
+        model = keras.Model(inputs, outputs)
+        mask_all(model, [0.7, 0.5])
+        result = keras_switch.export_sparse(model, os.path.join(self.tmp, "nested"), "gather")
+        self.assertEqual([r["name"] for r in result["layers"]], ["inner", "outer"])
+        want = keras_switch.strip_switches(model)(self.x)
+        self.assertAllClose(_load_and_serve(result["directory"], self.x)[0], want, atol=1e-5)
+
+    def test_sequential_model(self):
+        model = keras.Sequential([
+            keras.Input((INPUT_DIM,)),
+            SwitchedDense(5, activation="softmax", switcher=Switcher(), name="only"),
+        ])
+        model.layers[0].freeze_mask(exact_mask((INPUT_DIM, 5), 0.6, np.random.RandomState(5)))
+        result = keras_switch.export_sparse(
+            model, os.path.join(self.tmp, "sequential"), "sparse_matmul"
+        )
+        self.assertEqual(result["layers"][0]["nonzeros"], 48)
+        want = keras_switch.strip_switches(model)(self.x[:1])
+        self.assertAllClose(_load_and_serve(result["directory"], self.x[:1])[0], want, atol=1e-5)
+
+
+class SizeTest(TestCase):
+    def test_gzip_size_is_deterministic(self):
+        directory = self.create_tempdir().full_path
+        os.makedirs(os.path.join(directory, "sub"))
+        contents = {"b.bin": os.urandom(3000), "sub/a.txt": b"abc" * 1000}
+        for name, data in contents.items():
+            with open(os.path.join(directory, name), "wb") as f:
+                f.write(data)
+        want = sum(len(gzip.compress(d, 9, mtime=0)) for d in contents.values())
+        self.assertEqual(export.gzip_size(directory), want)
+        os.utime(os.path.join(directory, "b.bin"), (1, 1))
+        self.assertEqual(export.gzip_size(directory), want)
+        self.assertEqual(export.raw_size(directory), 6000)
+        self.assertEqual(
+            export.gzip_size(os.path.join(directory, "sub/a.txt")),
+            len(gzip.compress(contents["sub/a.txt"], 9, mtime=0)),
+        )
+        with self.assertRaisesRegex(FileNotFoundError, "nope"):
+            export.gzip_size(os.path.join(directory, "nope"))
+
+
+class ExportTfliteTest(TestCase):
+    def test_lenet300_matches_stripped_model_and_is_stored_sparsely(self):
+        model = models.lenet_300_100()
+        model(np.zeros((1, 28, 28), "float32"))
+        mask_all(model, [0.95, 0.95, 0.95])
+        x = np.random.RandomState(6).uniform(size=(3, 28, 28)).astype("float32")
+        want = keras_switch.strip_switches(model)(x)
+        directory = self.create_tempdir().full_path
+        sizes = {}
+        for sparse in (True, False):
+            path = os.path.join(directory, f"{sparse}.tflite")
+            self.assertEqual(keras_switch.export_tflite(model, path, sparse=sparse), path)
+            with warnings.catch_warnings():
+                # TF 2.21 still ships it, with a warning naming ai_edge_litert.
+                warnings.filterwarnings("ignore", r"\s*Warning: tf.lite.Interpreter is deprecated")
+                interpreter = tf.lite.Interpreter(model_path=path)
+            (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+            interpreter.resize_tensor_input(given["index"], x.shape)
+            interpreter.allocate_tensors()
+            interpreter.set_tensor(given["index"], x)
+            interpreter.invoke()
+            self.assertAllClose(interpreter.get_tensor(taken["index"]), want, atol=1e-5)
+            sizes[sparse] = os.path.getsize(path)
+        self.assertCountEqual(os.listdir(directory), ["True.tflite", "False.tflite"])
+        self.assertLess(sizes[True], 0.1 * sizes[False])
+
+    def test_subclassed_model_raises(self):
+        model = SubclassedNet()
+        model(np.ones((1, 64), "float32"))
+        with self.assertRaisesRegex(ValueError, "export_tflite.*freeze_switches"):
+            keras_switch.export_tflite(model, os.path.join(self.create_tempdir(), "m.tflite"))
+
+
+if __name__ == "__main__":
+    tf.test.main()
