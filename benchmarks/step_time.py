@@ -42,6 +42,9 @@ flags.DEFINE_integer("batch_size", 128, "Batch size.")
 flags.DEFINE_integer("rounds", 15, "Interleaved timing windows per model.")
 flags.DEFINE_integer("window_switches", 4, "Switch steps per timing window.")
 flags.DEFINE_float("target", 0.95, "Target FC sparsity of the keras-switch model.")
+flags.DEFINE_integer("switch_every", None,
+                     "Switch step interval of the keras-switch model (default: the "
+                     "recipe's schedule.switch_every).")
 flags.DEFINE_bool("tfmot", True, "Also time TFMOT (sets up its venv: ~1 min once).")
 flags.DEFINE_integer("memory_steps", 200, "Steps of each peak-memory process.")
 flags.DEFINE_bool("jit_compile", False,
@@ -87,7 +90,8 @@ def _switched_model(model_name, batch_size, target, phase):
     from benchmarks import common
     from trainers import train_lib
 
-    config = common.recipe(model_name, target, seed=0, epochs=10)
+    config = common.recipe(model_name, target, seed=0, epochs=10,
+                           switch_every=FLAGS.switch_every)
     model = train_lib.build_model(config, (28, 28))
     steps_per_epoch = 60000 // batch_size
     train_lib.compile_model(model, config, steps_per_epoch)
@@ -165,7 +169,8 @@ def measure_memory(model_name):
             [sys.executable, "-m", "benchmarks.step_time",
              f"--memory_child={model_name},{method}",
              f"--batch_size={FLAGS.batch_size}",
-             f"--memory_steps={FLAGS.memory_steps}"],
+             f"--memory_steps={FLAGS.memory_steps}"]
+            + ([f"--switch_every={FLAGS.switch_every}"] if FLAGS.switch_every else []),
             check=True, capture_output=True, text=True,
         ).stdout
         peaks[method] = json.loads(output.strip().splitlines()[-1])["peak_rss_mib"]
