@@ -211,13 +211,13 @@ class GradualPruning(keras.callbacks.Callback):
             scores = {layer.name: self._scores(layer) for layer in self.layers}
             if self.allocation == "global":
                 flat = np.concatenate([s.ravel() for s in scores.values()])
-                keep = _keep_count(self._density(self.target), flat.size)
+                keep = keep_count(self._density(self.target), flat.size)
                 threshold = np.partition(flat, flat.size - keep)[flat.size - keep]
                 thresholds = {name: threshold for name in scores}
             else:
                 thresholds = {}
                 for name, s in scores.items():
-                    keep = _keep_count(self._density(self.allocation[name]), s.size)
+                    keep = keep_count(self._density(self.allocation[name]), s.size)
                     thresholds[name] = np.partition(s.ravel(), s.size - keep)[s.size - keep]
             for layer in self.layers:
                 s = scores[layer.name]
@@ -225,7 +225,8 @@ class GradualPruning(keras.callbacks.Callback):
         self.step += 1
 
 
-def _keep_count(density, total):
+def keep_count(density, total):
+    """round(density * total) connections to keep, clipped to [1, total]."""
     return int(min(total, max(1, round(density * total))))
 
 

@@ -167,9 +167,11 @@ def global_magnitude_masks(model, target):
     entries over all switched layers together (one threshold)."""
     import numpy as np
 
+    from benchmarks import common
+
     kernels = [np.abs(layer.kernel.numpy()) for layer in model.switched_layers]
     flat = np.concatenate([k.ravel() for k in kernels])
-    keep = int(min(flat.size, max(1, round((1.0 - target) * flat.size))))
+    keep = common.keep_count(1.0 - target, flat.size)
     threshold = np.partition(flat, flat.size - keep)[flat.size - keep]
     return [(k >= threshold).astype("float32") for k in kernels]
 
