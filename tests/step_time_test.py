@@ -25,7 +25,7 @@ class StepTimeTest(TestCase):
         self.assertRegex(result.stdout, r"lenet300: dense [\d.]+ ms, keras-switch switching")
         with open(output) as f:
             (measured,) = json.load(f)["results"]
-        self.assertEqual(measured["switch_every"], 50)
+        self.assertEqual(measured["switch_every"], 100)
         for key in ("dense", "ks_switching", "ks_frozen"):
             self.assertGreater(measured["ms_per_step"][key], 0.0)
         self.assertGreater(measured["ratio_switching"], 0.0)
