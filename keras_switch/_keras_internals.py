@@ -8,8 +8,9 @@ into its class hierarchy *for good*: afterwards `class Net(Sub)` with a plain
 a dedicated subclass that inherits `Functional` directly, which needs the
 class itself. Layers are also walked recursively, which Keras only offers as
 `Layer._flatten_layers`, an optimizer's variable set is read to check it
-was built over the right variables, and the compiled loss tracker (which
-Keras' own `train_step` updates) is updated by ours.
+was built over the right variables, the compiled loss tracker (which
+Keras' own `train_step` updates) is updated by ours, and a fit() iterator's
+dataset is read for its element spec (see `SwitchingModel._maybe_symbolic_build`).
 
 `tests/keras_internals_test.py` pins every assumption made here, so a Keras
 release that moves them fails that test instead of failing users.
@@ -42,3 +43,14 @@ def optimizer_variable_count(optimizer):
 def loss_tracker(model):
     """The `keras.metrics.Mean` behind the "loss" entry of `model.metrics`."""
     return model._loss_tracker
+
+
+def dataset_element_spec(epoch_iterator):
+    """The `tf.data` element spec behind a Keras fit() `EpochIterator`, or
+    None when its data is not a `tf.data.Dataset`."""
+    adapter = getattr(epoch_iterator, "data_adapter", None)
+    get_dataset = getattr(adapter, "get_tf_dataset", None)
+    if get_dataset is None:
+        return None
+    dataset = get_dataset()
+    return getattr(dataset, "element_spec", None)

@@ -366,6 +366,22 @@ class SwitchingModel(keras.Model):
                     "the model once on a batch before fit()."
                 )
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' TF trainer gets a batch for its symbolic build by pulling
+        # one from the fit() iterator and averaging the replicas' copies with
+        # `strategy.reduce`. That fails in eager mode under
+        # MultiWorkerMirroredStrategy ("Attempt to convert a value
+        # (PerReplica...)"), and with `steps_per_epoch` the pulled batch is
+        # lost to training (a resumed run would see other batches). The build
+        # needs only shapes and dtypes: the dataset's element spec has them.
+        if iterator is not None and data_batch is None:
+            spec = _keras_internals.dataset_element_spec(iterator)
+            if spec is not None:
+                with self.distribute_strategy.scope():
+                    self._symbolic_build(data_batch=spec)
+                return
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def fit(self, *args, **kwargs):
         self.build_optimizers()
         self._step_cache = None
@@ -456,7 +472,9 @@ class SwitchingModel(keras.Model):
 
         self._sparsity_tracker.update_state(1.0 - _density(masks))
         self._switch_loss_tracker.update_state(switch_loss)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return _for_multi_worker(
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        )
 
     def _task_phase_masks(self, layers, phase):
         if phase.mask == "dense":
@@ -582,7 +600,7 @@ class SwitchingModel(keras.Model):
         # Switch statistics describe training; evaluation does not update them.
         for tracker in (self._sparsity_tracker, self._switch_loss_tracker):
             logs.pop(tracker.name, None)
-        return logs
+        return _for_multi_worker(logs)
 
     # -- after training -------------------------------------------------------
 
@@ -686,6 +704,21 @@ def _threshold_keeping(scores, keep):
         low = ops.where(enough, middle, low)
         high = ops.where(enough, high, middle)
     return ops.where(keep > 0, low, high)
+
+
+def _for_multi_worker(logs):
+    """Under MultiWorkerMirroredStrategy, Keras 3 reduces each replica's logs
+    with `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars
+    ("Invalid reduction dimension 0 for input with 0 dimensions", TF issue
+    72388). Shape (1,) values reduce to the scalar mean over replicas, which
+    is what the logs hold elsewhere."""
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    return {
+        key: ops.reshape(value, (1,)) if len(ops.shape(value)) == 0 else value
+        for key, value in logs.items()
+    }
 
 
 def _density(masks):

@@ -87,8 +87,12 @@ def load_arrays(dataset, data_dir=None, source="auto"):
         )
     if data_dir is None:
         data_dir = DATASETS[dataset]["data_dir"]
+    # "auto" given a directory that does not exist: tfds, but a missing
+    # tensorflow_datasets is then reported as the missing directory it likely is.
+    fell_back = False
     if source == "auto":
         source = _auto_source(dataset, data_dir)
+        fell_back = source == "tfds" and data_dir is not None
     if source not in _SOURCES_OF[dataset]:
         raise ValueError(
             f"Received an invalid value for `source` for dataset={dataset!r}, "
@@ -98,7 +102,7 @@ def load_arrays(dataset, data_dir=None, source="auto"):
     if source == "sklearn":
         return _load_digits()
     if source == "tfds":
-        return _load_tfds(dataset, data_dir)
+        return _load_tfds(dataset, data_dir, missing_dir=fell_back)
     if data_dir is None:
         raise ValueError(
             f"`source='files'` for dataset={dataset!r} needs `data_dir`, the "
@@ -132,10 +136,21 @@ def _load_digits():
     return (x[:split], y[:split]), (x[split:], y[split:])
 
 
-def _load_tfds(dataset, data_dir):
+def _load_tfds(dataset, data_dir, missing_dir=False):
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
+        if missing_dir:
+            files = (
+                "the official python pickles" if dataset.startswith("cifar")
+                else "MNIST-format IDX files"
+            )
+            raise ImportError(
+                f"data_dir={data_dir!r} does not exist: expected a directory of "
+                f"{dataset}'s {files}. (source='auto' reads TensorFlow Datasets "
+                "when the directory is missing, and tensorflow_datasets is not "
+                "installed; use source='files' to always read the files.)"
+            ) from error
         raise ImportError(
             f"source='tfds' for dataset={dataset!r} needs TensorFlow Datasets, "
             "which is not installed: `pip install tensorflow-datasets`, or use "
@@ -161,7 +176,8 @@ def _load_tfds(dataset, data_dir):
 
 
 def make_dataset(
-    x, y, batch_size, training, seed=0, augment=False, normalize=None
+    x, y, batch_size, training, seed=0, augment=False, normalize=None,
+    epochs=None, initial_epoch=0,
 ):
     """Builds the `tf.data` pipeline of `(image, label)` batches.
 
@@ -187,6 +203,15 @@ def make_dataset(
             per channel of `(n, h, w, c)` images), e.g.
             `(CIFAR10_MEAN, CIFAR10_STD)`: images become
             `(image - mean) / std`.
+        epochs: None (one epoch per iteration of the dataset, reshuffled
+            each time), or, for training, the total number of epochs: the
+            dataset then holds the batches of epochs `initial_epoch` ..
+            `epochs - 1` back to back, epoch `e` shuffled (and augmented)
+            with its own seed derived from `(seed, e)`. A run resumed at
+            epoch `e` therefore sees exactly the batches an uninterrupted run
+            sees from epoch `e` on. Iterate it with `fit(...,
+            steps_per_epoch=...)`.
+        initial_epoch: the first epoch held, with `epochs`.
 
     Returns:
         A `tf.data.Dataset` of `(images float32, labels)` batches.
@@ -225,31 +250,63 @@ def make_dataset(
     if normalize is not None:
         mean, std = _normalization(normalize, x)
 
-    dataset = tf.data.Dataset.from_tensor_slices((x, y))
-    if training:
-        dataset = dataset.shuffle(
-            len(x), seed=seed, reshuffle_each_iteration=True
-        )
-    if augment:
-        # One [2]-int64 stateless seed per image, a new stream each epoch.
-        seeds = tf.data.Dataset.random(
-            seed=seed, rerandomize_each_iteration=True
-        ).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            _augmenter(x.shape[1:]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    dataset = dataset.batch(batch_size, drop_remainder=False)
-    if normalize is not None:
+    if epochs is not None:
+        for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(
+                    f"`{name}` must be an int >= 0. Received: {name}={value!r}"
+                )
+        if not training or initial_epoch >= epochs:
+            raise ValueError(
+                "`epochs` needs training=True and initial_epoch < epochs. "
+                f"Received: training={training}, epochs={epochs}, "
+                f"initial_epoch={initial_epoch}"
+            )
 
-        def standardize(images, labels):
-            return (images - mean) / std, labels
+    examples = tf.data.Dataset.from_tensor_slices((x, y))
 
-        dataset = dataset.map(
-            standardize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
+    def one_pass(pass_seed, reshuffle):
+        dataset = examples
+        if training:
+            dataset = dataset.shuffle(
+                len(x), seed=pass_seed, reshuffle_each_iteration=reshuffle
+            )
+        if augment:
+            # One [2]-int64 stateless seed per image, a new stream each epoch.
+            seeds = tf.data.Dataset.random(
+                seed=pass_seed, rerandomize_each_iteration=reshuffle
+            ).batch(2)
+            dataset = tf.data.Dataset.zip(dataset, seeds).map(
+                _augmenter(x.shape[1:]),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+        dataset = dataset.batch(batch_size, drop_remainder=False)
+        if normalize is not None:
+
+            def standardize(images, labels):
+                return (images - mean) / std, labels
+
+            dataset = dataset.map(
+                standardize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+            )
+        return dataset
+
+    if epochs is None:
+        dataset = one_pass(seed, reshuffle=True)
+    else:
+        dataset = None
+        for epoch in range(initial_epoch, epochs):
+            part = one_pass(epoch_seed(seed, epoch), reshuffle=False)
+            dataset = part if dataset is None else dataset.concatenate(part)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_seed(seed, epoch):
+    """The shuffle/augmentation seed of `epoch` of a run seeded `seed`: the
+    same in every process (a 31-bit int)."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch)])
+    return int(state.generate_state(1)[0] >> 1)
 
 
 def _normalization(normalize, x):

@@ -1,0 +1,169 @@
+"""Kill -9 at random points and at every stage of a checkpoint write, NaN in
+the loss, and deterministic runs: the training binary on small learnable
+MNIST-format data (each class a noisy prototype image)."""
+
+import concurrent.futures
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from keras_switch.data import idx
+from tests.data_test import _write_idx
+from tests.test_case import TestCase
+from tests.trainer_test import ROOT
+
+EPOCHS = 4
+STEPS_PER_EPOCH = 16  # 1024 examples, batch 64
+
+
+def write_learnable_split(directory, n_train=1024, n_test=512, seed=0):
+    """Ten prototype images; each example is its class's prototype plus
+    noise, so a LeNet learns it in a few epochs (accuracy well above
+    chance, below 1: a change of recipe shows)."""
+    rng = np.random.RandomState(seed)
+    prototypes = rng.randint(0, 256, size=(10, 28, 28))
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = rng.randint(0, 10, size=(n,)).astype("uint8")
+        noise = rng.normal(0, 90, size=(n, 28, 28))
+        images = np.clip(prototypes[labels] + noise, 0, 255).astype("uint8")
+        image_stem, label_stem = idx._FILES[split]
+        _write_idx(os.path.join(directory, image_stem + ".gz"), images)
+        _write_idx(os.path.join(directory, label_stem + ".gz"), labels)
+
+
+def _args(data_dir, workdir):
+    return [
+        "--config=configs/lenet300_fashion_mnist.py", f"--workdir={workdir}",
+        f"--config.data_dir={data_dir}", f"--config.num_epochs={EPOCHS}",
+        "--config.batch_size=64", "--config.schedule.ramp_epochs=2",
+        "--config.schedule.freeze_epochs=1", "--config.schedule.switch_every=4",
+        "--deterministic",
+    ]
+
+
+def _launch(args, fault=None):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("KERAS_SWITCH_FAULT", None)
+    if fault:
+        env["KERAS_SWITCH_FAULT"] = fault
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainers.train", *args], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _run(args, fault=None, timeout=300):
+    process = _launch(args, fault)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stdout, stderr
+
+
+def _report(workdir):
+    with open(os.path.join(workdir, "report.json")) as f:
+        return json.load(f)
+
+
+def _metrics(report):
+    return {k: report[k] for k in ("test_accuracy", "fc_sparsity", "layers", "steps")}
+
+
+class FaultToleranceTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.data_dir = cls.create_tempdir_class("data")
+        write_learnable_split(cls.data_dir)
+
+    @classmethod
+    def create_tempdir_class(cls, name):
+        import tempfile
+
+        directory = tempfile.TemporaryDirectory(prefix=name)
+        cls.addClassCleanup(directory.cleanup)
+        return directory.name
+
+    def _assert_checkpoint_consistent(self, workdir):
+        """The latest checkpoint is complete: state.json parses and names a
+        weights file that exists. Returns its epochs done (0: none yet)."""
+        state = os.path.join(workdir, "checkpoints", "state.json")
+        if not os.path.exists(state):
+            return 0
+        with open(state) as f:
+            state = json.load(f)
+        weights = os.path.join(workdir, "checkpoints", state["weights"])
+        self.assertTrue(os.path.getsize(weights) > 0, weights)
+        return state["epochs_done"]
+
+    def test_killed_anywhere_resumes_to_the_same_result(self):
+        uninterrupted = [self.create_tempdir().full_path for _ in range(2)]
+        workdir = self.create_tempdir().full_path
+        args = _args(self.data_dir, workdir)
+        # The two uninterrupted runs (deterministic ops) go side by side with
+        # the chain of killed runs.
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        baselines = pool.map(lambda w: _run(_args(self.data_dir, w)), uninterrupted)
+
+        done = []
+        # A kill at each stage of a checkpoint write: before anything, with
+        # the weights written but not state.json, after state.json but before
+        # the old weights are removed. The fault counter is per process.
+        for fault in ("checkpoint_weights_written:1", "checkpoint_start:2",
+                      "checkpoint_state_written:1"):
+            code, _, stderr = _run(args, fault)
+            self.assertEqual(code, -signal.SIGKILL, f"{fault}: {stderr[-2000:]}")
+            done.append(self._assert_checkpoint_consistent(workdir))
+        # After the first kill nothing is a checkpoint yet (only a stray file).
+        self.assertEqual(done[0], 0)
+        self.assertGreater(done[-1], done[0])
+        # Then a kill at a random instant (seeded) of the next run.
+        process = _launch(args)
+        time.sleep(random.Random(0).uniform(3.0, 9.0))
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        done.append(self._assert_checkpoint_consistent(workdir))
+        code, stdout, stderr = _run(args)
+        self.assertEqual(code, 0, stderr[-3000:])
+        if done[-1]:
+            self.assertIn(f"{done[-1]} epochs done", stdout)
+        resumed = _report(workdir)
+
+        for code, _, stderr in baselines:
+            self.assertEqual(code, 0, stderr[-3000:])
+        first, second = (_report(w) for w in uninterrupted)
+        # Deterministic ops and a fixed seed: identical metrics.
+        self.assertEqual(_metrics(first), _metrics(second))
+        self.assertEqual(resumed["steps"], EPOCHS * STEPS_PER_EPOCH)
+        self.assertGreater(first["test_accuracy"], 0.5)  # it learned something
+        self.assertAlmostEqual(resumed["test_accuracy"], first["test_accuracy"], delta=0.003)
+        self.assertAlmostEqual(resumed["fc_sparsity"], first["fc_sparsity"], delta=0.005)
+        # No stray weights files or staging directories are left.
+        self.assertEqual(
+            sorted(f for f in os.listdir(os.path.join(workdir, "checkpoints"))
+                   if f.endswith(".h5")),
+            [f"epoch-{EPOCHS:04d}.weights.h5"],
+        )
+        self.assertFalse([f for f in os.listdir(workdir) if f.startswith(".export-")])
+
+    def test_nan_loss_stops_naming_the_step_and_keeps_the_checkpoint(self):
+        workdir = self.create_tempdir().full_path
+        step = STEPS_PER_EPOCH + 5  # in epoch 2, after the first checkpoint
+        code, _, stderr = _run(_args(self.data_dir, workdir), f"nan_batch:{step}")
+        self.assertNotEqual(code, 0)
+        # A NaN batch gives NaN gradients: the weights are caught at once,
+        # even where the logged loss stays finite.
+        self.assertRegex(stderr, r"error: (Training loss is nan|Weights became NaN or "
+                                 rf"infinite \(.*\)) at step {step} \(epoch 2, batch 5\); "
+                                 r"stopped, the last good checkpoint in .* is kept")
+        self.assertEqual(self._assert_checkpoint_consistent(workdir), 1)
+        self.assertFalse(os.path.exists(os.path.join(workdir, "report.json")))
+
+
+if __name__ == "__main__":
+    tf.test.main()
