@@ -8,8 +8,9 @@ APT_GET ?= apt-get
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 DEMO_WORKDIR ?= runs/lenet300_fashion_mnist
+BAZEL_ARGS ?=
 
-.PHONY: setup data demo test test-all clean
+.PHONY: setup data demo test test-all bazel-test clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,11 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+
+# The same tests as Bazel targets (README: "Bazel"), with .venv's python;
+# installs Bazel with apt-get if it is missing.
+bazel-test: setup
+	VENV=$(VENV) tools/bazel_test.sh $(BAZEL_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info
