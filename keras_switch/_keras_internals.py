@@ -54,3 +54,9 @@ def dataset_element_spec(epoch_iterator):
         return None
     dataset = get_dataset()
     return getattr(dataset, "element_spec", None)
+
+
+def creation_strategy(model):
+    """The tf.distribute strategy `model` was created under (Keras' TF
+    trainer records it), or None outside any strategy scope."""
+    return getattr(model, "_distribute_strategy", None)

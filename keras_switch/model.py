@@ -374,6 +374,8 @@ class SwitchingModel(keras.Model):
         # (PerReplica...)"), and with `steps_per_epoch` the pulled batch is
         # lost to training (a resumed run would see other batches). The build
         # needs only shapes and dtypes: the dataset's element spec has them.
+        if _keras_internals.creation_strategy(self) is None:
+            return  # as Keras: built when the step function is traced
         if iterator is not None and data_batch is None:
             spec = _keras_internals.dataset_element_spec(iterator)
             if spec is not None:
