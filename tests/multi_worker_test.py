@@ -9,11 +9,13 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
+import time
+import types
 
 import tensorflow as tf
 
 from tests.fault_tolerance_test import write_learnable_split
+from trainers import train_lib
 from tests.test_case import TestCase
 from tests.trainer_test import ROOT
 
@@ -46,12 +48,51 @@ def _command(data_dir, workdir, *extra):
     ]
 
 
-def _env(tf_config=None):
+def _env(tf_config=None, tmpdir=None):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    if tmpdir:  # where the non-chief worker's scratch directory goes
+        env["TMPDIR"] = tmpdir
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
     return env
+
+
+def _launch_workers(data_dir, workdir, logdir, tmpdir, *extra):
+    """Two workers on free 127.0.0.1 ports, output to files in `logdir`
+    (pipes could fill while the test waits), TMPDIR `tmpdir`:
+    [(process, log path)]."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    launched = []
+    for i in range(2):
+        log = os.path.join(logdir, f"worker{i}-{time.monotonic_ns()}.log")
+        with open(log, "w") as out:
+            process = subprocess.Popen(
+                _command(data_dir, workdir, "--strategy=multi_worker", *extra),
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                env=_env({"cluster": cluster, "task": {"type": "worker", "index": i}},
+                         tmpdir),
+            )
+        launched.append((process, log))
+    return launched
+
+
+def _finish(launched, timeout=600):
+    """Waits for every process: [(returncode, output)]."""
+    results = []
+    for process, log in launched:
+        try:
+            process.wait(timeout=timeout)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        with open(log) as f:
+            results.append((process.returncode, f.read()))
+    return results
+
+
+def _scratch_dirs(tmpdir):
+    return [name for name in os.listdir(tmpdir) if name.startswith("ks-worker-")]
 
 
 def _fingerprint(stdout):
@@ -65,12 +106,14 @@ class MultiWorkerTest(TestCase):
         write_learnable_split(data_dir, n_train=N_TRAIN, n_test=128)
         workdir = self.create_tempdir().full_path
         single_dir = self.create_tempdir().full_path
+        tmpdir = self.create_tempdir().full_path
         ports = free_ports(2)
         cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
         workers = [
             subprocess.Popen(
                 _command(data_dir, workdir, "--strategy=multi_worker"), cwd=ROOT,
-                env=_env({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                env=_env({"cluster": cluster, "task": {"type": "worker", "index": i}},
+                         tmpdir),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )
             for i in range(2)
@@ -100,7 +143,7 @@ class MultiWorkerTest(TestCase):
         self.assertLen(glob.glob(os.path.join(workdir, "tensorboard/switches/events.*")), 1)
         self.assertEqual(sorted(os.listdir(workdir)),
                          ["checkpoints", "config.json", "export", "report.json", "tensorboard"])
-        self.assertFalse(glob.glob(os.path.join(tempfile.gettempdir(), "ks-worker-*")))
+        self.assertEqual(_scratch_dirs(tmpdir), [])  # the worker's scratch is gone
 
         # Same global batch, same data, same init: the two-worker run matches
         # the single process up to the order of float sums in the all-reduce.
@@ -114,6 +157,109 @@ class MultiWorkerTest(TestCase):
         self.assertEqual(multi["steps"], EPOCHS * N_TRAIN // GLOBAL_BATCH)
         self.assertAlmostEqual(multi["test_accuracy"], one["test_accuracy"], delta=0.01)
         self.assertAlmostEqual(multi["fc_sparsity"], one["fc_sparsity"], delta=0.001)
+
+    def test_killed_worker_stops_the_run_and_a_restart_resumes(self):
+        data_dir = self.create_tempdir().full_path
+        write_learnable_split(data_dir, n_train=1024, n_test=128)
+        workdir = self.create_tempdir().full_path
+        logdir = self.create_tempdir().full_path
+        tmpdir = self.create_tempdir().full_path
+        epochs = 4
+        extra = (f"--config.num_epochs={epochs}", "--config.schedule.ramp_epochs=2")
+        state = os.path.join(workdir, "checkpoints", "state.json")
+
+        # kill -9 the non-chief worker in the second epoch, once the chief
+        # has a checkpoint.
+        launched = _launch_workers(data_dir, workdir, logdir, tmpdir, *extra)
+        deadline = time.monotonic() + 300
+        while not os.path.exists(state):
+            if time.monotonic() > deadline or launched[0][0].poll() is not None:
+                for process, _ in launched:
+                    process.kill()
+                self.fail(f"no checkpoint was written: {_finish(launched)}")
+            time.sleep(0.1)
+        time.sleep(1.0)
+        (chief, _), (victim, _) = launched
+        victim.kill()
+        (chief_status, chief_output), _ = _finish(launched, timeout=120)
+
+        # The chief stops at once with one clear line naming the lost peer
+        # and the checkpoint that is kept; nothing past it was written.
+        self.assertEqual(chief_status, 4, chief_output[-3000:])
+        message = re.search(
+            r"^error: lost contact with worker 1 of the multi-worker run "
+            r"\((UnavailableError|AbortedError|CancelledError|"
+            r"DeadlineExceededError): .+?\); stopped, the last complete "
+            r"checkpoint in \S+checkpoints \(epoch (\d)\) is kept\. Restart "
+            r"every worker with the same command and TF_CONFIG to resume\.$",
+            chief_output, re.MULTILINE)
+        self.assertIsNotNone(message, chief_output[-3000:])
+        self.assertNotIn("Traceback", chief_output)
+        with open(state) as f:
+            kept = json.load(f)
+        self.assertEqual(kept["epochs_done"], int(message.group(2)))
+        self.assertLess(kept["epochs_done"], epochs)
+        self.assertTrue(os.path.exists(os.path.join(workdir, "checkpoints", kept["weights"])))
+        self.assertFalse(os.path.exists(os.path.join(workdir, "report.json")))
+
+        # Restarting both with the same command resumes from that
+        # checkpoint and finishes the planned steps, in step on both workers.
+        results = _finish(_launch_workers(data_dir, workdir, logdir, tmpdir, *extra))
+        for status, output in results:
+            self.assertEqual(status, 0, output[-3000:])
+            self.assertIn(f"{kept['epochs_done']} epochs done.", output)
+        (chief_print, _), (other_print, _) = (_fingerprint(out) for _, out in results)
+        self.assertEqual(chief_print, other_print)
+        with open(os.path.join(workdir, "report.json")) as f:
+            report = json.load(f)
+        # The killed worker's scratch directory was reused and removed.
+        self.assertEqual(_scratch_dirs(tmpdir), [])
+        self.assertEqual(report["epochs"], epochs)
+        self.assertEqual(report["steps"], epochs * 1024 // GLOBAL_BATCH)
+
+
+class WorkerLostMessageTest(TestCase):
+    """The one-line message for the errors TensorFlow raises on a survivor."""
+
+    def _message(self, text, task_id=0, checkpoint_epoch=None):
+        workdir = self.create_tempdir().full_path
+        if checkpoint_epoch is not None:
+            os.makedirs(os.path.join(workdir, "checkpoints"))
+            with open(os.path.join(workdir, "checkpoints", "state.json"), "w") as f:
+                json.dump({"epochs_done": checkpoint_epoch, "train_seconds": 1.0,
+                           "weights": "epoch-0002.weights.h5"}, f)
+        me = types.SimpleNamespace(
+            cluster_resolver=types.SimpleNamespace(task_type="worker", task_id=task_id))
+        error = tf.errors.UnavailableError(None, None, text)
+        return train_lib._worker_lost_message(error, workdir, me), workdir
+
+    def test_grpc_connection_dropped(self):
+        message, workdir = self._message(
+            "Collective ops is aborted by: recvmsg:Connection reset by peer\n"
+            "Additional GRPC error information from remote target "
+            "/job:worker/replica:0/task:1 while calling /tensorflow.WorkerService/RecvBuf:\n"
+            ':UNKNOWN:Error received from peer  {grpc_status:14, grpc_message:"recvmsg:'
+            'Connection reset by peer"}', checkpoint_epoch=2)
+        self.assertEqual(
+            message,
+            "lost contact with worker 1 of the multi-worker run (UnavailableError: "
+            "recvmsg:Connection reset by peer); stopped, the last complete checkpoint in "
+            f"{workdir}/checkpoints (epoch 2) is kept. Restart every worker with the "
+            "same command and TF_CONFIG to resume.")
+
+    def test_heartbeat_timeout_names_the_other_task(self):
+        text = ("Collective ops is aborted by: Error reported from /job:worker/task:0: The "
+                "following tasks are unhealthy (stopped sending heartbeats):\nThe tasks have "
+                "crashed.")
+        message, _ = self._message(text, task_id=1)
+        self.assertStartsWith(
+            message, "lost contact with worker 0 of the multi-worker run (UnavailableError: "
+            "Error reported from /job:worker/task:0: The following tasks are unhealthy "
+            "(stopped sending heartbeats)); stopped, no checkpoint had been written yet, "
+            "a restart starts afresh.")
+        # Only this task named: the peer is unknown.
+        message, _ = self._message(text, task_id=0)
+        self.assertStartsWith(message, "lost contact with another worker of the")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ data, an --init_from file that cannot be loaded) exits with status 2 and one
 `error: ...` line on stderr naming the value and what was expected, before
 anything is written to --workdir. The checks that need no TensorFlow run
 before it is imported, so they answer in well under a second.
+
+Exit status: 0 done; 1 an unexpected error (a traceback); 2 bad input; 3 the
+loss or a weight became NaN/Inf (the last good checkpoint is kept); 4 another
+worker of a --strategy=multi_worker run died or became unreachable (the last
+checkpoint is kept: restart every worker to resume).
 """
 
 import json
@@ -63,6 +68,7 @@ FLAGS = flags.FLAGS
 
 USAGE_ERROR = 2  # exit status of every bad-input error
 TRAINING_DIVERGED = 3  # exit status when a loss or weight became NaN/Inf
+WORKER_LOST = 4  # exit status when another worker of a multi-worker run died
 TF_CONFIG_EXAMPLE = (
     '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
     '"task": {"type": "worker", "index": 0}}'
@@ -289,6 +295,9 @@ def main(argv):
     except train_lib.TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(TRAINING_DIVERGED)
+    except train_lib.WorkerLost as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(WORKER_LOST)
     except (ValueError, FileNotFoundError, ImportError) as error:
         _fail(error)
 

@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -186,10 +187,14 @@ def train_and_evaluate(config, workdir, strategy="auto", init_from=None):
     # Multi-worker: every worker runs the same steps (the collectives need
     # them all), but only the chief writes into the workdir; the others write
     # into a temporary directory that is removed at the end.
-    outputs = workdir if chief else tempfile.mkdtemp(prefix="ks-worker-")
+    outputs = workdir if chief else _worker_scratch(distribution, workdir)
     try:
         return _run(config, workdir, outputs, chief, distribution, model,
                     (x_train, y_train), (x_test, y_test), steps_per_epoch)
+    except PEER_ERRORS as error:
+        if not _is_multi_worker(distribution):
+            raise
+        raise WorkerLost(_worker_lost_message(error, workdir, distribution)) from error
     finally:
         if not chief:
             shutil.rmtree(outputs, ignore_errors=True)
@@ -197,7 +202,8 @@ def train_and_evaluate(config, workdir, strategy="auto", init_from=None):
 
 def _run(config, workdir, outputs, chief, distribution, model, train_arrays,
          test_arrays, steps_per_epoch):
-    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), chief=chief)
+    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), chief=chief,
+                              scratch=os.path.join(outputs, "checkpoints"))
     initial_epoch, earlier_seconds = checkpoints.restore(model)
     if initial_epoch:
         print(f"Resuming from {checkpoints.directory}: {initial_epoch} epochs done.")
@@ -252,6 +258,66 @@ def weights_fingerprint(model):
     for variable in model.weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(variable)).tobytes())
     return digest.hexdigest()[:16]
+
+
+class WorkerLost(RuntimeError):
+    """Another worker of a multi-worker run died or became unreachable."""
+
+
+# What a collective raises on the survivors when a peer dies: gRPC's
+# UNAVAILABLE once the connection drops (at once for a killed process), or
+# the coordination service's heartbeat abort for a host that vanishes.
+PEER_ERRORS = (
+    tf.errors.UnavailableError, tf.errors.AbortedError,
+    tf.errors.CancelledError, tf.errors.DeadlineExceededError,
+)
+
+
+def _worker_scratch(distribution, workdir):
+    """A non-chief worker's output directory: one fixed name per (workdir,
+    task) under the system temp dir, emptied first, so a worker that was
+    killed (and could not remove it) leaves nothing behind once restarted."""
+    resolver = distribution.cluster_resolver
+    key = hashlib.sha256(os.path.abspath(workdir).encode()).hexdigest()[:12]
+    path = os.path.join(tempfile.gettempdir(),
+                        f"ks-worker-{resolver.task_type}{resolver.task_id}-{key}")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path
+
+
+def _is_multi_worker(distribution):
+    resolver = getattr(distribution, "cluster_resolver", None)
+    return resolver is not None and bool(resolver.cluster_spec().as_dict())
+
+
+def _worker_lost_message(error, workdir, distribution):
+    """One line: which peer, what TensorFlow said, what is kept, what to do."""
+    text = getattr(error, "message", None) or str(error)
+    resolver = distribution.cluster_resolver
+    me = (resolver.task_type, str(resolver.task_id))
+    # The peer named in the error, if there is exactly one besides this task.
+    peers = {task for task in re.findall(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", text)
+             if task != me}
+    peer = " ".join(peers.pop()) if len(peers) == 1 else "another worker"
+    cause = re.search(r'grpc_message:"([^"]+)"', text)
+    if cause is None:
+        cause = re.search(r"aborted by: ?([^\n]+)", text)
+    reason = cause.group(1) if cause else text.strip().splitlines()[0]
+    reason = reason.strip().rstrip(":").strip()
+    state = os.path.join(workdir, "checkpoints", "state.json")
+    try:
+        with open(state) as f:
+            epochs_done = int(json.load(f)["epochs_done"])
+        kept = (f"the last complete checkpoint in {os.path.dirname(state)} "
+                f"(epoch {epochs_done}) is kept")
+    except (OSError, ValueError, KeyError, TypeError):
+        kept = "no checkpoint had been written yet, a restart starts afresh"
+    return (
+        f"lost contact with {peer} of the multi-worker run "
+        f"({type(error).__name__}: {reason}); stopped, {kept}. Restart every "
+        "worker with the same command and TF_CONFIG to resume."
+    )
 
 
 def is_chief(distribution):
@@ -516,10 +582,11 @@ class Checkpoints:
     checkpoint.
     """
 
-    def __init__(self, directory, chief=True):
+    def __init__(self, directory, chief=True, scratch=None):
         self.directory = directory
         self.state = os.path.join(directory, "state.json")
         self.chief = chief
+        self.scratch = scratch  # where a non-chief worker's saves go
         self._clock = (time.time(), 0.0)
 
     def restore(self, model):
@@ -552,9 +619,14 @@ class Checkpoints:
     def save(self, model, epochs_done):
         """Writes the checkpoint of `epochs_done` epochs. Every worker of a
         multi-worker run calls it (saving may need all of them); only the
-        chief's lands in `directory`, the others' go to a temporary
-        directory that is removed."""
-        directory = self.directory if self.chief else tempfile.mkdtemp(prefix="ks-worker-")
+        chief's lands in `directory`, the others' go to `scratch` (or a
+        temporary directory), removed afterwards."""
+        if self.chief:
+            directory = self.directory
+        elif self.scratch:
+            directory = self.scratch
+        else:
+            directory = tempfile.mkdtemp(prefix="ks-worker-")
         try:
             os.makedirs(directory, exist_ok=True)
             name = f"epoch-{epochs_done:04d}.weights.h5"
