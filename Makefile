@@ -9,6 +9,10 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 DEMO_WORKDIR ?= runs/lenet300_fashion_mnist
 BAZEL_ARGS ?=
+# Test files run in this many pytest-xdist processes (a test class stays in
+# one process); 1 runs them one by one in a single process.
+TEST_JOBS ?= 2
+XDIST = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadscope)
 
 .PHONY: setup data demo test test-all bazel-test clean
 
@@ -43,10 +47,10 @@ demo: setup data
 	  --config.data_dir=$(FASHION_MNIST) --workdir=$(DEMO_WORKDIR) $(DEMO_ARGS)
 
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 test-all: setup
-	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "" $(XDIST) $(PYTEST_ARGS)
 
 # The same tests as Bazel targets (README: "Bazel"), with .venv's python;
 # installs Bazel with apt-get if it is missing.

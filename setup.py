@@ -30,7 +30,7 @@ setup(
         "gpu": ["tensorflow[and-cuda]>=2.18"],
         "train": ["ml_collections", "absl-py", "tensorboard"],
         "bench": ["matplotlib", "ml_collections", "absl-py", "tensorboard"],
-        "test": ["pytest>=8", "scikit-learn", "ml_collections", "absl-py", "tensorboard",
+        "test": ["pytest>=8", "pytest-xdist", "scikit-learn", "ml_collections", "absl-py", "tensorboard",
                  "matplotlib"],
     },
 )
