@@ -107,30 +107,21 @@ class MultiWorkerTest(TestCase):
         workdir = self.create_tempdir().full_path
         single_dir = self.create_tempdir().full_path
         tmpdir = self.create_tempdir().full_path
-        ports = free_ports(2)
-        cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-        workers = [
-            subprocess.Popen(
-                _command(data_dir, workdir, "--strategy=multi_worker"), cwd=ROOT,
-                env=_env({"cluster": cluster, "task": {"type": "worker", "index": i}},
-                         tmpdir),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )
-            for i in range(2)
-        ]
+        logdir = self.create_tempdir().full_path
+        workers = _launch_workers(data_dir, workdir, logdir, tmpdir)
         single = subprocess.run(
             _command(data_dir, single_dir, "--strategy=one_device"), cwd=ROOT,
             env=_env(), capture_output=True, text=True, timeout=600,
         )
-        outputs = [w.communicate(timeout=600) for w in workers]
-        for worker, (stdout, stderr) in zip(workers, outputs):
-            self.assertEqual(worker.returncode, 0, stderr[-3000:])
-            self.assertIn("Strategy: CollectiveAllReduceStrategy over 2 replica(s).", stdout)
+        outputs = _finish(workers)
+        for status, output in outputs:
+            self.assertEqual(status, 0, output[-3000:])
+            self.assertIn("Strategy: CollectiveAllReduceStrategy over 2 replica(s).", output)
         self.assertEqual(single.returncode, 0, single.stderr[-3000:])
 
         # Identical weights and masks on both workers (and the step counter).
         (chief_print, chief_role), (other_print, other_role) = (
-            _fingerprint(stdout) for stdout, _ in outputs)
+            _fingerprint(output) for _, output in outputs)
         self.assertEqual((chief_role, other_role), ("chief", "worker"))
         self.assertEqual(chief_print, other_print)
 
@@ -231,7 +222,8 @@ class WorkerLostMessageTest(TestCase):
         me = types.SimpleNamespace(
             cluster_resolver=types.SimpleNamespace(task_type="worker", task_id=task_id))
         error = tf.errors.UnavailableError(None, None, text)
-        return train_lib._worker_lost_message(error, workdir, me), workdir
+        checkpoints = train_lib.Checkpoints(os.path.join(workdir, "checkpoints"))
+        return train_lib._worker_lost_message(error, checkpoints, me), workdir
 
     def test_grpc_connection_dropped(self):
         message, workdir = self._message(

@@ -292,12 +292,10 @@ def main(argv):
         train_lib.train_and_evaluate(
             FLAGS.config, FLAGS.workdir, FLAGS.strategy, init_from=FLAGS.init_from
         )
-    except train_lib.TrainingDiverged as error:
+    except (train_lib.TrainingDiverged, train_lib.WorkerLost) as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(TRAINING_DIVERGED)
-    except train_lib.WorkerLost as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(WORKER_LOST)
+        sys.exit(TRAINING_DIVERGED if isinstance(error, train_lib.TrainingDiverged)
+                 else WORKER_LOST)
     except (ValueError, FileNotFoundError, ImportError) as error:
         _fail(error)
 

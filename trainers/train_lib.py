@@ -178,32 +178,32 @@ def train_and_evaluate(config, workdir, strategy="auto", init_from=None):
         model = build_model(config, x_train.shape[1:])
         compile_model(model, config, steps_per_epoch)
     warm_start(model, init_from)  # --init_from; a checkpoint restored below wins
-    if is_chief(distribution):  # the chief owns the workdir
+    chief = is_chief(distribution)
+    if chief:  # the chief owns the workdir
         _claim_workdir(config, workdir)  # ...before anything is written
 
     print(f"Strategy: {type(distribution).__name__} over "
           f"{distribution.num_replicas_in_sync} replica(s).")
-    chief = is_chief(distribution)
     # Multi-worker: every worker runs the same steps (the collectives need
     # them all), but only the chief writes into the workdir; the others write
     # into a temporary directory that is removed at the end.
     outputs = workdir if chief else _worker_scratch(distribution, workdir)
+    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), chief=chief,
+                              scratch=os.path.join(outputs, "checkpoints"))
     try:
-        return _run(config, workdir, outputs, chief, distribution, model,
+        return _run(config, outputs, chief, distribution, model, checkpoints,
                     (x_train, y_train), (x_test, y_test), steps_per_epoch)
     except PEER_ERRORS as error:
         if not _is_multi_worker(distribution):
             raise
-        raise WorkerLost(_worker_lost_message(error, workdir, distribution)) from error
+        raise WorkerLost(_worker_lost_message(error, checkpoints, distribution)) from error
     finally:
         if not chief:
             shutil.rmtree(outputs, ignore_errors=True)
 
 
-def _run(config, workdir, outputs, chief, distribution, model, train_arrays,
+def _run(config, outputs, chief, distribution, model, checkpoints, train_arrays,
          test_arrays, steps_per_epoch):
-    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), chief=chief,
-                              scratch=os.path.join(outputs, "checkpoints"))
     initial_epoch, earlier_seconds = checkpoints.restore(model)
     if initial_epoch:
         print(f"Resuming from {checkpoints.directory}: {initial_epoch} epochs done.")
@@ -291,7 +291,7 @@ def _is_multi_worker(distribution):
     return resolver is not None and bool(resolver.cluster_spec().as_dict())
 
 
-def _worker_lost_message(error, workdir, distribution):
+def _worker_lost_message(error, checkpoints, distribution):
     """One line: which peer, what TensorFlow said, what is kept, what to do."""
     text = getattr(error, "message", None) or str(error)
     resolver = distribution.cluster_resolver
@@ -305,11 +305,10 @@ def _worker_lost_message(error, workdir, distribution):
         cause = re.search(r"aborted by: ?([^\n]+)", text)
     reason = cause.group(1) if cause else text.strip().splitlines()[0]
     reason = reason.strip().rstrip(":").strip()
-    state = os.path.join(workdir, "checkpoints", "state.json")
     try:
-        with open(state) as f:
+        with open(checkpoints.state) as f:
             epochs_done = int(json.load(f)["epochs_done"])
-        kept = (f"the last complete checkpoint in {os.path.dirname(state)} "
+        kept = (f"the last complete checkpoint in {checkpoints.directory} "
                 f"(epoch {epochs_done}) is kept")
     except (OSError, ValueError, KeyError, TypeError):
         kept = "no checkpoint had been written yet, a restart starts afresh"
@@ -324,13 +323,12 @@ def is_chief(distribution):
     """Whether this process writes the run's files: always, except for the
     non-chief workers of a multi-worker run (the chief is task "chief", or
     "worker" 0 when the cluster names no chief)."""
-    resolver = getattr(distribution, "cluster_resolver", None)
-    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
-    if not cluster:
+    if not _is_multi_worker(distribution):
         return True
+    resolver = distribution.cluster_resolver
     if resolver.task_type == "chief":
         return True
-    return "chief" not in cluster and resolver.task_type == "worker" and resolver.task_id == 0
+    return "chief" not in resolver.cluster_spec().as_dict() and resolver.task_type == "worker" and resolver.task_id == 0
 
 
 def make_strategy(name):
@@ -430,8 +428,6 @@ def warm_start(model, path):
     try:
         source = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types on a bad file
-        import re
-
         reason = " ".join(str(error).split()).rstrip(".")
         unknown = re.search(r"Could not locate (class|function) '([^']+)'", reason)
         if unknown:  # Keras' message buries this under the whole config
@@ -583,6 +579,8 @@ class Checkpoints:
     """
 
     def __init__(self, directory, chief=True, scratch=None):
+        if not chief and scratch is None:
+            raise ValueError("A non-chief worker's Checkpoints need `scratch`.")
         self.directory = directory
         self.state = os.path.join(directory, "state.json")
         self.chief = chief
@@ -619,14 +617,9 @@ class Checkpoints:
     def save(self, model, epochs_done):
         """Writes the checkpoint of `epochs_done` epochs. Every worker of a
         multi-worker run calls it (saving may need all of them); only the
-        chief's lands in `directory`, the others' go to `scratch` (or a
-        temporary directory), removed afterwards."""
-        if self.chief:
-            directory = self.directory
-        elif self.scratch:
-            directory = self.scratch
-        else:
-            directory = tempfile.mkdtemp(prefix="ks-worker-")
+        chief's lands in `directory`, the others' go to `scratch`, removed
+        afterwards."""
+        directory = self.directory if self.chief else self.scratch
         try:
             os.makedirs(directory, exist_ok=True)
             name = f"epoch-{epochs_done:04d}.weights.h5"
