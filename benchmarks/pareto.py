@@ -56,6 +56,12 @@ VARIANTS = {
                      "schedule.switch_every": 50},
     "ks_lr2_every_100": {"switch_optimizer.learning_rate": 1e-2, "schedule.switch_every": 100},
     "ks_lr2_every_20": {"switch_optimizer.learning_rate": 1e-2, "schedule.switch_every": 20},
+    # No frozen tail: the switcher keeps updating the mask at the target
+    # density through the last 2 epochs.
+    "ks_no_freeze": {"schedule.freeze_epochs": 0},
+    # The switch step's straight-through gradient is 1 for every switch
+    # instead of sigmoid'(logit).
+    "ks_identity_estimator": {"switch_estimator": "identity"},
 }
 
 FLAGS = flags.FLAGS

@@ -40,6 +40,7 @@ def base_config(model, dataset, data_dir=None):
     config.sparsity_penalty = config_dict.placeholder(float)
     config.allocation = "magnitude"  # or "learned"
     config.train_pruned_weights = False
+    config.switch_estimator = "sigmoid"  # or "identity"
     # Optimizers.
     config.task_optimizer = ml_collections.ConfigDict(
         {"name": "adam", "learning_rate": 1e-3}

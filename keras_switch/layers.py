@@ -11,15 +11,28 @@ from keras_switch.switcher import deserialize_shared
 from keras_switch.switcher import serialize_shared
 
 
-def straight_through(logits):
+ESTIMATORS = ("sigmoid", "identity")
+
+
+def straight_through(logits, estimator="sigmoid"):
     """The straight-through estimator of the switches.
 
-    Forward: the hard mask `logits > 0` (exactly 0 or 1). Backward: the
-    gradient of `sigmoid(logits)`, i.e. `d mask / d logits := p (1 - p)`.
+    Forward: the hard mask `logits > 0` (exactly 0 or 1). Backward, with
+    `estimator="sigmoid"`: the gradient of `sigmoid(logits)`, i.e.
+    `d mask / d logits := p (1 - p)`, largest for switches near their
+    threshold; with `"identity"`: `d mask / d logits := 1` for every switch.
     """
-    probabilities = ops.sigmoid(logits)
-    hard = ops.cast(logits > 0, probabilities.dtype)
-    return hard + probabilities - ops.stop_gradient(probabilities)
+    if estimator == "identity":
+        surrogate = logits
+    elif estimator == "sigmoid":
+        surrogate = ops.sigmoid(logits)
+    else:
+        raise ValueError(
+            "Received an invalid value for `estimator`, expected one of "
+            f"{ESTIMATORS}. Received: estimator={estimator!r}"
+        )
+    hard = ops.cast(logits > 0, surrogate.dtype)
+    return hard + surrogate - ops.stop_gradient(surrogate)
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")

@@ -60,6 +60,7 @@ from keras import ops
 
 from keras_switch import _keras_internals
 from keras_switch.layers import switched_layers
+from keras_switch.layers import ESTIMATORS
 from keras_switch.layers import straight_through
 from keras_switch.schedule import SwitchSchedule
 from keras_switch.switcher import sharing_scope
@@ -176,6 +177,7 @@ class SwitchingModel(keras.Model):
         target_ramp_power=3,
         allocation="magnitude",
         train_pruned_weights=False,
+        switch_estimator="sigmoid",
         schedule=None,
         loss_weights=None,
         weighted_metrics=None,
@@ -214,6 +216,11 @@ class SwitchingModel(keras.Model):
                 switched-off weights while the mask can still change
                 (straight-through), so that pruned weights keep learning and
                 can come back. Masked fine-tuning either way once frozen.
+            switch_estimator: The straight-through gradient of the hard
+                switches in the switch step: `"sigmoid"` (`d mask / d logit
+                := p (1 - p)`, concentrated on switches near their
+                threshold) or `"identity"` (`:= 1` for every switch). The
+                forward pass uses the hard 0/1 mask either way.
             schedule: A `keras_switch.SwitchSchedule`, a mode name
                 (`"every_batch"`, `"alternate"`), or `None` for
                 `SwitchSchedule()` (task step then switch step on every
@@ -268,6 +275,11 @@ class SwitchingModel(keras.Model):
                 "Received an invalid value for `train_pruned_weights`, expected "
                 f"a bool. Received: train_pruned_weights={train_pruned_weights!r}"
             )
+        if switch_estimator not in ESTIMATORS:
+            raise ValueError(
+                "Received an invalid value for `switch_estimator`, expected one "
+                f"of {ESTIMATORS}. Received: switch_estimator={switch_estimator!r}"
+            )
         task_optimizer = keras.optimizers.get(task_optimizer)
         switch_optimizer = keras.optimizers.get(switch_optimizer)
         if task_optimizer is None or switch_optimizer is None:
@@ -310,6 +322,7 @@ class SwitchingModel(keras.Model):
         self.target_ramp_power = float(target_ramp_power)
         self.allocation = allocation
         self.train_pruned_weights = train_pruned_weights
+        self.switch_estimator = switch_estimator
         self._switching_args = dict(
             task_optimizer=task_optimizer,
             switch_optimizer=switch_optimizer,
@@ -321,6 +334,7 @@ class SwitchingModel(keras.Model):
             target_ramp_power=target_ramp_power,
             allocation=allocation,
             train_pruned_weights=train_pruned_weights,
+            switch_estimator=switch_estimator,
             schedule=schedule,
             loss_weights=loss_weights,
             weighted_metrics=weighted_metrics,
@@ -512,7 +526,7 @@ class SwitchingModel(keras.Model):
         variables = self.switcher_variables
         with tf.GradientTape() as tape:
             logits = [layer.switch_logits() for layer in layers]
-            masks = [straight_through(l) for l in logits]
+            masks = [straight_through(l, self.switch_estimator) for l in logits]
             with _phase_masks(layers, masks):
                 y_pred = self(x, training=True)
             loss = self.compute_loss(

@@ -164,3 +164,29 @@ class SwitchedDenseTest(TestCase, parameterized.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class StraightThroughTest(TestCase):
+    def _forward_and_gradient(self, estimator):
+        logits = tf.constant([-3.0, -0.1, 0.2, 4.0])
+        weights = tf.constant([1.0, 2.0, 3.0, 4.0])
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            mask = keras_switch.layers.straight_through(logits, estimator)
+            total = tf.reduce_sum(mask * weights)
+        return mask, tape.gradient(total, logits), logits, weights
+
+    def test_sigmoid_estimator(self):
+        mask, grad, logits, weights = self._forward_and_gradient("sigmoid")
+        self.assertAllClose(mask, [0.0, 0.0, 1.0, 1.0], atol=1e-6)
+        p = tf.sigmoid(logits)
+        self.assertAllClose(grad, weights * p * (1 - p))
+
+    def test_identity_estimator(self):
+        mask, grad, _, weights = self._forward_and_gradient("identity")
+        self.assertAllClose(mask, [0.0, 0.0, 1.0, 1.0], atol=1e-6)
+        self.assertAllClose(grad, weights)
+
+    def test_unknown_estimator_raises(self):
+        with self.assertRaisesRegex(ValueError, "estimator.*'gumbel'"):
+            keras_switch.layers.straight_through(tf.zeros(3), "gumbel")

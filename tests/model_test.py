@@ -320,6 +320,8 @@ class CompileTest(TestCase, parameterized.TestCase):
         ("allocation", dict(allocation="uniform"), ValueError, "allocation"),
         ("pruned_weights", dict(train_pruned_weights="yes"), ValueError,
          "train_pruned_weights"),
+        ("estimator", dict(switch_estimator="gumbel"), ValueError,
+         "switch_estimator.*gumbel"),
     )
     def test_invalid_compile_arguments_raise(self, kwargs, error, pattern):
         with self.assertRaisesRegex(error, pattern):
@@ -367,6 +369,7 @@ class SaveLoadTest(TestCase):
             self.assertAllEqual(a, b)
         self.assertEqual(int(loaded.switching_step), int(model.switching_step))
         self.assertEqual(loaded.target_sparsity, model.target_sparsity)
+        self.assertEqual(loaded.switch_estimator, model.switch_estimator)
         self.assertEqual(loaded.schedule.get_config(), model.schedule.get_config())
         if train_after:  # the loaded model is compiled and trains on
             loaded.train_on_batch(x[:32], np.zeros(32, "int32"))
@@ -374,7 +377,8 @@ class SaveLoadTest(TestCase):
 
     def test_functional_save_load(self):
         model, x = self._trained(
-            mlp(), target_sparsity=0.6, schedule=SwitchSchedule(switch_every=2)
+            mlp(), target_sparsity=0.6, schedule=SwitchSchedule(switch_every=2),
+            switch_estimator="identity",
         )
         self._check_round_trip(model, x)
 

@@ -369,6 +369,7 @@ def compile_model(model, config, steps_per_epoch):
         target_ramp_power=schedule.ramp_power,
         allocation=config.allocation,
         train_pruned_weights=config.train_pruned_weights,
+        switch_estimator=config.switch_estimator,
         schedule=keras_switch.SwitchSchedule(
             mode=schedule.mode,
             switch_every=schedule.switch_every,
