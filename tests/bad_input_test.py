@@ -81,6 +81,12 @@ ROWS = (
     ("target_sparsity_negative", ["--config.target_sparsity=-0.1"], {},
      r"error: config\.target_sparsity must be None or in \[0, 1\)\. "
      r"Received: -0\.1", "run"),
+    ("unknown_allocation", ["--config.allocation=uniform"], {},
+     r"error: config\.allocation must be one of \('magnitude', 'learned'\)\. "
+     r"Received: 'uniform'", "run"),
+    ("unknown_switch_estimator", ["--config.switch_estimator=gumbel"], {},
+     r"error: config\.switch_estimator must be one of \('sigmoid', 'identity'\)\. "
+     r"Received: 'gumbel'", "run"),
     ("unknown_model", ["--config.model=alexnet"], {},
      r"error: config\.model must be one of \[.*'lenet300'.*\]\. "
      r"Received: 'alexnet'", "run"),

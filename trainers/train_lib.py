@@ -43,6 +43,8 @@ import numpy as np
 import tensorflow as tf
 
 import keras_switch
+import keras_switch.layers
+import keras_switch.model
 import keras_switch.schedule
 from keras_switch import callbacks as switch_callbacks
 from keras_switch import data as switch_data
@@ -115,6 +117,14 @@ def check_config(config):
             "Set config.target_sparsity or config.sparsity_penalty, not both. "
             f"Received: target_sparsity={target!r}, sparsity_penalty={penalty!r}"
         )
+    for key, allowed in (
+        ("allocation", keras_switch.model.ALLOCATIONS),
+        ("switch_estimator", keras_switch.layers.ESTIMATORS),
+    ):
+        if config[key] not in allowed:
+            raise ConfigError(
+                f"config.{key} must be one of {allowed}. Received: {config[key]!r}"
+            )
     for key in ("task_optimizer", "switch_optimizer"):
         settings = config[key]
         if settings.name not in OPTIMIZERS:
