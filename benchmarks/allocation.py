@@ -20,10 +20,7 @@ entry (steps between mask updates). Accuracy is the final test accuracy of
 each seed; sparsity is counted from the final kernels.
 """
 
-import json
 import math
-import os
-import sys
 
 from absl import app
 from absl import flags
@@ -162,18 +159,14 @@ def main(argv):
             "measured": "/".join(f"{100 * s:.1f}" for s in layer.values()),
         })
         print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
-    command = " ".join(["python -m benchmarks.allocation"] + sys.argv[1:])
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-        json.dump({"command": command, "model": FLAGS.model, "target": FLAGS.target,
-                   "epochs": FLAGS.epochs, "results": rows}, f, indent=2)
-    body = (f"Command: `{command}` ({FLAGS.model}, target {FLAGS.target:g}, "
-            f"{FLAGS.epochs} epochs)\n\n{markdown_table(rows)}")
-    print(body)
-    if FLAGS.markdown:
-        from benchmarks import report
+    from benchmarks import report
 
-        report.replace_section("allocation", body)
+    report.publish(
+        "allocation", FLAGS.output,
+        {"model": FLAGS.model, "target": FLAGS.target, "epochs": FLAGS.epochs,
+         "results": rows},
+        markdown_table(rows), FLAGS.markdown,
+        about=f" ({FLAGS.model}, target {FLAGS.target:g}, {FLAGS.epochs} epochs)")
 
 
 if __name__ == "__main__":

@@ -123,16 +123,10 @@ def main(argv):
     if FLAGS.rounds < 1:
         raise app.UsageError(f"--rounds must be at least 1. Received: {FLAGS.rounds}")
     results = [measure(model_name) for model_name in FLAGS.models]
-    command = " ".join(["python -m benchmarks.determinism"] + sys.argv[1:])
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-        json.dump({"command": command, "results": results}, f, indent=2)
-    table = markdown_table(results)
-    print(table)
-    if FLAGS.markdown:
-        from benchmarks import report
+    from benchmarks import report
 
-        report.replace_section("determinism", f"Command: `{command}`\n\n{table}")
+    report.publish("determinism", FLAGS.output, {"results": results},
+                   markdown_table(results), FLAGS.markdown)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,6 @@ much flipping there is to remove, during the ramp and after it (the
 recipe's last epochs have the mask frozen: nothing can flip there).
 """
 
-import json
-import os
-import sys
-
 from absl import app
 from absl import flags
 
@@ -145,16 +141,10 @@ def main(argv):
             for seed in (int(s) for s in FLAGS.seeds):
                 rows.append(measure(model_name, target, seed, data))
                 print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
-    command = " ".join(["python -m benchmarks.mask_stability"] + sys.argv[1:])
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-        json.dump({"command": command, "results": rows}, f, indent=2)
-    body = f"Command: `{command}`\n\n{markdown_table(rows)}"
-    print(body)
-    if FLAGS.markdown:
-        from benchmarks import report
+    from benchmarks import report
 
-        report.replace_section("mask_stability", body)
+    report.publish("mask_stability", FLAGS.output, {"results": rows},
+                   markdown_table(rows), FLAGS.markdown)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""Tables, plot and BENCHMARKS.md section from the pareto runs."""
+"""Tables, plot and BENCHMARKS.md section from the pareto runs; `publish`
+for the other benchmarks' results."""
 
 import collections
 import json
 import os
 import re
 import statistics
+import sys
 
 BENCHMARKS_MD = os.path.join(os.path.dirname(os.path.dirname(__file__)), "BENCHMARKS.md")
 MODEL_NAMES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
@@ -170,3 +172,18 @@ def replace_section(name, body, path=None, command=None):
     text = re.sub(pattern, lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S)
     with open(path, "w") as f:
         f.write(text)
+
+
+def publish(name, output, payload, table, markdown=False, about=""):
+    """Writes a benchmark's results: `payload` (a dict) plus the command that
+    ran (`python -m benchmarks.NAME` and this process's arguments) as JSON to
+    `output`; prints the command, `about` after it, and `table`; with
+    `markdown`, puts the same text in BENCHMARKS.md's `name` section."""
+    command = " ".join([f"python -m benchmarks.{name}"] + sys.argv[1:])
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    with open(output, "w") as f:
+        json.dump({"command": command, **payload}, f, indent=2)
+    body = f"Command: `{command}`{about}\n\n{table}"
+    print(body)
+    if markdown:
+        replace_section(name, body)
