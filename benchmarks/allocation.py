@@ -47,24 +47,6 @@ flags.DEFINE_string("output", "benchmarks/results/allocation.json", "Results JSO
 flags.DEFINE_bool("markdown", False, "Rewrite the allocation section of BENCHMARKS.md.")
 
 
-def first_layer_sparsity(sizes, target, rest):
-    """The sparsity of the first layer that keeps the overall sparsity at
-    `target` when the others have `rest` ({layer: sparsity}).
-
-    Raises:
-        ValueError: when no first-layer sparsity in [0, 1] does.
-    """
-    first, *others = sizes
-    kept = (1.0 - target) * sum(sizes.values())
-    kept -= sum((1.0 - rest[name]) * sizes[name] for name in others)
-    sparsity = 1.0 - kept / sizes[first]
-    if not 0.0 <= sparsity <= 1.0:
-        raise ValueError(
-            f"Split {rest} cannot reach overall sparsity {target}: {first} would "
-            f"need sparsity {sparsity:.4f}, expected a value in [0, 1]")
-    return sparsity
-
-
 def parse_split(text, names):
     """`"0.94:0.55"` -> {fc2: 0.94, fc3: 0.55} for `names` (the layers after
     the first)."""
@@ -127,7 +109,7 @@ def main(argv):
     for text in FLAGS.splits:
         rest = parse_split(text, common.FC_LAYERS[1:])
         try:
-            first = first_layer_sparsity(sizes, FLAGS.target, rest)
+            first = common.first_layer_sparsity(sizes, FLAGS.target, rest)
         except ValueError as error:
             raise app.UsageError(f"--splits entry {text!r}: {error}") from None
         splits.append({common.FC_LAYERS[0]: first, **rest})

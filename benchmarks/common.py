@@ -225,6 +225,24 @@ class GradualPruning(keras.callbacks.Callback):
         self.step += 1
 
 
+def first_layer_sparsity(sizes, target, rest):
+    """The sparsity of the first layer that keeps the overall sparsity at
+    `target` when the others have `rest` ({layer: sparsity}).
+
+    Raises:
+        ValueError: when no first-layer sparsity in [0, 1] does.
+    """
+    first, *others = sizes
+    kept = (1.0 - target) * sum(sizes.values())
+    kept -= sum((1.0 - rest[name]) * sizes[name] for name in others)
+    sparsity = 1.0 - kept / sizes[first]
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(
+            f"Split {rest} cannot reach overall sparsity {target}: {first} would "
+            f"need sparsity {sparsity:.4f}, expected a value in [0, 1]")
+    return sparsity
+
+
 def keep_count(density, total):
     """round(density * total) connections to keep, clipped to [1, total]."""
     return int(min(total, max(1, round(density * total))))
