@@ -127,6 +127,20 @@ class TrainAndEvaluateTest(TestCase):
         # Same config again: everything was done, nothing is retrained.
         report = train_lib.train_and_evaluate(config, workdir)
         self.assertEqual(report["steps"], 9)
+        # A run written before `switch_estimator` existed resumes under its
+        # default, and only under it.
+        path = os.path.join(workdir, "config.json")
+        with open(path) as f:
+            older = json.load(f)
+        del older["switch_estimator"]
+        with open(path, "w") as f:
+            json.dump(older, f)
+        self.assertEqual(train_lib.train_and_evaluate(config, workdir)["steps"], 9)
+        identity = small_config(self.data_dir)
+        identity.switch_estimator = "identity"
+        with self.assertRaisesRegex(train_lib.ConfigError,
+                                    r"different config \(keys \['switch_estimator'\]\)"):
+            train_lib.train_and_evaluate(identity, workdir)
         # An export that fails leaves the previous export and report as they were.
         before = tree(workdir)
         with mock.patch.object(keras_switch, "export_tflite", side_effect=OSError("disk full")):

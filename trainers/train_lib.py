@@ -524,6 +524,12 @@ def _weight_layers(model):
 # -- workdir, checkpoints, report, export ----------------------------------------
 
 
+# Config keys added after runs were already written, each with the value that
+# does what a config without it did: a config.json that lacks one is read
+# with that value, so such a run still resumes under the default.
+_ADDED_KEYS = {"switch_estimator": "sigmoid"}
+
+
 def _claim_workdir(config, workdir):
     """Writes config.json, or checks that the one there is this config.
 
@@ -552,6 +558,7 @@ def _claim_workdir(config, workdir):
     if os.path.exists(path):
         with open(path) as f:
             existing = json.load(f)
+        existing = {**_ADDED_KEYS, **existing}
         if existing != resolved:
             changed = sorted(
                 k for k in set(existing) | set(resolved)
