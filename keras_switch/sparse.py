@@ -317,13 +317,20 @@ class SparseDense(keras.layers.Layer):
         dtype = self.values.dtype
         x = tf.convert_to_tensor(inputs)
         compute_dtype = x.dtype
-        leading = tf.shape(x)[:-1]
-        x = tf.cast(tf.reshape(x, [-1, self.input_dim]), dtype)
-        y = self._product(x)
+        # The common rank-2 case gets no reshapes, and the bias is a BiasAdd:
+        # grappler fuses MatMul + BiasAdd (+ Relu) into one kernel, as it does
+        # for Keras' Dense. A plain add measured 1.3-1.4x Keras' export for
+        # LeNet-5 at batch 1 without oneDNN.
+        flat = x.shape.rank == 2
+        if not flat:
+            leading = tf.shape(x)[:-1]
+            x = tf.reshape(x, [-1, self.input_dim])
+        y = self._product(tf.cast(x, dtype))
         if self.bias is not None:
-            y = y + tf.constant(self.bias, dtype)
+            y = tf.nn.bias_add(y, tf.constant(self.bias, dtype))
         y = tf.cast(y, compute_dtype)
-        y = tf.reshape(y, tf.concat([leading, [self.units]], axis=0))
+        if not flat:
+            y = tf.reshape(y, tf.concat([leading, [self.units]], axis=0))
         if self.activation is not None:
             y = self.activation(y)
         return y
