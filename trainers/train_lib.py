@@ -338,7 +338,8 @@ def is_chief(distribution):
     resolver = distribution.cluster_resolver
     if resolver.task_type == "chief":
         return True
-    return "chief" not in resolver.cluster_spec().as_dict() and resolver.task_type == "worker" and resolver.task_id == 0
+    names_a_chief = "chief" in resolver.cluster_spec().as_dict()
+    return not names_a_chief and resolver.task_type == "worker" and resolver.task_id == 0
 
 
 def make_strategy(name):
