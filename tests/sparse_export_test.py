@@ -141,6 +141,34 @@ class SparseDenseTest(TestCase):
                 got = tf.function(layer)(tf.constant(self.x))
                 self.assertAllClose(got, want, atol=1e-5)
 
+    def test_dense_products_do_not_take_the_kernel_as_a_constant(self):
+        # oneDNN's constant-weight path is slow at small batches (see
+        # `SparseDense._kernel_tensor`): the kernel of every dense product
+        # comes out of a PlaceholderWithDefault, for both storages, and in
+        # "hybrid" (whose MatMul sits in a branch function) as well.
+        dense_kernel = self.kernel + 1.0  # no zeros: stored "dense"
+        for kernel, representation in (
+            (self.kernel, "dense"),
+            (dense_kernel, "dense"),
+            (self.kernel, "hybrid"),
+        ):
+            layer = SparseDense.from_kernel(kernel, self.bias, representation)
+            graph = (
+                tf.function(layer)
+                .get_concrete_function(tf.TensorSpec([None, INPUT_DIM]))
+                .graph
+            )
+            ops = graph.get_operations()
+            with self.subTest(storage=layer.storage, representation=representation):
+                fed = [
+                    op for op in ops
+                    if op.type == "PlaceholderWithDefault"
+                    and op.outputs[0].shape == (INPUT_DIM, 6)
+                ]
+                self.assertLen(fed, 1)
+                consumers = {op.type for op in fed[0].outputs[0].consumers()}
+                self.assertIn("MatMul" if representation == "dense" else "StatelessIf", consumers)
+
     def test_config_round_trip(self):
         layer = SparseDense.from_kernel(self.kernel, self.bias, "gather", name="s")
         config = json.loads(json.dumps(layer.get_config()))
