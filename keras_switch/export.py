@@ -13,6 +13,7 @@ from keras_switch import _keras_internals
 from keras_switch.layers import SwitchedDense
 from keras_switch.layers import switched_layers
 from keras_switch.sparse import REPRESENTATIONS
+from keras_switch.sparse import batch_plan
 from keras_switch.sparse import SparseDense
 from keras_switch.switcher import Switcher
 
@@ -154,18 +155,43 @@ def _own_weights(layer):
 # switch is at HYBRID_MIN_BATCH = 256: "hybrid" (dense below, CSR from
 # there on) for large enough and sparse enough kernels; "dense" elsewhere.
 # Storage is compact either way.
+#
+# A single row is different: oneDNN's fused dense matmul costs 5-8 us per
+# layer there whatever its size (the 784x300 layer: 21-40 us), and
+# `sparse_dense_matmul` costs ~1.5 us plus ~3-4 ns per nonzero (relu layers
+# timed alone at batch 1, graph mode, the six LeNet shapes at density 2, 5,
+# 10 and 20%: it won at up to 1,500 nonzeros on every shape (0.14-0.74x),
+# at 2,016-2,400 it tied (0.91-1.02x), from 3,000 on it lost (1.15-2.9x),
+# except on 784x300, where 4,704 nonzeros (2%) still won (0.59x) and 11,760
+# lost (1.37x)). From 2 rows on it never won by more than noise (0.86-0.89x
+# twice in 24 cases at 2 rows, 4.6-8.6x at 8). So a kernel with at most
+# `AUTO_ROW_MAX_NONZEROS` nonzeros, or a large one at density at most
+# `AUTO_ROW_MAX_DENSITY`, uses `sparse_dense_matmul` for a single row (a
+# `tf.cond` on the batch size, ~1 us).
 AUTO_MAX_DENSITY = 0.1
 AUTO_MIN_ENTRIES = 100_000
+AUTO_ROW_MAX_NONZEROS = 2000
+AUTO_ROW_MAX_DENSITY = 0.02
 
 
 def auto_representation(shape, density):
-    """The product `export_sparse(representation="auto")` uses for a kernel
-    of `shape` `[in, out]` and `density` (fraction of nonzero entries):
-    ``"hybrid"`` for kernels of at least `AUTO_MIN_ENTRIES` entries and at
-    most `AUTO_MAX_DENSITY` density, else ``"dense"``."""
-    if density <= AUTO_MAX_DENSITY and np.prod(shape) >= AUTO_MIN_ENTRIES:
-        return "hybrid"
-    return "dense"
+    """The representation `export_sparse(representation="auto")` uses for a
+    kernel of `shape` `[in, out]` and `density` (fraction of nonzero
+    entries): ``"hybrid"`` for kernels of at least `AUTO_MIN_ENTRIES`
+    entries and at most `AUTO_MAX_DENSITY` density, else ``"dense"``; for
+    kernels with at most `AUTO_ROW_MAX_NONZEROS` nonzeros, or of at least
+    `AUTO_MIN_ENTRIES` entries and at most `AUTO_ROW_MAX_DENSITY` density,
+    the batch plan that serves a single row by ``"sparse_matmul"`` first:
+    ``"sparse_matmul@1,dense@2"`` or ``"sparse_matmul@1,dense@2,csr@256"``
+    (see `keras_switch.sparse.batch_plan`)."""
+    entries = int(np.prod(shape))
+    large = entries >= AUTO_MIN_ENTRIES
+    wide = "hybrid" if density <= AUTO_MAX_DENSITY and large else "dense"
+    nonzeros = round(density * entries)
+    if nonzeros <= AUTO_ROW_MAX_NONZEROS or (large and density <= AUTO_ROW_MAX_DENSITY):
+        rest = ",".join(f"{name}@{rows}" for rows, name in batch_plan(wide))
+        return "sparse_matmul@1," + rest.replace("dense@1", "dense@2", 1)
+    return wide
 
 
 def export_sparse(model, directory, representation="auto"):
@@ -189,7 +215,8 @@ def export_sparse(model, directory, representation="auto"):
             see `auto_representation`), or one of
             `keras_switch.sparse.REPRESENTATIONS` for every switched layer:
             ``"dense"``, ``"sparse_matmul"``, ``"csr"``, ``"gather"``,
-            ``"hybrid"`` (see `keras_switch.sparse`).
+            ``"hybrid"``, or a batch plan such as
+            ``"sparse_matmul@1,dense@2"`` (see `keras_switch.sparse`).
 
     Returns:
         `{"directory": str, "layers": [{"name", "shape": [in, out],
@@ -200,12 +227,17 @@ def export_sparse(model, directory, representation="auto"):
         ValueError: for an unknown `representation`, a subclassed model or
             an unbuilt model.
     """
-    allowed = ("auto",) + REPRESENTATIONS
-    if representation not in allowed:
-        raise ValueError(
-            "Received an invalid value for `representation`, expected one of "
-            f"{allowed}. Received: representation={representation!r}"
-        )
+    if representation != "auto":
+        try:
+            batch_plan(representation)
+        except ValueError:
+            raise ValueError(
+                "Received an invalid value for `representation`, expected one of "
+                f"{('auto',) + REPRESENTATIONS} or a batch plan such as "
+                "'sparse_matmul@1,dense@2,csr@256' (see "
+                "keras_switch.sparse.batch_plan). Received: "
+                f"representation={representation!r}"
+            ) from None
     stripped, switched = _strip(model, "export_sparse")
     replacements, rows = {}, []
     for layer in switched:

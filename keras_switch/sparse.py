@@ -40,6 +40,12 @@ Products (`representation`), all of `activation(x @ kernel + bias)`:
 * ``"hybrid"``: ``"dense"`` for batches below `HYBRID_MIN_BATCH` rows,
   ``"csr"`` from there on (a `tf.cond` on the run-time batch size): on CPU
   the CSR product only wins on large batches.
+* a batch plan, ``"product@rows,product@rows,..."``: each product from the
+  given number of rows on, the first from 1, in ascending order (nested
+  `tf.cond`s on the run-time batch size). ``"hybrid"`` is
+  ``"dense@1,csr@256"``; `export_sparse`'s ``"auto"`` writes e.g.
+  ``"sparse_matmul@1,dense@2"``: on CPU `sparse_dense_matmul` only wins on
+  a single row (see `keras_switch.export.auto_representation`).
 
 A layer with no nonzero left (100% sparse) skips the product for any
 representation: its output is `activation(bias)`.
@@ -51,13 +57,52 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-REPRESENTATIONS = ("dense", "sparse_matmul", "csr", "gather", "hybrid")
+PRODUCTS = ("dense", "sparse_matmul", "csr", "gather")
+REPRESENTATIONS = PRODUCTS + ("hybrid",)
 # "hybrid" uses the CSR product from this batch size on, the dense one below.
 HYBRID_MIN_BATCH = 256
 STORAGES = ("delta", "dense")
 # Unsigned code types, smallest first; int32 never needs fillers below 2**31
 # positions (larger kernels use int64).
 _CODE_TYPES = ("uint8", "uint16", "int32")
+
+
+def batch_plan(representation):
+    """The products of `representation` by batch size.
+
+    Returns:
+        `((rows, product), ...)`: `product` (one of `PRODUCTS`) serves
+        batches from `rows` rows up to the next entry's; the first `rows` is
+        1, and `rows` ascend.
+
+    Raises:
+        ValueError: if `representation` is neither one of `REPRESENTATIONS`
+            nor a valid plan string ``"product@rows,..."``.
+    """
+    if representation in PRODUCTS:
+        return ((1, representation),)
+    if representation == "hybrid":
+        return ((1, "dense"), (HYBRID_MIN_BATCH, "csr"))
+    plan = []
+    if isinstance(representation, str):
+        for part in representation.split(","):
+            product, _, rows = part.partition("@")
+            plan.append((int(rows) if rows.isdigit() else 0, product))
+    rows = [r for r, _ in plan]
+    if (
+        not plan
+        or rows[0] != 1
+        or any(b <= a for a, b in zip(rows, rows[1:]))
+        or any(product not in PRODUCTS for _, product in plan)
+    ):
+        raise ValueError(
+            "Received an invalid value for `representation`, expected one of "
+            f"{REPRESENTATIONS} or a batch plan of {PRODUCTS} such as "
+            "'sparse_matmul@1,dense@2,csr@256' (each product from that many "
+            "rows on, starting at 1, ascending). Received: "
+            f"representation={representation!r}"
+        )
+    return tuple(plan)
 
 
 def encode_kernel(kernel):
@@ -136,7 +181,8 @@ class SparseDense(keras.layers.Layer):
         values: For ``"delta"``, the values (1-D, one per code); for
             ``"dense"``, the kernel `[input_dim, units]`.
         bias: The bias `[units]`, or `None` for no bias.
-        representation: One of `REPRESENTATIONS`.
+        representation: One of `REPRESENTATIONS`, or a batch plan (see
+            `batch_plan`).
         activation: Activation function to use (default: none).
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
@@ -160,11 +206,7 @@ class SparseDense(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(trainable=False, **kwargs)
-        if representation not in REPRESENTATIONS:
-            raise ValueError(
-                "Received an invalid value for `representation`, expected one "
-                f"of {REPRESENTATIONS}. Received: representation={representation!r}"
-            )
+        self._plan = batch_plan(representation)
         if storage not in STORAGES:
             raise ValueError(
                 "Received an invalid value for `storage`, expected one of "
@@ -291,11 +333,35 @@ class SparseDense(keras.layers.Layer):
     def _product(self, x):
         if self.nonzeros == 0:
             return tf.zeros(tf.stack([tf.shape(x)[0], self.units]), x.dtype)
-        if self.representation == "dense":
-            return tf.matmul(x, self._kernel_tensor())
-        coordinates = self._coordinates()
+        names = [name for _, name in self._plan]
+        coordinates = None
+        if self.storage != "dense" or names != ["dense"] * len(names):
+            coordinates = self._coordinates()  # shared by the products
+        products = {name: self._product_fn(name, x, coordinates) for name in names}
+        rows = tf.shape(x)[0]
+
+        def tier(i):
+            """The product of plan entry `i` and above, by batch size."""
+            if i == len(self._plan) - 1:
+                return products[self._plan[i][1]]
+            return lambda: tf.cond(
+                rows >= self._plan[i + 1][0], tier(i + 1), products[self._plan[i][1]]
+            )
+
+        return tier(0)()
+
+    def _product_fn(self, name, x, coordinates):
+        """A callable computing `x @ kernel` with product `name`, from
+        `coordinates` (`_coordinates()`; `None` for a dense product of a
+        kernel stored dense). Operands grappler can fold are built here,
+        outside any `tf.cond` branch; the CSR matrix (a variant, never
+        folded) is built in its call, so that it costs nothing when another
+        branch runs."""
+        if name == "dense":
+            kernel = self._kernel_tensor(coordinates)
+            return lambda: tf.matmul(x, kernel)
         outputs, inputs, values = coordinates
-        if self.representation == "sparse_matmul":
+        if name == "sparse_matmul":
             # Input-major order: up to 1.5x faster at batch 1 than the stored
             # output-major one (measured; the same from batch 8 on).
             kernel = tf.sparse.reorder(
@@ -303,13 +369,17 @@ class SparseDense(keras.layers.Layer):
                     tf.stack([inputs, outputs], axis=1), values, [self.input_dim, self.units]
                 )
             )
-            return tf.sparse.sparse_dense_matmul(x, kernel)
-        if self.representation == "gather":
-            # One row of x^T per stored entry, scaled, summed per output.
-            terms = tf.gather(tf.transpose(x), inputs) * values[:, None]
-            sums = tf.math.segment_sum(terms, outputs)  # up to the last output used
-            sums = tf.pad(sums, [[0, self.units - tf.shape(sums)[0]], [0, 0]])
-            return tf.transpose(sums)
+            return lambda: tf.sparse.sparse_dense_matmul(x, kernel)
+        if name == "gather":
+
+            def gather():
+                # One row of x^T per stored entry, scaled, summed per output.
+                terms = tf.gather(tf.transpose(x), inputs) * values[:, None]
+                sums = tf.math.segment_sum(terms, outputs)  # up to the last output used
+                sums = tf.pad(sums, [[0, self.units - tf.shape(sums)[0]], [0, 0]])
+                return tf.transpose(sums)
+
+            return gather
 
         def csr():
             kernel_t = tf.raw_ops.SparseTensorToCSRSparseMatrix(
@@ -321,13 +391,7 @@ class SparseDense(keras.layers.Layer):
                 tf.raw_ops.SparseMatrixMatMul(a=kernel_t, b=x, adjoint_b=True)
             )
 
-        if self.representation == "csr":
-            return csr()
-        # hybrid: both operands are built (and folded) outside the branches.
-        kernel = self._kernel_tensor(coordinates)
-        return tf.cond(
-            tf.shape(x)[0] >= HYBRID_MIN_BATCH, csr, lambda: tf.matmul(x, kernel)
-        )
+        return csr
 
     def call(self, inputs):
         dtype = self.values.dtype

@@ -21,6 +21,7 @@ from keras_switch.layers import switched_layers
 from keras_switch.sparse import HYBRID_MIN_BATCH
 from keras_switch.sparse import REPRESENTATIONS
 from keras_switch.sparse import SparseDense
+from keras_switch.sparse import batch_plan
 from keras_switch.sparse import encode_kernel
 from tests.model_test import SubclassedNet
 from tests.test_case import TestCase
@@ -169,6 +170,40 @@ class SparseDenseTest(TestCase):
                 consumers = {op.type for op in fed[0].outputs[0].consumers()}
                 self.assertIn("MatMul" if representation == "dense" else "StatelessIf", consumers)
 
+    def test_batch_plan_runs_each_product_on_its_batch_sizes(self):
+        x = np.random.RandomState(4).normal(size=(9, INPUT_DIM)).astype("float32")
+        want = np.tanh(x @ self.kernel + self.bias)
+        layer = SparseDense.from_kernel(
+            self.kernel, self.bias, "sparse_matmul@1,gather@2,csr@4,dense@8",
+            activation="tanh",
+        )
+        serve = tf.function(layer, input_signature=[tf.TensorSpec([None, INPUT_DIM])])
+        for rows in (1, 2, 3, 4, 7, 8, 9):
+            with self.subTest(rows=rows):
+                self.assertAllClose(serve(x[:rows]), want[:rows], atol=1e-5)
+        # Each product sits in its own branch of the nested conds.
+        graph = serve.get_concrete_function().graph
+        branches = {
+            node.op
+            for function in graph.as_graph_def().library.function
+            for node in function.node_def
+        }
+        for op in ("SparseTensorDenseMatMul", "SegmentSum", "SparseMatrixMatMul", "MatMul"):
+            self.assertIn(op, branches)
+
+    def test_batch_plan_parsing(self):
+        self.assertEqual(batch_plan("hybrid"), ((1, "dense"), (HYBRID_MIN_BATCH, "csr")))
+        self.assertEqual(batch_plan("gather"), ((1, "gather"),))
+        self.assertEqual(
+            batch_plan("sparse_matmul@1,dense@2,csr@256"),
+            ((1, "sparse_matmul"), (2, "dense"), (256, "csr")),
+        )
+        for bad in ("dense@2", "dense@1,csr@1", "dense@1,csr@0", "bogus@1", "dense@x",
+                    "dense@1,", "", "hybrid@1", None):
+            with self.subTest(bad=bad):
+                with self.assertRaisesRegex(ValueError, "batch plan.*representation="):
+                    batch_plan(bad)
+
     def test_config_round_trip(self):
         layer = SparseDense.from_kernel(self.kernel, self.bias, "gather", name="s")
         config = json.loads(json.dumps(layer.get_config()))
@@ -210,7 +245,7 @@ class ExportSparseTest(TestCase):
 
     def test_every_representation_equals_the_stripped_model(self):
         for representation, result in self.exports.items():
-            for rows in (HYBRID_MIN_BATCH + 4, 1):
+            for rows in (HYBRID_MIN_BATCH + 4, 3, 1):
                 with self.subTest(representation=representation, batch=rows):
                     got = _load_and_serve(result["directory"], self.x[:rows])
                     self.assertLen(got, len(BRANCHES))
@@ -248,8 +283,8 @@ class ExportSparseTest(TestCase):
             self.assertEqual(row["shape"], [INPUT_DIM, 8])
             self.assertEqual(row["nonzeros"], INPUT_DIM * 8 - round(sparsity * INPUT_DIM * 8))
             self.assertAlmostEqual(row["density"], row["nonzeros"] / (INPUT_DIM * 8))
-            # Small kernels: the dense product is the fastest.
-            self.assertEqual(row["representation"], "dense")
+            # Small kernels: sparse_dense_matmul for one row, dense above.
+            self.assertEqual(row["representation"], "sparse_matmul@1,dense@2")
         for name in REPRESENTATIONS:
             self.assertEqual({r["representation"] for r in self.exports[name]["layers"]}, {name})
 
@@ -270,6 +305,20 @@ class ExportSparseTest(TestCase):
         x = np.random.RandomState(3).normal(size=(HYBRID_MIN_BATCH + 4, 784)).astype("float32")
         want = keras_switch.strip_switches(model)(x)
         self.assertAllClose(_load_and_serve(sparse["directory"], x)[0], want, atol=1e-5)
+
+    def test_auto_rule(self):
+        # The LeNet kernels at the per-layer sparsities of 95% and 98% overall.
+        for shape, density, want in (
+            ((784, 300), 0.036, "hybrid"),  # 8,467 nonzeros
+            ((784, 300), 0.014, "sparse_matmul@1,dense@2,csr@256"),
+            ((784, 300), 0.5, "dense"),
+            ((300, 100), 0.145, "dense"),  # 4,350 nonzeros
+            ((300, 100), 0.056, "sparse_matmul@1,dense@2"),  # 1,680
+            ((400, 120), 0.025, "sparse_matmul@1,dense@2"),
+            ((84, 10), 0.445, "sparse_matmul@1,dense@2"),
+        ):
+            with self.subTest(shape=shape, density=density):
+                self.assertEqual(export.auto_representation(shape, density), want)
 
     def test_bad_representation(self):
         with self.assertRaisesRegex(
