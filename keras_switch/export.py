@@ -156,42 +156,33 @@ def _own_weights(layer):
 # there on) for large enough and sparse enough kernels; "dense" elsewhere.
 # Storage is compact either way.
 #
-# A single row is different: oneDNN's fused dense matmul costs 5-8 us per
-# layer there whatever its size (the 784x300 layer: 21-40 us), and
-# `sparse_dense_matmul` costs ~1.5 us plus ~3-4 ns per nonzero (relu layers
-# timed alone at batch 1, graph mode, the six LeNet shapes at density 2, 5,
-# 10 and 20%: it won at up to 1,500 nonzeros on every shape (0.14-0.74x),
-# at 2,016-2,400 it tied (0.91-1.02x), from 3,000 on it lost (1.15-2.9x),
-# except on 784x300, where 4,704 nonzeros (2%) still won (0.59x) and 11,760
-# lost (1.37x)). From 2 rows on it never won by more than noise (0.86-0.89x
-# twice in 24 cases at 2 rows, 4.6-8.6x at 8). So a kernel with at most
-# `AUTO_ROW_MAX_NONZEROS` nonzeros, or a large one at density at most
-# `AUTO_ROW_MAX_DENSITY`, uses `sparse_dense_matmul` for a single row (a
-# `tf.cond` on the batch size, ~1 us).
+# Not used: serving a single row by `sparse_dense_matmul` (the batch plan
+# "sparse_matmul@1,dense@2"). Timed layer by layer at batch 1 (relu layers
+# of the six LeNet shapes at 2-20% density) it beat the dense matmul up to
+# ~1,500-2,000 nonzeros (0.14-0.74x) and lost from 3,000 on, and from 2 rows
+# on it never won by more than noise. But with a rule built on that (plans
+# for kernels of <= 2,000 nonzeros or large ones at <= 2% density; commit
+# 47b7e3b, `python -m benchmarks.inference`) only LeNet-5's FC stack alone
+# got faster at batch 1 (0.56x dense at 95%, 0.42x at 98%); the whole
+# LeNet-5 got slower (1.05-1.09x at 90 and 95%, where the same export with
+# "dense" ran at 0.95x), and so did LeNet-300-100, whose only plan was on
+# its 100x10 layer (1.19-1.24x, against 0.84-0.93x). Repeated A/B runs
+# agreed: LeNet-5 whole at 95%, batch 1, 1.03-1.14x against 1.00-0.87x for
+# this rule; LeNet-300-100 0.97-1.00x against 0.88-0.92x; tf.conds with
+# "dense" in both branches cost nothing measurable. So plans stay explicit
+# representations only.
 AUTO_MAX_DENSITY = 0.1
 AUTO_MIN_ENTRIES = 100_000
-AUTO_ROW_MAX_NONZEROS = 2000
-AUTO_ROW_MAX_DENSITY = 0.02
 
 
 def auto_representation(shape, density):
-    """The representation `export_sparse(representation="auto")` uses for a
-    kernel of `shape` `[in, out]` and `density` (fraction of nonzero
-    entries): ``"hybrid"`` for kernels of at least `AUTO_MIN_ENTRIES`
-    entries and at most `AUTO_MAX_DENSITY` density, else ``"dense"``; for
-    kernels with at most `AUTO_ROW_MAX_NONZEROS` nonzeros, or of at least
-    `AUTO_MIN_ENTRIES` entries and at most `AUTO_ROW_MAX_DENSITY` density,
-    the batch plan that serves a single row by ``"sparse_matmul"`` first:
-    ``"sparse_matmul@1,dense@2"`` or ``"sparse_matmul@1,dense@2,csr@256"``
-    (see `keras_switch.sparse.batch_plan`)."""
-    entries = int(np.prod(shape))
-    large = entries >= AUTO_MIN_ENTRIES
-    wide = "hybrid" if density <= AUTO_MAX_DENSITY and large else "dense"
-    nonzeros = round(density * entries)
-    if nonzeros <= AUTO_ROW_MAX_NONZEROS or (large and density <= AUTO_ROW_MAX_DENSITY):
-        rest = ",".join(f"{name}@{rows}" for rows, name in batch_plan(wide))
-        return "sparse_matmul@1," + rest.replace("dense@1", "dense@2", 1)
-    return wide
+    """The product `export_sparse(representation="auto")` uses for a kernel
+    of `shape` `[in, out]` and `density` (fraction of nonzero entries):
+    ``"hybrid"`` for kernels of at least `AUTO_MIN_ENTRIES` entries and at
+    most `AUTO_MAX_DENSITY` density, else ``"dense"``."""
+    if density <= AUTO_MAX_DENSITY and np.prod(shape) >= AUTO_MIN_ENTRIES:
+        return "hybrid"
+    return "dense"
 
 
 def export_sparse(model, directory, representation="auto"):

@@ -43,9 +43,8 @@ Products (`representation`), all of `activation(x @ kernel + bias)`:
 * a batch plan, ``"product@rows,product@rows,..."``: each product from the
   given number of rows on, the first from 1, in ascending order (nested
   `tf.cond`s on the run-time batch size). ``"hybrid"`` is
-  ``"dense@1,csr@256"``; `export_sparse`'s ``"auto"`` writes e.g.
-  ``"sparse_matmul@1,dense@2"``: on CPU `sparse_dense_matmul` only wins on
-  a single row (see `keras_switch.export.auto_representation`).
+  ``"dense@1,csr@256"``. (`export_sparse`'s ``"auto"`` does not write
+  other plans: see `keras_switch.export.auto_representation`.)
 
 A layer with no nonzero left (100% sparse) skips the product for any
 representation: its output is `activation(bias)`.

@@ -283,8 +283,8 @@ class ExportSparseTest(TestCase):
             self.assertEqual(row["shape"], [INPUT_DIM, 8])
             self.assertEqual(row["nonzeros"], INPUT_DIM * 8 - round(sparsity * INPUT_DIM * 8))
             self.assertAlmostEqual(row["density"], row["nonzeros"] / (INPUT_DIM * 8))
-            # Small kernels: sparse_dense_matmul for one row, dense above.
-            self.assertEqual(row["representation"], "sparse_matmul@1,dense@2")
+            # Small kernels: the dense product is the fastest.
+            self.assertEqual(row["representation"], "dense")
         for name in REPRESENTATIONS:
             self.assertEqual({r["representation"] for r in self.exports[name]["layers"]}, {name})
 
@@ -305,20 +305,6 @@ class ExportSparseTest(TestCase):
         x = np.random.RandomState(3).normal(size=(HYBRID_MIN_BATCH + 4, 784)).astype("float32")
         want = keras_switch.strip_switches(model)(x)
         self.assertAllClose(_load_and_serve(sparse["directory"], x)[0], want, atol=1e-5)
-
-    def test_auto_rule(self):
-        # The LeNet kernels at the per-layer sparsities of 95% and 98% overall.
-        for shape, density, want in (
-            ((784, 300), 0.036, "hybrid"),  # 8,467 nonzeros
-            ((784, 300), 0.014, "sparse_matmul@1,dense@2,csr@256"),
-            ((784, 300), 0.5, "dense"),
-            ((300, 100), 0.145, "dense"),  # 4,350 nonzeros
-            ((300, 100), 0.056, "sparse_matmul@1,dense@2"),  # 1,680
-            ((400, 120), 0.025, "sparse_matmul@1,dense@2"),
-            ((84, 10), 0.445, "sparse_matmul@1,dense@2"),
-        ):
-            with self.subTest(shape=shape, density=density):
-                self.assertEqual(export.auto_representation(shape, density), want)
 
     def test_bad_representation(self):
         with self.assertRaisesRegex(
