@@ -635,6 +635,25 @@ def check_targets(results, tolerance):
             "met": not over,
             "detail": f"{detail} (dense control within {worst_control:.2f} of 1 over all rows)",
         })
+    # The TFLite route at the latency targets' sparsity, FC stack: its sparse
+    # file against its dense file, and against the dense SavedModel as a
+    # Python caller sees both (invoke() vs serve(x)). Not judged: another
+    # runtime than the SavedModel the targets are about.
+    for batch in LATENCY_TARGETS:
+        values = []
+        for r in at_target:
+            tflite, call = _timed(r, "tflite", batch), _timed(r, "call", batch)
+            if r["part"] in ("fc", "fc=whole") and tflite is not None and call is not None:
+                values.append((r["model"], tflite["ratio"]["sparse"],
+                               tflite["ms"]["sparse"] / call["ms"]["dense"]))
+        if values:
+            checks.append({
+                "name": f"(not a target) TFLite, FC stack at 95%, batch {batch}: sparse file / "
+                        "dense file; sparse invoke() / dense SavedModel serve(x) from Python",
+                "met": None,
+                "detail": ", ".join(f"{MODEL_NAMES.get(m, m)} {a:.2f}x; {b:.2f}x"
+                                    for m, a, b in values),
+            })
     calls = [t["ratio"]["auto"] for r in results for t in r["latency"] if t["mode"] == "call"]
     if calls:
         checks.append({

@@ -82,7 +82,13 @@ class InferenceBinaryTest(TestCase):
             self.assertGreater(modes["call"]["ratio"][name], 0.0)
             self.assertIn(name, modes["graph"]["ratio"])
         self.assertGreater(modes["tflite"]["ratio"]["sparse"], 0.0)
-        self.assertEqual(len(payload["targets"]), 6)
+        # 5 targets, the TFLite route at batch 1 (256 not timed) and the
+        # Python-call line.
+        self.assertEqual(len(payload["targets"]), 7)
+        tflite = [t for t in payload["targets"] if "TFLite" in t["name"]]
+        self.assertLen(tflite, 1)
+        self.assertIn("batch 1", tflite[0]["name"])
+        self.assertRegex(tflite[0]["detail"], r"^LeNet-300-100 \d+\.\d\dx; \d+\.\d\dx$")
         with open(markdown) as f:
             after = f.read()
         head = before.split("<!-- inference:begin")[0]
