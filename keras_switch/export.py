@@ -167,10 +167,10 @@ def _own_weights(layer):
 # LeNet-5 got slower (1.05-1.09x at 90 and 95%, where the same export with
 # "dense" ran at 0.95x), and so did LeNet-300-100, whose only plan was on
 # its 100x10 layer (1.19-1.24x, against 0.84-0.93x). Repeated A/B runs
-# agreed: LeNet-5 whole at 95%, batch 1, 1.03-1.14x against 1.00-0.87x for
-# this rule; LeNet-300-100 0.97-1.00x against 0.88-0.92x; tf.conds with
-# "dense" in both branches cost nothing measurable. So plans stay explicit
-# representations only.
+# agreed, at 95% and batch 1: LeNet-5 whole 1.03-1.14x with that rule
+# against 0.87-1.04x with this one; LeNet-300-100 0.97-1.00x against
+# 0.88-0.92x; and tf.conds with "dense" in both branches cost nothing
+# measurable. So plans stay explicit representations only.
 AUTO_MAX_DENSITY = 0.1
 AUTO_MIN_ENTRIES = 100_000
 
