@@ -334,7 +334,7 @@ class SparseDense(keras.layers.Layer):
             return tf.zeros(tf.stack([tf.shape(x)[0], self.units]), x.dtype)
         names = [name for _, name in self._plan]
         coordinates = None
-        if self.storage != "dense" or names != ["dense"] * len(names):
+        if self.storage != "dense" or set(names) != {"dense"}:
             coordinates = self._coordinates()  # shared by the products
         products = {name: self._product_fn(name, x, coordinates) for name in names}
         rows = tf.shape(x)[0]
