@@ -11,9 +11,9 @@ import tensorflow as tf
 # Not `benchmarks.allocation` itself: it defines absl flags on import, which
 # clash with other benchmark modules imported by tests in the same process.
 from benchmarks import common
+from tests.helpers import ROOT
+from tests.helpers import idx_data_dir
 from tests.test_case import TestCase
-from tests.trainer_test import ROOT
-from tests.trainer_test import idx_data_dir
 
 SIZES = {"fc1": 784 * 300, "fc2": 300 * 100, "fc3": 100 * 10}
 

@@ -32,13 +32,13 @@ from absl.testing import parameterized
 import keras_switch
 
 from configs import lenet300_fashion_mnist
-from tests.cifar_test import _write_cifar
-from tests.cifar_test import _write_pickle
-from tests.data_test import _write_idx
-from tests.data_test import _write_split
+from tests.helpers import ROOT
+from tests.helpers import small_config
+from tests.helpers import write_cifar
+from tests.helpers import write_idx
+from tests.helpers import write_pickle
+from tests.helpers import write_split
 from tests.test_case import TestCase
-from tests.trainer_test import ROOT
-from tests.trainer_test import small_config
 from trainers import train_lib
 
 # A valid run of trainer_test.small_config: each row changes one thing.
@@ -205,19 +205,19 @@ def _fixtures(scratch):
         return path
 
     paths["mnist"] = directory("mnist")
-    _write_split(paths["mnist"], n_train=64, n_test=16)
+    write_split(paths["mnist"], n_train=64, n_test=16)
     for name in ("bad_magic", "truncated", "count_mismatch"):
         paths[name] = directory(name)
-        _write_split(paths[name], n_train=8, n_test=4, compress=False)
+        write_split(paths[name], n_train=8, n_test=4, compress=False)
     with open(os.path.join(paths["bad_magic"], "train-images-idx3-ubyte"), "r+b") as f:
         f.write(b"\x1f\x8b\x08\x00")  # gzip's magic where IDX has 00 00 08 03
     images = os.path.join(paths["truncated"], "train-images-idx3-ubyte")
     with open(images, "r+b") as f:
         f.truncate(os.path.getsize(images) - 100)
-    _write_idx(os.path.join(paths["count_mismatch"], "train-labels-idx1-ubyte"),
+    write_idx(os.path.join(paths["count_mismatch"], "train-labels-idx1-ubyte"),
                np.zeros(7, "uint8"), compress=False)
-    folder, _ = _write_cifar(directory("cifar"), 10, n_train=2, n_test=2)
-    _write_pickle(os.path.join(folder, "data_batch_1"),
+    folder, _ = write_cifar(directory("cifar"), 10, n_train=2, n_test=2)
+    write_pickle(os.path.join(folder, "data_batch_1"),
                   {b"data": np.zeros((2, 3072), "uint8")})
     paths["cifar"] = os.path.dirname(folder)
 

@@ -6,65 +6,11 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from keras_switch.data import load_cifar
+from tests.helpers import CIFAR_FOLDERS
+from tests.helpers import cifar_row
+from tests.helpers import write_cifar
+from tests.helpers import write_pickle
 from tests.test_case import TestCase
-
-_FOLDERS = {10: "cifar-10-batches-py", 100: "cifar-100-python"}
-_LABEL_KEYS = {10: b"labels", 100: b"fine_labels"}
-
-
-def _to_row(image):
-    """(32, 32, 3) HWC image -> the official 3072-byte row: all red values
-    row by row, then all green, then all blue."""
-    return np.concatenate([image[:, :, c].ravel() for c in range(3)])
-
-
-def _write_pickle(path, obj):
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
-
-
-def _batch(rng, n, num_classes):
-    """A batch dict in the official format, and its HWC images and labels."""
-    images = rng.randint(0, 256, size=(n, 32, 32, 3)).astype("uint8")
-    labels = rng.randint(0, num_classes, size=n)
-    rows = np.stack([_to_row(image) for image in images]).astype("uint8")
-    batch = {b"data": rows, _LABEL_KEYS[num_classes]: [int(v) for v in labels]}
-    if num_classes == 100:
-        batch[b"coarse_labels"] = [int(v) // 5 for v in labels]
-    return batch, images, labels
-
-
-def _write_cifar(directory, num_classes, n_train=6, n_test=4, nested=True):
-    """Writes a tiny CIFAR-10 (5 train batches) or CIFAR-100 folder.
-
-    Returns:
-        `(folder, {"train": (images, labels), "test": (images, labels)})`
-        with images as uint8 HWC arrays.
-    """
-    folder = directory
-    if nested:
-        folder = os.path.join(directory, _FOLDERS[num_classes])
-        os.makedirs(folder)
-    rng = np.random.RandomState(num_classes)
-    if num_classes == 10:
-        train_names = [f"data_batch_{i}" for i in range(1, 6)]
-        test_name = "test_batch"
-    else:
-        train_names = ["train"]
-        test_name = "test"
-    train_images, train_labels = [], []
-    for name in train_names:
-        batch, images, labels = _batch(rng, n_train, num_classes)
-        _write_pickle(os.path.join(folder, name), batch)
-        train_images.append(images)
-        train_labels.append(labels)
-    batch, test_images, test_labels = _batch(rng, n_test, num_classes)
-    _write_pickle(os.path.join(folder, test_name), batch)
-    return folder, {
-        "train": (np.concatenate(train_images), np.concatenate(train_labels)),
-        "test": (test_images, test_labels),
-    }
-
 
 def _drop(key):
     return lambda batch: {k: v for k, v in batch.items() if k != key}
@@ -83,7 +29,7 @@ class LoadCifarTest(TestCase, parameterized.TestCase):
     )
     def test_decodes_both_layouts(self, num_classes, nested):
         directory = self.create_tempdir().full_path
-        folder, arrays = _write_cifar(directory, num_classes, nested=nested)
+        folder, arrays = write_cifar(directory, num_classes, nested=nested)
         # Nested: pass the parent, as unpacked; otherwise the folder itself.
         (x, y), (xt, yt) = load_cifar(directory, num_classes)
         n_train = 30 if num_classes == 10 else 6
@@ -110,12 +56,12 @@ class LoadCifarTest(TestCase, parameterized.TestCase):
         row[0] = 255  # red plane first, row-major
         row[1024:2048] = np.tile(np.arange(32) * 8, 32)
         row[2048:] = np.repeat(np.arange(32) * 8, 32)
-        self.assertAllEqual(_to_row(image), row)
+        self.assertAllEqual(cifar_row(image), row)
 
         directory = self.create_tempdir().full_path
-        _write_cifar(directory, 10)
-        folder = os.path.join(directory, _FOLDERS[10])
-        _write_pickle(
+        write_cifar(directory, 10)
+        folder = os.path.join(directory, CIFAR_FOLDERS[10])
+        write_pickle(
             os.path.join(folder, "test_batch"),
             {b"data": row[None], b"labels": [7], b"batch_label": b"testing"},
         )
@@ -133,12 +79,12 @@ class LoadCifarTest(TestCase, parameterized.TestCase):
     )
     def test_missing_file(self, num_classes, name, archive):
         directory = self.create_tempdir().full_path
-        folder, _ = _write_cifar(directory, num_classes)
+        folder, _ = write_cifar(directory, num_classes)
         os.remove(os.path.join(folder, name))
         with self.assertRaisesRegex(
             FileNotFoundError,
-            rf"'{name}'.*{_FOLDERS[num_classes]}.*{archive}.*unpacks into a "
-            rf"folder {_FOLDERS[num_classes]}/",
+            rf"'{name}'.*{CIFAR_FOLDERS[num_classes]}.*{archive}.*unpacks into a "
+            rf"folder {CIFAR_FOLDERS[num_classes]}/",
         ):
             load_cifar(directory, num_classes)
 
@@ -156,7 +102,7 @@ class LoadCifarTest(TestCase, parameterized.TestCase):
     )
     def test_corrupt_file(self, content):
         directory = self.create_tempdir().full_path
-        folder, _ = _write_cifar(directory, 10)
+        folder, _ = write_cifar(directory, 10)
         with open(os.path.join(folder, "test_batch"), "wb") as f:
             f.write(content)
         with self.assertRaisesRegex(
@@ -201,22 +147,22 @@ class LoadCifarTest(TestCase, parameterized.TestCase):
     )
     def test_bad_batch(self, mutate, message):
         directory = self.create_tempdir().full_path
-        folder, _ = _write_cifar(directory, 10)
+        folder, _ = write_cifar(directory, 10)
         path = os.path.join(folder, "data_batch_2")
         with open(path, "rb") as f:
             batch = pickle.load(f, encoding="bytes")
-        _write_pickle(path, mutate(batch))
+        write_pickle(path, mutate(batch))
         with self.assertRaisesRegex(ValueError, "data_batch_2.*" + message):
             load_cifar(directory, 10)
 
     def test_cifar100_needs_fine_labels(self):
         directory = self.create_tempdir().full_path
-        folder, _ = _write_cifar(directory, 100)
+        folder, _ = write_cifar(directory, 100)
         path = os.path.join(folder, "train")
         with open(path, "rb") as f:
             batch = pickle.load(f, encoding="bytes")
         batch[b"labels"] = batch.pop(b"fine_labels")
-        _write_pickle(path, batch)
+        write_pickle(path, batch)
         with self.assertRaisesRegex(ValueError, r"train: missing key b'fine_labels'"):
             load_cifar(directory, 100)
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
-from tests.datasets_test import _write_files
+from tests.helpers import write_dataset_files
 from tests.test_case import TestCase
 from trainers import train_lib
 
@@ -67,7 +67,7 @@ def trains_a_few_steps(test, name):
     config = _config(name)
     train_lib.check_config(config)
     data_dir = test.create_tempdir().full_path
-    _write_files(data_dir, config.dataset)
+    write_dataset_files(data_dir, config.dataset)
     config.data_dir = data_dir
     config.data_source = "files"
     config.num_epochs = 2

@@ -13,20 +13,10 @@ from keras_switch.data import datasets
 from keras_switch.data import idx
 from keras_switch.data import load_arrays
 from keras_switch.data import make_dataset
-from tests.cifar_test import _write_cifar
-from tests.data_test import _write_split
+from tests.helpers import write_dataset_files
 from tests.test_case import TestCase
 
 _TFDS_INSTALLED = importlib.util.find_spec("tensorflow_datasets") is not None
-
-
-def _write_files(directory, dataset):
-    """Tiny offline files for `dataset`; returns the expected uint8 arrays."""
-    if dataset in ("mnist", "fashion_mnist"):
-        arrays = _write_split(directory, n_train=5, n_test=3)
-        return arrays["train"], arrays["test"]
-    _, arrays = _write_cifar(directory, DATASETS[dataset]["num_classes"])
-    return arrays["train"], arrays["test"]
 
 
 def _images(n=10, shape=(32, 32, 3), seed=0):
@@ -82,7 +72,7 @@ class LoadArraysTest(TestCase, parameterized.TestCase):
     )
     def test_offline_files(self, dataset, source):
         directory = self.create_tempdir().full_path
-        train, test = _write_files(directory, dataset)
+        train, test = write_dataset_files(directory, dataset)
         (x, y), (xt, yt) = load_arrays(dataset, directory, source=source)
         shape = DATASETS[dataset]["input_shape"]
         for images, labels, expected in ((x, y, train), (xt, yt, test)):
@@ -294,7 +284,7 @@ class MakeDatasetTest(TestCase, parameterized.TestCase):
 
     def test_cifar_pipeline_from_files(self):
         directory = self.create_tempdir().full_path
-        _write_files(directory, "cifar10")
+        write_dataset_files(directory, "cifar10")
         (x, y), _ = load_arrays("cifar10", directory, source="files")
         normalize = (datasets.CIFAR10_MEAN, datasets.CIFAR10_STD)
         dataset = make_dataset(x, y, 8, True, augment=True, normalize=normalize)

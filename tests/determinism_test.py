@@ -7,9 +7,9 @@ import sys
 
 import tensorflow as tf
 
-from tests.fault_tolerance_test import write_learnable_split
+from tests.helpers import ROOT
+from tests.helpers import write_learnable_split
 from tests.test_case import TestCase
-from tests.trainer_test import ROOT
 
 
 class DeterminismBenchmarkTest(TestCase):

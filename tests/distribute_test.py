@@ -87,7 +87,7 @@ class MirroredTest(TestCase, parameterized.TestCase):
         loaded.fit(x, np.zeros(32, "int32"), batch_size=16, verbose=0)
 
     def test_unbuilt_subclassed_model_gets_a_clear_error(self):
-        from tests.model_test import SubclassedNet
+        from tests.helpers import SubclassedNet
 
         with _mirrored().scope():
             model = compile_for_classes(SubclassedNet())

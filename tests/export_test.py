@@ -5,7 +5,7 @@ import tensorflow as tf
 import keras_switch
 from keras_switch import SwitchedDense
 from keras_switch import Switcher
-from tests.model_test import SubclassedNet
+from tests.helpers import SubclassedNet
 from tests.test_case import TestCase
 from tests.test_case import compile_for_classes
 from tests.test_case import digits

@@ -11,31 +11,14 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import tensorflow as tf
 
-from keras_switch.data import idx
-from tests.data_test import _write_idx
+from tests.helpers import ROOT
+from tests.helpers import write_learnable_split
 from tests.test_case import TestCase
-from tests.trainer_test import ROOT
 
 EPOCHS = 4
 STEPS_PER_EPOCH = 16  # 1024 examples, batch 64
-
-
-def write_learnable_split(directory, n_train=1024, n_test=512, seed=0):
-    """Ten prototype images; each example is its class's prototype plus
-    noise, so a LeNet learns it in a few epochs (accuracy well above
-    chance, below 1: a change of recipe shows)."""
-    rng = np.random.RandomState(seed)
-    prototypes = rng.randint(0, 256, size=(10, 28, 28))
-    for split, n in (("train", n_train), ("test", n_test)):
-        labels = rng.randint(0, 10, size=(n,)).astype("uint8")
-        noise = rng.normal(0, 90, size=(n, 28, 28))
-        images = np.clip(prototypes[labels] + noise, 0, 255).astype("uint8")
-        image_stem, label_stem = idx._FILES[split]
-        _write_idx(os.path.join(directory, image_stem + ".gz"), images)
-        _write_idx(os.path.join(directory, label_stem + ".gz"), labels)
 
 
 def _args(data_dir, workdir):

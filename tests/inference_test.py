@@ -14,8 +14,8 @@ import tensorflow as tf
 import keras_switch
 from benchmarks import inference
 from benchmarks import report
+from tests.helpers import ROOT
 from tests.test_case import TestCase
-from tests.trainer_test import ROOT
 
 
 class MasksAndStackTest(TestCase):

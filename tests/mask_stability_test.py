@@ -7,9 +7,9 @@ import sys
 
 import tensorflow as tf
 
+from tests.helpers import ROOT
+from tests.helpers import idx_data_dir
 from tests.test_case import TestCase
-from tests.trainer_test import ROOT
-from tests.trainer_test import idx_data_dir
 
 LENET300_CONNECTIONS = 784 * 300 + 300 * 100 + 100 * 10
 

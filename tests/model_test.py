@@ -11,31 +11,12 @@ from keras_switch import SwitchedDense
 from keras_switch import SwitchingModel
 from keras_switch import SwitchSchedule
 from keras_switch import Switcher
+from tests.helpers import SubclassedNet
 from tests.test_case import TestCase
 from tests.test_case import compile_for_classes
 from tests.test_case import digits
 from tests.test_case import mlp
 from tests.test_case import snapshot
-
-
-class SubclassedNet(SwitchingModel):
-    """A subclassed SwitchingModel with a plain __init__."""
-
-    def __init__(self, units=16, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.switcher = Switcher()
-        self.hidden = SwitchedDense(units, activation="relu", switcher=self.switcher)
-        self.head = SwitchedDense(10, switcher=self.switcher)
-
-    def call(self, x):
-        return self.head(self.hidden(x))
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
-
-
-keras.saving.register_keras_serializable(package="keras_switch_tests")(SubclassedNet)
 
 
 def _changed(before, after):

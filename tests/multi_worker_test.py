@@ -14,10 +14,10 @@ import types
 
 import tensorflow as tf
 
-from tests.fault_tolerance_test import write_learnable_split
+from tests.helpers import write_learnable_split
 from trainers import train_lib
+from tests.helpers import ROOT
 from tests.test_case import TestCase
-from tests.trainer_test import ROOT
 
 EPOCHS = 2
 GLOBAL_BATCH = 64

@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from benchmarks import common
 from benchmarks import report
+from tests.helpers import ROOT
+from tests.helpers import idx_data_dir
 from tests.test_case import TestCase
-from tests.trainer_test import ROOT
-from tests.trainer_test import idx_data_dir
 
 
 def masked_layers(shapes, seed=0):

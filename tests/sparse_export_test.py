@@ -23,7 +23,7 @@ from keras_switch.sparse import REPRESENTATIONS
 from keras_switch.sparse import SparseDense
 from keras_switch.sparse import batch_plan
 from keras_switch.sparse import encode_kernel
-from tests.model_test import SubclassedNet
+from tests.helpers import SubclassedNet
 from tests.test_case import TestCase
 
 INPUT_DIM = 24

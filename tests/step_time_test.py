@@ -7,8 +7,8 @@ import sys
 
 import tensorflow as tf
 
+from tests.helpers import ROOT
 from tests.test_case import TestCase
-from tests.trainer_test import ROOT
 
 
 class StepTimeTest(TestCase):

@@ -13,9 +13,9 @@ import urllib.request
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
+from tests.helpers import idx_data_dir
+from tests.helpers import small_config
 from tests.test_case import TestCase
-from tests.trainer_test import idx_data_dir
-from tests.trainer_test import small_config
 from trainers import train_lib
 
 LAYERS = ("fc1", "fc2", "fc3")

@@ -3,9 +3,6 @@
 import glob
 import json
 import os
-import subprocess
-import sys
-import tempfile
 from unittest import mock
 
 import keras
@@ -14,53 +11,13 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 import keras_switch
-from configs import lenet300_fashion_mnist
 from keras_switch import export as switch_export
-from tests.data_test import _write_split
+from tests.helpers import idx_data_dir
+from tests.helpers import run_binary
+from tests.helpers import small_config
+from tests.helpers import tree
 from tests.test_case import TestCase
 from trainers import train_lib
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def small_config(data_dir, **overrides):
-    config = lenet300_fashion_mnist.get_config()
-    config.data_dir = data_dir
-    config.num_epochs = 3
-    config.batch_size = 32
-    config.schedule.ramp_epochs = 1
-    config.schedule.freeze_epochs = 1
-    config.schedule.switch_every = 1
-    for key, value in overrides.items():
-        config[key] = value
-    return config
-
-
-def run_binary(args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, "-m", "trainers.train", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-    )
-
-
-def idx_data_dir(test_class, n_train, n_test):
-    """Generated MNIST-format files in a directory removed after the class."""
-    directory = tempfile.TemporaryDirectory()
-    test_class.addClassCleanup(directory.cleanup)
-    _write_split(directory.name, n_train=n_train, n_test=n_test)
-    return directory.name
-
-
-def tree(directory):
-    """{relative path: (size, mtime)} of every file under `directory`."""
-    out = {}
-    for path in glob.glob(os.path.join(directory, "**"), recursive=True):
-        if os.path.isfile(path):
-            stat = os.stat(path)
-            out[os.path.relpath(path, directory)] = (stat.st_size, stat.st_mtime_ns)
-    return out
-
 
 class TrainAndEvaluateTest(TestCase):
     @classmethod
