@@ -1,6 +1,7 @@
 """keras-switch: learn sparse fully connected layers with a switcher network.
 
 Public API: `Switcher`, `SwitchedDense`, `SwitchingModel`, `SwitchSchedule`,
+the sparsity controls `TargetSparsity`, `SparsityPenalty`, `SparsityControl`,
 `sparsity_report`, `strip_switches`, `export_sparse` (a SavedModel whose
 switched layers are stored and computed sparsely), `export_tflite`.
 """
@@ -30,6 +31,9 @@ from keras_switch.export import strip_switches
 from keras_switch.layers import SwitchedDense
 from keras_switch.model import SwitchingModel
 from keras_switch.schedule import SwitchSchedule
+from keras_switch.sparsity import SparsityControl
+from keras_switch.sparsity import SparsityPenalty
+from keras_switch.sparsity import TargetSparsity
 from keras_switch.switcher import Switcher
 
 __version__ = "0.1.0"
@@ -39,6 +43,9 @@ __all__ = [
     "SwitchedDense",
     "SwitchingModel",
     "SwitchSchedule",
+    "TargetSparsity",
+    "SparsityPenalty",
+    "SparsityControl",
     "sparsity_report",
     "strip_switches",
     "export_sparse",

@@ -6,7 +6,8 @@ Keras' own `keras.callbacks.TensorBoard` already writes every metric that
 carry, once per epoch, under `<log_dir>/switches`:
 
 * scalars `sparsity/<layer>`, `sparsity/overall`, `learning_rate/task`,
-  `learning_rate/switch`, `phase` (0 dense warm-up, 1 switching, 2 frozen);
+  `learning_rate/switch`, `phase`: the `SwitchSchedule` stage of the
+  epoch's last step (0 dense warm-up, 1 switching, 2 frozen);
 * histograms `switch_probability/<layer>` (sigmoid of the switcher's logits)
   and `masked_weights/<layer>` (the kept, non-zero weights);
 * images `mask/<layer>` (white = on), one `[in, out]` picture per layer.
@@ -20,8 +21,7 @@ import tensorflow as tf
 
 from keras_switch.export import sparsity_report
 from keras_switch.layers import switched_layers
-
-PHASES = {"dense": 0, "switcher": 1, "stored": 2}
+from keras_switch.schedule import STAGES
 
 
 class SwitchSummaries(keras.callbacks.Callback):
@@ -57,10 +57,12 @@ class SwitchSummaries(keras.callbacks.Callback):
                     tag = "learning_rate/" + name.split("_")[0]
                     rate = keras.ops.convert_to_numpy(optimizer.learning_rate)
                     tf.summary.scalar(tag, float(rate))
-            if hasattr(model, "current_phase"):
-                phase = model.current_phase()
-                value = 2 if phase.frozen else PHASES[phase.mask]
-                tf.summary.scalar("phase", value)
+            if getattr(model, "schedule", None) is not None:
+                # The step just taken, not the next one: the epoch that
+                # ended in warm-up logs 0 even if switching starts next.
+                last = int(keras.ops.convert_to_numpy(model.switching_step)) - 1
+                stage = model.schedule(max(last, 0)).stage
+                tf.summary.scalar("phase", float(STAGES.index(stage)))
             for layer in switched_layers(model):
                 probabilities = layer.switcher.probabilities(layer.kernel)
                 tf.summary.histogram(

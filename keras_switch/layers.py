@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_switch import _keras_internals
+from keras_switch.checks import check_choice
 from keras_switch.switcher import Switcher
 from keras_switch.switcher import deserialize_shared
 from keras_switch.switcher import serialize_shared
@@ -22,15 +23,8 @@ def straight_through(logits, estimator="sigmoid"):
     `d mask / d logits := p (1 - p)`, largest for switches near their
     threshold; with `"identity"`: `d mask / d logits := 1` for every switch.
     """
-    if estimator == "identity":
-        surrogate = logits
-    elif estimator == "sigmoid":
-        surrogate = ops.sigmoid(logits)
-    else:
-        raise ValueError(
-            "Received an invalid value for `estimator`, expected one of "
-            f"{ESTIMATORS}. Received: estimator={estimator!r}"
-        )
+    check_choice("estimator", estimator, ESTIMATORS)
+    surrogate = logits if estimator == "identity" else ops.sigmoid(logits)
     hard = ops.cast(logits > 0, surrogate.dtype)
     return hard + surrogate - ops.stop_gradient(surrogate)
 

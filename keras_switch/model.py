@@ -8,68 +8,49 @@ phase of the step (read from `switching_step`) says:
    does not run here; all-ones during the dense warm-up; the stored mask
    once frozen) is held fixed; one gradient step of `task_optimizer` on the
    task variables (everything trainable except the switchers). With
-   `train_pruned_weights=True` (off by default: it measured worse on
-   LeNet-300-100, see BENCHMARKS.md) the gradient reaches the
-   switched-off weights too while switching (straight-through: the forward
-   pass uses `kernel * mask`, the update is the unmasked gradient), so a
-   pruned weight keeps learning and the switcher, which reads the weights,
-   can switch it back on; once the mask is frozen it is plain masked
-   fine-tuning.
+   `train_pruned_weights=True` (off by default: measured worse, see
+   BENCHMARKS.md) the gradient reaches the switched-off weights too while
+   switching (straight-through), so a pruned weight keeps learning and the
+   switcher, which reads the weights, can switch it back on.
 2. **Switch phase** (when the schedule says so). The switcher's masks are
    recomputed from the updated kernels with the straight-through estimator;
    one gradient step of `switch_optimizer` on the switcher variables only,
-   on the same objective: task loss + sparsity control. Then the switcher's
-   new hard masks are computed once and stored for the next task steps.
+   on the same objective: task loss + the sparsity control's `penalty`.
+   Then the switcher runs once more, the sparsity control places the
+   thresholds (`place_thresholds`), and the new hard masks are stored for
+   the next task steps.
 
-Sparsity control (the pure task loss switches nothing off in practice):
-
-* neither `target_sparsity` nor `sparsity_penalty` -> none (the paper's pure
-  task objective);
-* `sparsity_penalty=lam` -> L1 on the switches: the switch objective is
-  `task loss + lam * density`, where `density` is the fraction of switched-on
-  connections over all switched layers, its value from the hard 0/1 masks
-  and its gradient the straight-through one. How sparse the result gets
-  depends on `lam`, the data and the budget; a large `lam` can teach the
-  switcher to rank by the wrong features (see below).
-* `target_sparsity=s` -> a global threshold: after each switch step, the
-  switcher's `threshold` is set between the scores of the k-th and (k+1)-th
-  highest-scoring connections over all its layers, k = (1 - s) * entries, so
-  exactly the target density is on, and the switch step learns the
-  *ranking* from the task loss. The per-layer densities are the switcher's
-  choice. The target density moves from 1 to `1 - s` over
-  `target_ramp_steps` steps after the warm-up, along `1 - s * (1 - (1 -
-  t)^p)` for the ramp's progress `t` in [0, 1] and `p =
-  target_ramp_power` (3: the gradual-pruning ramp of Zhu & Gupta 2017 that
-  TFMOT's PolynomialDecay uses, fast at first and slow near the target; 1:
-  linear).
-
-Why not a penalty toward the target: measured on digits (64-64-32-10,
-Adam 1e-2, penalty `5 * |density - target|`), a penalty that
-reaches the switcher's feature weights pushes down the weight of every
-positive feature (magnitude first) until the switcher keeps the *smallest*
-weights and the network dies (kept mean |w| 0.012 vs pruned 0.12); a penalty
-on the bias alone loses to the task loss, which inflates every score.
+The model owns only this alternation. When each phase runs is the
+schedule's business (`keras_switch.schedule`); how dense the layers must be
+and where the thresholds go is the sparsity control's
+(`keras_switch.sparsity`); the masked kernel is the layer's
+(`keras_switch.layers`).
 """
 
 import contextlib
 import math
+import warnings
 
 import keras
 import tensorflow as tf
 from keras import ops
 
 from keras_switch import _keras_internals
-from keras_switch.layers import switched_layers
+from keras_switch.checks import ArgumentError
+from keras_switch.checks import check_bool
+from keras_switch.checks import check_choice
+from keras_switch.export import sparsity_report
 from keras_switch.layers import ESTIMATORS
 from keras_switch.layers import straight_through
+from keras_switch.layers import switched_layers
 from keras_switch.schedule import SwitchSchedule
+from keras_switch.sparsity import SHORTHAND
+from keras_switch.sparsity import TARGET_TOLERANCE
+from keras_switch.sparsity import SparsityControl
+from keras_switch.sparsity import from_shorthand
 from keras_switch.switcher import sharing_scope
 
 _SERIALIZE = keras.saving.serialize_keras_object
-# Halvings of the score range when placing a threshold: the 24 bits of a
-# float32 mantissa, so past float32 resolution of the scores' range.
-_BISECTION_STEPS = 24
-ALLOCATIONS = ("magnitude", "learned")
 
 
 def _is_functional_call(args, kwargs):
@@ -133,7 +114,8 @@ class SwitchingModel(keras.Model):
         self._switch_loss_tracker = keras.metrics.Mean(name="switch_loss")
         self.task_optimizer = None
         self.switch_optimizer = None
-        self._switching_args = None
+        self.schedule = None
+        self.sparsity = None
         self._phase = None
         # `switching_step` as a Python int between the steps of one fit() or
         # train_on_batch() call (reading the variable each step costs a
@@ -173,12 +155,13 @@ class SwitchingModel(keras.Model):
         metrics=None,
         target_sparsity=None,
         sparsity_penalty=None,
-        target_ramp_steps=0,
-        target_ramp_power=3,
-        allocation="magnitude",
+        target_ramp_steps=None,
+        target_ramp_power=None,
+        allocation=None,
         train_pruned_weights=False,
         switch_estimator="sigmoid",
         schedule=None,
+        sparsity=None,
         loss_weights=None,
         weighted_metrics=None,
         run_eagerly=False,
@@ -195,166 +178,81 @@ class SwitchingModel(keras.Model):
                 variables. Must be a different object from `task_optimizer`.
             loss, metrics, loss_weights, weighted_metrics, run_eagerly,
                 steps_per_execution, jit_compile, auto_scale_loss: As in
-                `keras.Model.compile`.
-            target_sparsity: `None`, or the overall FC sparsity to reach, a
-                float in [0, 1) (global-threshold control, see the module
-                doc).
-            sparsity_penalty: `None`, or the weight of an L1 penalty on the
-                switch density (>= 0). Not together with `target_sparsity`.
-                Neither: the pure task loss.
-            target_ramp_steps: Steps over which the target density moves
-                from 1 to `1 - target_sparsity`, counted from the end of the
-                warm-up (0: the full target from the start).
-            target_ramp_power: Shape of that ramp, a number >= 1 (3: cubic,
-                fast then slow; 1: linear). See the module doc.
-            allocation: How `target_sparsity` is split across layers:
-                `"magnitude"` (each layer keeps as many connections as global
-                magnitude pruning would give it, and the switcher picks
-                which) or `"learned"` (one threshold over the switcher's
-                scores of all layers: the switcher decides both).
+                `keras.Model.compile` (`steps_per_execution` must be 1).
+            sparsity: A `keras_switch.sparsity` control:
+                `TargetSparsity(...)`, `SparsityPenalty(...)`, or `None` for
+                the pure task objective (unless the shorthand says
+                otherwise).
+            target_sparsity, target_ramp_steps, target_ramp_power,
+                allocation: Shorthand for `sparsity=TargetSparsity(
+                target_sparsity, ramp_steps=target_ramp_steps,
+                ramp_power=target_ramp_power, allocation=allocation)`
+                (defaults 0, 3, `"magnitude"`).
+            sparsity_penalty: Shorthand for
+                `sparsity=SparsityPenalty(sparsity_penalty)`.
             train_pruned_weights: Whether task steps pass the gradient to
                 switched-off weights while the mask can still change
-                (straight-through), so that pruned weights keep learning and
-                can come back. Masked fine-tuning either way once frozen.
+                (straight-through). Masked fine-tuning either way once
+                frozen.
             switch_estimator: The straight-through gradient of the hard
                 switches in the switch step: `"sigmoid"` (`d mask / d logit
-                := p (1 - p)`, concentrated on switches near their
-                threshold) or `"identity"` (`:= 1` for every switch). The
-                forward pass uses the hard 0/1 mask either way.
-            schedule: A `keras_switch.SwitchSchedule`, a mode name
-                (`"every_batch"`, `"alternate"`), or `None` for
-                `SwitchSchedule()` (task step then switch step on every
-                batch).
+                := p (1 - p)`) or `"identity"` (`:= 1`).
+            schedule: A `keras_switch.SwitchSchedule`, a mode name, or
+                `None` for `SwitchSchedule()`.
+
+        Raises:
+            ValueError: naming the argument, for a value that cannot work,
+                including a target ramp that ends after the schedule freezes
+                the mask.
         """
-        if "optimizer" in kwargs:
-            raise ValueError(
-                "SwitchingModel.compile() takes `task_optimizer` and "
-                "`switch_optimizer`, not `optimizer`. "
-                f"Received: optimizer={kwargs['optimizer']!r}"
-            )
-        if kwargs:
-            raise TypeError(
-                "Unrecognized keyword arguments passed to "
-                f"SwitchingModel.compile(): {sorted(kwargs)}"
-            )
-        if steps_per_execution != 1:
-            raise ValueError(
-                "SwitchingModel runs one training step per execution (its phase "
-                "can change from step to step). Received: steps_per_execution="
-                f"{steps_per_execution!r}"
-            )
+        _check_compile_kwargs(kwargs, steps_per_execution)
         schedule = _resolve_schedule(schedule)
-        target_sparsity, sparsity_penalty = _check_sparsity_control(
-            target_sparsity, sparsity_penalty
+        shorthand = dict(
+            target_sparsity=target_sparsity, sparsity_penalty=sparsity_penalty,
+            target_ramp_steps=target_ramp_steps, target_ramp_power=target_ramp_power,
+            allocation=allocation,
         )
-        if (
-            isinstance(target_ramp_steps, bool)
-            or not isinstance(target_ramp_steps, int)
-            or target_ramp_steps < 0
-        ):
-            raise ValueError(
-                "Received an invalid value for `target_ramp_steps`, expected "
-                f"an integer >= 0. Received: target_ramp_steps={target_ramp_steps!r}"
-            )
-        if (
-            isinstance(target_ramp_power, bool)
-            or not isinstance(target_ramp_power, (int, float))
-            or not target_ramp_power >= 1
-        ):
-            raise ValueError(
-                "Received an invalid value for `target_ramp_power`, expected "
-                f"a number >= 1. Received: target_ramp_power={target_ramp_power!r}"
-            )
-        if allocation not in ALLOCATIONS:
-            raise ValueError(
-                "Received an invalid value for `allocation`, expected one of "
-                f"{ALLOCATIONS}. Received: allocation={allocation!r}"
-            )
-        if not isinstance(train_pruned_weights, bool):
-            raise ValueError(
-                "Received an invalid value for `train_pruned_weights`, expected "
-                f"a bool. Received: train_pruned_weights={train_pruned_weights!r}"
-            )
-        if switch_estimator not in ESTIMATORS:
-            raise ValueError(
-                "Received an invalid value for `switch_estimator`, expected one "
-                f"of {ESTIMATORS}. Received: switch_estimator={switch_estimator!r}"
-            )
-        task_optimizer = keras.optimizers.get(task_optimizer)
-        switch_optimizer = keras.optimizers.get(switch_optimizer)
-        if task_optimizer is None or switch_optimizer is None:
-            raise ValueError(
-                "SwitchingModel.compile() needs both `task_optimizer` and "
-                f"`switch_optimizer`. Received: task_optimizer={task_optimizer!r}, "
-                f"switch_optimizer={switch_optimizer!r}"
-            )
-        if task_optimizer is switch_optimizer:
-            raise ValueError(
-                "`task_optimizer` and `switch_optimizer` must be two different "
-                "optimizer objects (each keeps its own state)."
-            )
-        super().compile(
-            optimizer=task_optimizer,
-            loss=loss,
-            loss_weights=loss_weights,
-            metrics=metrics,
-            weighted_metrics=weighted_metrics,
-            run_eagerly=run_eagerly,
-            steps_per_execution=steps_per_execution,
-            jit_compile=jit_compile,
+        sparsity = _resolve_sparsity(sparsity, shorthand, schedule)
+        check_bool("train_pruned_weights", train_pruned_weights)
+        check_choice("switch_estimator", switch_estimator, ESTIMATORS)
+        task_optimizer, switch_optimizer = _two_optimizers(task_optimizer, switch_optimizer)
+        keras_args = dict(
+            loss=loss, loss_weights=loss_weights, metrics=metrics,
+            weighted_metrics=weighted_metrics, run_eagerly=run_eagerly,
+            steps_per_execution=steps_per_execution, jit_compile=jit_compile,
             auto_scale_loss=auto_scale_loss,
         )
+        super().compile(optimizer=task_optimizer, **keras_args)
         # Keras may have wrapped it in a LossScaleOptimizer (mixed_float16).
         self.task_optimizer = self.optimizer
-        if (
-            auto_scale_loss
-            and self.dtype_policy.name == "mixed_float16"
-            and not isinstance(switch_optimizer, keras.optimizers.LossScaleOptimizer)
-        ):
-            switch_optimizer = keras.optimizers.LossScaleOptimizer(
-                switch_optimizer, name="switch_loss_scale_optimizer"
-            )
+        if auto_scale_loss and self.dtype_policy.name == "mixed_float16":
+            switch_optimizer = _loss_scaled(switch_optimizer)
         self.switch_optimizer = switch_optimizer
         self.schedule = schedule
-        self.target_sparsity = target_sparsity
-        self.sparsity_penalty = sparsity_penalty
-        self.target_ramp_steps = target_ramp_steps
-        self.target_ramp_power = float(target_ramp_power)
-        self.allocation = allocation
+        self.sparsity = sparsity
         self.train_pruned_weights = train_pruned_weights
         self.switch_estimator = switch_estimator
-        self._switching_args = dict(
-            task_optimizer=task_optimizer,
-            switch_optimizer=switch_optimizer,
-            loss=loss,
-            metrics=metrics,
-            target_sparsity=target_sparsity,
-            sparsity_penalty=sparsity_penalty,
-            target_ramp_steps=target_ramp_steps,
-            target_ramp_power=target_ramp_power,
-            allocation=allocation,
-            train_pruned_weights=train_pruned_weights,
-            switch_estimator=switch_estimator,
-            schedule=schedule,
-            loss_weights=loss_weights,
-            weighted_metrics=weighted_metrics,
-            run_eagerly=run_eagerly,
-            steps_per_execution=steps_per_execution,
-            jit_compile=jit_compile,
-            auto_scale_loss=auto_scale_loss,
-        )
+        self._keras_compile_args = keras_args
         self.build_optimizers()
 
     def get_compile_config(self):
-        if not self.compiled or self._switching_args is None:
+        if not self.compiled or self.sparsity is None:
             return {}
-        args = dict(self._switching_args)
-        # Serialize the optimizers the user gave (not the loss-scale wrapper).
-        for key in ("task_optimizer", "switch_optimizer"):
-            args[key] = getattr(args[key], "inner_optimizer", args[key])
-        return {key: _SERIALIZE(value) for key, value in args.items()}
+        config = dict(
+            self._keras_compile_args,
+            # The optimizers the user gave, not Keras' loss-scale wrappers.
+            task_optimizer=getattr(self.task_optimizer, "inner_optimizer", self.task_optimizer),
+            switch_optimizer=getattr(self.switch_optimizer, "inner_optimizer",
+                                     self.switch_optimizer),
+            sparsity=self.sparsity,
+            schedule=self.schedule,
+            train_pruned_weights=self.train_pruned_weights,
+            switch_estimator=self.switch_estimator,
+        )
+        return {key: _SERIALIZE(value) for key, value in config.items()}
 
     def compile_from_config(self, config):
+        # Configs saved before `sparsity=` existed hold the shorthand keys.
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
 
@@ -401,7 +299,11 @@ class SwitchingModel(keras.Model):
     def fit(self, *args, **kwargs):
         self.build_optimizers()
         self._step_cache = None
-        return super().fit(*args, **kwargs)
+        history = super().fit(*args, **kwargs)
+        shortfall = self.target_shortfall()
+        if shortfall is not None:  # a run never misses its target silently
+            warnings.warn(f"SwitchingModel.fit(): {shortfall}", stacklevel=2)
+        return history
 
     def train_on_batch(self, *args, **kwargs):
         self._step_cache = None
@@ -493,9 +395,9 @@ class SwitchingModel(keras.Model):
         )
 
     def _task_phase_masks(self, layers, phase):
-        if phase.mask == "dense":
+        if phase.mask_source == "dense":
             masks = [ops.ones_like(layer.kernel) for layer in layers]
-        elif phase.mask == "stored":
+        elif phase.mask_source == "stored":
             masks = [ops.convert_to_tensor(layer.mask) for layer in layers]
             if phase.switch:  # read now: the switch step stores new masks
                 masks = [ops.copy(layer.mask) for layer in layers]
@@ -532,8 +434,7 @@ class SwitchingModel(keras.Model):
             loss = self.compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
-            penalty = self._sparsity_term(_density(masks))
-            loss = loss + _scale_for_replicas(penalty)
+            loss = loss + _scale_for_replicas(self.sparsity.penalty(_density(masks)))
             scaled = self.switch_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
         self.switch_optimizer.apply(grads, variables)
@@ -541,75 +442,54 @@ class SwitchingModel(keras.Model):
         self._refresh_masks(layers)
         return ops.cast(_unscale_for_replicas(loss), "float32")
 
-    def _sparsity_term(self, density):
-        if self.target_sparsity is not None or not self.sparsity_penalty:
-            return ops.zeros((), density.dtype)
-        return self.sparsity_penalty * density
-
-    def target_density(self):
-        """The density `target_sparsity` asks for at the current step."""
-        since = self.switching_step - self.schedule.warmup_steps
-        progress = 1.0
-        if self.target_ramp_steps:
-            progress = ops.clip(
-                ops.cast(since + 1, "float32") / self.target_ramp_steps, 0.0, 1.0
-            )
-        reached = 1.0 - (1.0 - progress) ** self.target_ramp_power
-        return 1.0 - reached * self.target_sparsity
-
     def _refresh_masks(self, layers):
-        """Runs each switcher once over its layers' kernels, stores their hard
-        masks and returns them (in the order of `layers`).
-
-        With `target_sparsity`, first places thresholds so that exactly the
-        target fraction of each switcher's connections is on: with
-        `allocation="learned"`, the switcher's one `threshold` over the
-        scores of all its layers; with `"magnitude"`, each layer keeps as many
-        connections as the switcher's magnitude prior ranks above one global
-        threshold (global magnitude pruning's split), and that layer's
-        `switch_offset` keeps the highest-scoring of them.
-        """
+        """Runs each switcher once over its layers' kernels, lets the sparsity
+        control place the thresholds, stores the hard masks and returns them
+        (in the order of `layers`)."""
+        step = self.switching_step - self.schedule.warmup_steps
         groups = {}
         for layer in layers:
             groups.setdefault(id(layer.switcher), []).append(layer)
         masks = {}
         for group in groups.values():
             logits = [ops.stop_gradient(layer.switch_logits()) for layer in group]
-            if self.target_sparsity is not None:
-                logits = self._place_thresholds(group, logits)
+            logits = self.sparsity.place_thresholds(group, logits, step)
             for layer, l in zip(group, logits):
                 masks[id(layer)] = ops.cast(l > 0, layer.mask.dtype)
                 layer.mask.assign(masks[id(layer)])
         return [masks[id(layer)] for layer in layers]
 
-    def _place_thresholds(self, group, logits):
-        """Moves the thresholds of one switcher's layers to the target
-        density; returns their logits as they are after the move."""
-        switcher = group[0].switcher
-        sizes = [math.prod(layer.kernel.shape) for layer in group]
-        keep = _keep_count(self.target_density(), sum(sizes))
-        flat = lambda tensors: ops.concatenate([ops.reshape(t, (-1,)) for t in tensors])
-        if self.allocation == "learned":
-            old = ops.copy(switcher.threshold)  # read before the assign
-            new = _threshold_keeping(flat(logits) + old, keep)
-            switcher.threshold.assign(new)
-            return [l + (old - new) for l in logits]
-        if not switcher.magnitude_prior:
+    def target_density(self):
+        """The density a `TargetSparsity` control asks for at the current step."""
+        self._require_compiled()
+        if self.sparsity.target is None:
             raise ValueError(
-                "allocation='magnitude' needs a switcher with a magnitude prior. "
-                f"Received: magnitude_prior={switcher.magnitude_prior} "
-                f"(switcher '{switcher.name}')"
+                "target_density() needs a target: compile with `target_sparsity` "
+                f"or `sparsity=TargetSparsity(...)`. Received: sparsity={self.sparsity!r}"
             )
-        priors = [switcher.prior(layer.kernel) for layer in group]
-        cut = _threshold_keeping(flat(priors), keep)
-        moved = []
-        for layer, l, prior in zip(group, logits, priors):
-            layer_keep = ops.sum(ops.cast(prior > cut, "int32"))
-            old = ops.copy(layer.switch_offset)  # read before the assign
-            new = _threshold_keeping(ops.reshape(l, (-1,)) + old, layer_keep)
-            layer.switch_offset.assign(new)
-            moved.append(l + (old - new))
-        return moved
+        return self.sparsity.density(self.switching_step - self.schedule.warmup_steps)
+
+    def target_shortfall(self):
+        """None, or a sentence saying that the model's sparsity (as
+        `sparsity_report` counts it) is more than 0.5 pt below the target of
+        its sparsity control, and why."""
+        target = getattr(self.sparsity, "target", None)
+        if target is None:
+            return None
+        reached = sparsity_report(self)["overall"]
+        if reached >= target - TARGET_TOLERANCE:
+            return None
+        step = int(ops.convert_to_numpy(self.switching_step))
+        ramp_end = self.schedule.warmup_steps + self.sparsity.ramp_steps
+        why = (
+            f"training stopped at step {step}, before the target ramp ends at step "
+            f"{ramp_end}; train longer or shorten the ramp"
+            if step < ramp_end else
+            "the masks were last placed before the ramp ended (they are placed "
+            "at switch steps); check the schedule"
+        )
+        return (f"sparsity {reached:.4f} is {target - reached:.4f} below the target "
+                f"{target} (tolerance {TARGET_TOLERANCE}): {why}.")
 
     def test_step(self, data):
         logs = super().test_step(data)
@@ -652,6 +532,26 @@ class FunctionalSwitchingModel(SwitchingModel, _keras_internals.Functional):
         self._init_switching_state()
 
 
+def _check_compile_kwargs(kwargs, steps_per_execution):
+    if "optimizer" in kwargs:
+        raise ValueError(
+            "SwitchingModel.compile() takes `task_optimizer` and "
+            "`switch_optimizer`, not `optimizer`. "
+            f"Received: optimizer={kwargs['optimizer']!r}"
+        )
+    if kwargs:
+        raise TypeError(
+            "Unrecognized keyword arguments passed to "
+            f"SwitchingModel.compile(): {sorted(kwargs)}"
+        )
+    if steps_per_execution != 1:
+        raise ValueError(
+            "SwitchingModel runs one training step per execution (its phase "
+            "can change from step to step). Received: steps_per_execution="
+            f"{steps_per_execution!r}"
+        )
+
+
 def _resolve_schedule(schedule):
     if schedule is None:
         return SwitchSchedule()
@@ -668,58 +568,54 @@ def _resolve_schedule(schedule):
     )
 
 
-def _check_sparsity_control(target_sparsity, sparsity_penalty):
-    if target_sparsity is not None:
-        if isinstance(target_sparsity, bool) or not isinstance(
-            target_sparsity, (int, float)
-        ) or not 0.0 <= target_sparsity < 1.0:
-            raise ValueError(
-                "Received an invalid value for `target_sparsity`, expected None "
-                f"or a float in [0, 1). Received: target_sparsity={target_sparsity!r}"
-            )
-        target_sparsity = float(target_sparsity)
-        if sparsity_penalty is not None:
-            raise ValueError(
-                "Pass either `target_sparsity` or `sparsity_penalty`, not both. "
-                f"Received: target_sparsity={target_sparsity}, "
-                f"sparsity_penalty={sparsity_penalty!r}"
-            )
-    if sparsity_penalty is not None:
-        if isinstance(sparsity_penalty, bool) or not isinstance(
-            sparsity_penalty, (int, float)
-        ) or sparsity_penalty < 0:
-            raise ValueError(
-                "Received an invalid value for `sparsity_penalty`, expected None "
-                f"or a number >= 0. Received: sparsity_penalty={sparsity_penalty!r}"
-            )
-        sparsity_penalty = float(sparsity_penalty)
-    return target_sparsity, sparsity_penalty
+def _resolve_sparsity(sparsity, shorthand, schedule):
+    """The sparsity control, checked against the schedule; errors name the
+    keywords the user passed."""
+    given = sorted(key for key, value in shorthand.items() if value is not None)
+    if sparsity is None:
+        sparsity = from_shorthand(**shorthand)
+    elif given:
+        raise ValueError(
+            f"Pass `sparsity` or its shorthand {given}, not both. "
+            f"Received: sparsity={sparsity!r}, "
+            + ", ".join(f"{key}={shorthand[key]!r}" for key in given)
+        )
+    elif not isinstance(sparsity, SparsityControl):
+        raise TypeError(
+            "Received an invalid value for `sparsity`, expected a "
+            "keras_switch.sparsity control (TargetSparsity, SparsityPenalty, "
+            f"SparsityControl) or None. Received: sparsity={sparsity!r}"
+        )
+    try:
+        sparsity.check_schedule(schedule)
+    except ArgumentError as error:
+        raise (error.renamed(SHORTHAND) if given else error) from None
+    return sparsity
 
 
-def _keep_count(density, total):
-    """round(density * total), clipped to [1, total], as an int32 tensor."""
-    keep = ops.cast(ops.round(density * total), "int32")
-    return ops.clip(keep, 1, total)
+def _two_optimizers(task_optimizer, switch_optimizer):
+    task_optimizer = keras.optimizers.get(task_optimizer)
+    switch_optimizer = keras.optimizers.get(switch_optimizer)
+    if task_optimizer is None or switch_optimizer is None:
+        raise ValueError(
+            "SwitchingModel.compile() needs both `task_optimizer` and "
+            f"`switch_optimizer`. Received: task_optimizer={task_optimizer!r}, "
+            f"switch_optimizer={switch_optimizer!r}"
+        )
+    if task_optimizer is switch_optimizer:
+        raise ValueError(
+            "`task_optimizer` and `switch_optimizer` must be two different "
+            "optimizer objects (each keeps its own state)."
+        )
+    return task_optimizer, switch_optimizer
 
 
-def _threshold_keeping(scores, keep):
-    """A threshold with the `keep` highest of the 1-D `scores` above it (more
-    only on exact ties; none when `keep` is 0).
-
-    Found by bisection on the count above it (24 halvings of the score range,
-    each a comparison and a sum): about 5x cheaper than sorting the 266k
-    scores of LeNet-300-100, which dominated the switch step.
-    """
-    # Invariant: count(scores > low) >= keep > count(scores > high).
-    low = ops.min(scores) - 1.0
-    high = ops.max(scores)
-    keep = ops.cast(keep, "int32")
-    for _ in range(_BISECTION_STEPS):
-        middle = 0.5 * (low + high)
-        enough = ops.sum(ops.cast(scores > middle, "int32")) >= keep
-        low = ops.where(enough, middle, low)
-        high = ops.where(enough, high, middle)
-    return ops.where(keep > 0, low, high)
+def _loss_scaled(optimizer):
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(
+        optimizer, name="switch_loss_scale_optimizer"
+    )
 
 
 def _for_multi_worker(logs):

@@ -32,19 +32,38 @@ import collections
 
 import keras
 
+from keras_switch.checks import ArgumentError
+from keras_switch.checks import check_choice
+from keras_switch.checks import check_int
+
 MODES = ("every_batch", "alternate")
 
-Phase = collections.namedtuple("Phase", ["task", "switch", "mask", "frozen"])
-Phase.__doc__ = """What one training step does.
+STAGES = ("warmup", "switching", "frozen")
 
-`task`: run a task step. `switch`: run a switch step after it (which ends by
-storing the switcher's new masks). `mask`: where the task step's mask comes
-from: `"dense"` (all on, warm-up), `"switcher"` (ask the switcher now and
-store its hard mask: the first switching step and the freeze step) or
-`"stored"` (the stored mask, i.e. the mask of the last switch step: the
-switcher does not run on task-only steps). `frozen`: the stored mask is
-final (also used at inference).
-"""
+
+class Phase(collections.namedtuple("Phase", ["task", "switch", "stage", "mask_source"])):
+    """What one training step does.
+
+    `task`: run a task step. `switch`: run a switch step after it (which ends
+    by storing the switcher's new masks). `stage`: `"warmup"` (dense, the
+    switcher untouched), `"switching"` or `"frozen"` (the stored mask is
+    final, also at inference). `mask_source`: where the task step's mask
+    comes from: `"dense"` (all on, warm-up), `"switcher"` (ask the switcher
+    now and store its hard mask: the first switching step and the freeze
+    step) or `"stored"` (the mask the last switch step stored: the switcher
+    does not run on task-only steps).
+    """
+
+    __slots__ = ()
+
+    @property
+    def mask(self):
+        """`mask_source`, by its earlier name."""
+        return self.mask_source
+
+    @property
+    def frozen(self):
+        return self.stage == "frozen"
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")
@@ -63,20 +82,16 @@ class SwitchSchedule:
     def __init__(
         self, mode="every_batch", switch_every=1, warmup_steps=0, freeze_step=None
     ):
-        if mode not in MODES:
-            raise ValueError(
-                "Received an invalid value for `mode`, expected one of "
-                f"{MODES}. Received: mode={mode!r}"
-            )
-        _check_int("switch_every", switch_every, minimum=1)
-        _check_int("warmup_steps", warmup_steps, minimum=0)
+        check_choice("mode", mode, MODES)
+        check_int("switch_every", switch_every, minimum=1)
+        check_int("warmup_steps", warmup_steps, minimum=0)
         if freeze_step is not None:
-            _check_int("freeze_step", freeze_step, minimum=warmup_steps + 1)
+            check_int("freeze_step", freeze_step, minimum=warmup_steps + 1)
         if mode == "alternate" and switch_every != 1:
-            raise ValueError(
+            raise ArgumentError("switch_every", switch_every, message=(
                 "`switch_every` only applies to mode='every_batch'. "
                 f"Received: mode={mode!r}, switch_every={switch_every}"
-            )
+            ))
         self.mode = mode
         self.switch_every = switch_every
         self.warmup_steps = warmup_steps
@@ -86,18 +101,18 @@ class SwitchSchedule:
         """The `Phase` of training step `step` (a Python int, from 0)."""
         step = int(step)
         if step < self.warmup_steps:
-            return Phase(task=True, switch=False, mask="dense", frozen=False)
+            return Phase(task=True, switch=False, stage="warmup", mask_source="dense")
         if self.freeze_step is not None and step >= self.freeze_step:
             # The first frozen step takes the switcher's mask once and keeps it.
-            mask = "switcher" if step == self.freeze_step else "stored"
-            return Phase(task=True, switch=False, mask=mask, frozen=True)
+            source = "switcher" if step == self.freeze_step else "stored"
+            return Phase(task=True, switch=False, stage="frozen", mask_source=source)
         since = step - self.warmup_steps
-        mask = "switcher" if since == 0 else "stored"
+        source = "switcher" if since == 0 else "stored"
         if self.mode == "every_batch":
             switch = since % self.switch_every == self.switch_every - 1
-            return Phase(task=True, switch=switch, mask=mask, frozen=False)
+            return Phase(task=True, switch=switch, stage="switching", mask_source=source)
         switch = since % 2 == 1
-        return Phase(task=not switch, switch=switch, mask=mask, frozen=False)
+        return Phase(task=not switch, switch=switch, stage="switching", mask_source=source)
 
     def get_config(self):
         return {
@@ -115,10 +130,3 @@ class SwitchSchedule:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"SwitchSchedule({args})"
 
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected an integer "
-            f">= {minimum}. Received: {name}={value!r}"
-        )

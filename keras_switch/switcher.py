@@ -63,6 +63,9 @@ import threading
 import keras
 from keras import ops
 
+from keras_switch.checks import ArgumentError
+from keras_switch.checks import check_number
+
 FEATURES = ("signed", "magnitude", "row", "column", "fan_in", "fan_out")
 # Default input features. "signed" is left out: with it a fresh switcher can
 # switch off weights by sign (e.g. all positive weights of a ReLU layer), which
@@ -119,36 +122,19 @@ class Switcher(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         hidden_units = tuple(hidden_units)
-        if not all(isinstance(u, int) and u > 0 for u in hidden_units):
-            raise ValueError(
-                "Received an invalid value for `hidden_units`, expected a "
-                "tuple of positive integers. "
-                f"Received: hidden_units={hidden_units}"
-            )
+        if not all(isinstance(u, int) and not isinstance(u, bool) and u > 0
+                   for u in hidden_units):
+            raise ArgumentError("hidden_units", hidden_units, "a tuple of positive integers")
         features = tuple(features)
         unknown = [f for f in features if f not in FEATURES]
         if not features or unknown or len(set(features)) != len(features):
-            raise ValueError(
-                "Received an invalid value for `features`, expected a "
-                f"non-empty subset of {FEATURES} without repeats. "
-                f"Received: features={features}"
+            raise ArgumentError(
+                "features", features, f"a non-empty subset of {FEATURES} without repeats"
             )
-        if not float(initial_logit) > 0:
-            raise ValueError(
-                "Received an invalid value for `initial_logit`, expected a "
-                "positive number (every switch must start on). "
-                f"Received: initial_logit={initial_logit}"
-            )
-        if not float(magnitude_prior) >= 0:
-            raise ValueError(
-                "Received an invalid value for `magnitude_prior`, expected a "
-                f"number >= 0. Received: magnitude_prior={magnitude_prior}"
-            )
-        if not float(prior_scale) > 0:
-            raise ValueError(
-                "Received an invalid value for `prior_scale`, expected a "
-                f"positive number. Received: prior_scale={prior_scale}"
-            )
+        check_number("initial_logit", initial_logit,
+                     "a positive number (every switch must start on)", lambda v: v > 0)
+        check_number("magnitude_prior", magnitude_prior, "a number >= 0", lambda v: v >= 0)
+        check_number("prior_scale", prior_scale, "a positive number", lambda v: v > 0)
         self.magnitude_prior = float(magnitude_prior)
         self.prior_scale = float(prior_scale)
         self.center_correction = bool(center_correction)

@@ -1,3 +1,4 @@
+import json
 import os
 import warnings
 
@@ -11,6 +12,8 @@ from keras_switch import SwitchedDense
 from keras_switch import SwitchingModel
 from keras_switch import SwitchSchedule
 from keras_switch import Switcher
+from keras_switch.sparsity import SparsityPenalty
+from keras_switch.sparsity import TargetSparsity
 from tests.helpers import SubclassedNet
 from tests.test_case import TestCase
 from tests.test_case import compile_for_classes
@@ -303,6 +306,15 @@ class CompileTest(TestCase, parameterized.TestCase):
          "train_pruned_weights"),
         ("estimator", dict(switch_estimator="gumbel"), ValueError,
          "switch_estimator.*gumbel"),
+        ("sparsity_type", dict(sparsity=0.9), TypeError, "sparsity"),
+        ("sparsity_and_shorthand", dict(sparsity=TargetSparsity(0.5), target_sparsity=0.5),
+         ValueError, r"`sparsity` or its shorthand \['target_sparsity'\]"),
+        ("ramp_after_freeze", dict(target_sparsity=0.9, target_ramp_steps=100,
+                                   schedule=SwitchSchedule(freeze_step=50)),
+         ValueError, r"target_ramp_steps=100\), after the mask freezes at freeze_step=50"),
+        ("ramp_after_freeze_object", dict(sparsity=TargetSparsity(0.9, ramp_steps=100),
+                                          schedule=SwitchSchedule(freeze_step=50)),
+         ValueError, r"ramp_steps=100\), after the mask freezes"),
     )
     def test_invalid_compile_arguments_raise(self, kwargs, error, pattern):
         with self.assertRaisesRegex(error, pattern):
@@ -312,6 +324,32 @@ class CompileTest(TestCase, parameterized.TestCase):
         optimizer = keras.optimizers.Adam()
         with self.assertRaisesRegex(ValueError, "two different"):
             mlp().compile(task_optimizer=optimizer, switch_optimizer=optimizer, loss="mse")
+
+    def test_a_sparsity_object_trains_as_its_shorthand(self):
+        (x, y), _ = digits(64 * 5)
+        weights = []
+        for kwargs in (dict(target_sparsity=0.7, target_ramp_steps=3, allocation="learned"),
+                       dict(sparsity=TargetSparsity(0.7, ramp_steps=3, allocation="learned"))):
+            keras.utils.set_random_seed(0)
+            model = compile_for_classes(mlp(), schedule=SwitchSchedule(switch_every=2), **kwargs)
+            model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+            weights.append(snapshot(model.weights))
+        for a, b in zip(*weights):
+            self.assertAllEqual(a, b)
+
+    def test_fit_that_ends_short_of_its_target_says_so(self):
+        (x, y), _ = digits(64 * 4)
+        model = compile_for_classes(mlp(), target_sparsity=0.9, target_ramp_steps=1000)
+        with self.assertWarnsRegex(UserWarning, r"below the target 0\.9 .*stopped at step 4, "
+                                   "before the target ramp ends at step 1000"):
+            model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+        self.assertIn("below the target", model.target_shortfall())
+        reached = compile_for_classes(mlp(), target_sparsity=0.9, target_ramp_steps=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            reached.fit(x, y, batch_size=64, epochs=1, verbose=0)
+        self.assertIsNone(reached.target_shortfall())
+        self.assertIsNone(compile_for_classes(mlp(), sparsity_penalty=0.1).target_shortfall())
 
     def test_optimizers_are_built_over_their_own_variables(self):
         model = compile_for_classes(mlp())
@@ -349,7 +387,7 @@ class SaveLoadTest(TestCase):
         for a, b in zip(model.switch_optimizer.variables, loaded.switch_optimizer.variables):
             self.assertAllEqual(a, b)
         self.assertEqual(int(loaded.switching_step), int(model.switching_step))
-        self.assertEqual(loaded.target_sparsity, model.target_sparsity)
+        self.assertEqual(loaded.sparsity.get_config(), model.sparsity.get_config())
         self.assertEqual(loaded.switch_estimator, model.switch_estimator)
         self.assertEqual(loaded.schedule.get_config(), model.schedule.get_config())
         if train_after:  # the loaded model is compiled and trains on
@@ -387,11 +425,88 @@ class SaveLoadTest(TestCase):
         self.assertLen(revived.switchers, 1)
         self.assertLen(revived.switched_layers, 3)
 
+    def test_keras_files_saved_before_the_sparsity_controls_still_load(self):
+        """tests/data/legacy_*.keras were saved by commit e6d5d3f (before
+        `compile(sparsity=...)`): their compile configs hold the shorthand
+        keywords. Written by `write_legacy_files` below, run at that commit."""
+        with open(os.path.join(DATA, "legacy_expected.json")) as f:
+            expected = json.load(f)
+        (x, y), _ = digits(256)
+        controls = {"target": TargetSparsity(0.8, ramp_steps=6, ramp_power=2.0),
+                    "penalty": SparsityPenalty(0.05)}
+        for name, want in expected.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                loaded = keras.models.load_model(os.path.join(DATA, f"legacy_{name}.keras"))
+            self.assertAllClose(loaded.predict(x[:8], verbose=0), want["predictions"], atol=1e-6)
+            for layer, mask, frozen in zip(loaded.switched_layers, want["masks"],
+                                           want["mask_frozen"]):
+                self.assertAllEqual(layer.mask, mask)
+                self.assertEqual(float(layer.mask_frozen), frozen)
+            self.assertEqual(int(loaded.switching_step), want["switching_step"])
+            self.assertEqual(int(loaded.task_optimizer.iterations), want["task_iterations"])
+            self.assertEqual(int(loaded.switch_optimizer.iterations), want["switch_iterations"])
+            self.assertAlmostEqual(keras_switch.sparsity_report(loaded)["overall"],
+                                   want["sparsity"])
+            self.assertEqual(loaded.sparsity.get_config(), controls[name].get_config())
+            self.assertEqual(loaded.schedule.get_config(), want["schedule"])
+            self.assertEqual(loaded.switch_estimator,
+                             want["compile"].get("switch_estimator", "sigmoid"))
+            loaded.train_on_batch(x[:32], y[:32])  # compiled, and trains on
+
     def test_frozen_state_survives_save_load(self):
         model, x = self._trained(mlp(), target_sparsity=0.5)
         model.freeze_switches()
         loaded = self._check_round_trip(model, x, train_after=False)
         self.assertTrue(all(float(l.mask_frozen) == 1.0 for l in loaded.switched_layers))
+
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def write_legacy_files(directory):
+    """Writes legacy_{target,penalty}.keras and legacy_expected.json: two
+    small digits models trained 16 steps, saved with their predictions on 8
+    examples, masks, step counters and compile arguments."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.data[:256] / 16.0).astype("float32")
+    y = data.target[:256].astype("int32")
+    expected = {}
+    for name, kwargs in {
+        "target": dict(target_sparsity=0.8, target_ramp_steps=6, target_ramp_power=2.0,
+                       allocation="magnitude", switch_estimator="identity",
+                       schedule=SwitchSchedule(switch_every=2, warmup_steps=2,
+                                               freeze_step=12)),
+        "penalty": dict(sparsity_penalty=0.05, train_pruned_weights=True,
+                        schedule=SwitchSchedule(mode="alternate")),
+    }.items():
+        keras.utils.set_random_seed(0)
+        switcher = Switcher(name=f"switcher_{name}")
+        inputs = keras.Input((64,))
+        hidden = SwitchedDense(16, activation="relu", switcher=switcher, name="fc1")(inputs)
+        outputs = SwitchedDense(10, switcher=switcher, name="fc2")(hidden)
+        model = SwitchingModel(inputs, outputs, name=f"legacy_{name}")
+        model.compile(task_optimizer=keras.optimizers.Adam(1e-2),
+                      switch_optimizer=keras.optimizers.Adam(1e-2),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"], **kwargs)
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+        model.save(os.path.join(directory, f"legacy_{name}.keras"))
+        expected[name] = {
+            "predictions": model.predict(x[:8], verbose=0).tolist(),
+            "masks": [np.asarray(l.mask).tolist() for l in model.switched_layers],
+            "mask_frozen": [float(np.asarray(l.mask_frozen)) for l in model.switched_layers],
+            "switching_step": int(np.asarray(model.switching_step)),
+            "task_iterations": int(np.asarray(model.task_optimizer.iterations)),
+            "switch_iterations": int(np.asarray(model.switch_optimizer.iterations)),
+            "sparsity": keras_switch.sparsity_report(model)["overall"],
+            "compile": {k: v for k, v in kwargs.items() if k != "schedule"},
+            "schedule": kwargs["schedule"].get_config(),
+        }
+    with open(os.path.join(directory, "legacy_expected.json"), "w") as f:
+        json.dump(expected, f)
 
 
 if __name__ == "__main__":

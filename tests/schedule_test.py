@@ -10,14 +10,15 @@ def phases(schedule, steps):
     return [tuple(schedule(step)) for step in range(steps)]
 
 
-DENSE = (True, False, "dense", False)
+# (task, switch, stage, mask_source)
+DENSE = (True, False, "warmup", "dense")
 # The first switching step asks the switcher for its mask; later task steps
 # use the mask the last switch step stored.
-FIRST_TASK = (True, False, "switcher", False)
-FIRST_BOTH = (True, True, "switcher", False)
-TASK = (True, False, "stored", False)
-BOTH = (True, True, "stored", False)
-SWITCH = (False, True, "stored", False)
+FIRST_TASK = (True, False, "switching", "switcher")
+FIRST_BOTH = (True, True, "switching", "switcher")
+TASK = (True, False, "switching", "stored")
+BOTH = (True, True, "switching", "stored")
+SWITCH = (False, True, "switching", "stored")
 
 
 class SwitchScheduleTest(TestCase, parameterized.TestCase):
@@ -26,8 +27,8 @@ class SwitchScheduleTest(TestCase, parameterized.TestCase):
 
     def test_every_k_with_warmup_and_freeze(self):
         schedule = SwitchSchedule(switch_every=3, warmup_steps=2, freeze_step=9)
-        freeze = (True, False, "switcher", True)
-        frozen = (True, False, "stored", True)
+        freeze = (True, False, "frozen", "switcher")
+        frozen = (True, False, "frozen", "stored")
         self.assertEqual(
             phases(schedule, 11),
             [DENSE, DENSE, FIRST_TASK, TASK, BOTH, TASK, TASK, BOTH, TASK, freeze, frozen],
@@ -40,7 +41,13 @@ class SwitchScheduleTest(TestCase, parameterized.TestCase):
     def test_phase_fields(self):
         phase = SwitchSchedule()(0)
         self.assertTrue(phase.task and phase.switch)
+        self.assertEqual((phase.stage, phase.mask_source), ("switching", "switcher"))
+        # The earlier names stay: `mask` is the mask source, `frozen` a stage.
         self.assertEqual(phase.mask, "switcher")
+        self.assertFalse(phase.frozen)
+        frozen = SwitchSchedule(freeze_step=1)(5)
+        self.assertTrue(frozen.frozen)
+        self.assertEqual(frozen.stage, "frozen")
 
     def test_round_trip(self):
         schedule = SwitchSchedule(mode="every_batch", switch_every=4, freeze_step=10)

@@ -1,0 +1,73 @@
+"""Argument checks shared by the library's objects, and the error they raise.
+
+Each library object (`Switcher`, `SwitchSchedule`, the sparsity controls,
+`SwitchingModel.compile`) checks its own arguments, once, in its
+constructor. The error is an `ArgumentError`: a `ValueError` that also
+carries the argument's name and value, so that a caller who spells the
+argument differently (`compile(target_ramp_steps=...)` for
+`TargetSparsity(ramp_steps=...)`, the trainer's `config.schedule.ramp_epochs`)
+can say it in its own words without checking the value again.
+"""
+
+import numbers
+import re
+
+
+class ArgumentError(ValueError):
+    """An argument value that cannot work.
+
+    Attributes:
+        argument: The name of the argument, as the raising object spells it.
+        value: The value received.
+    """
+
+    def __init__(self, argument, value, expected=None, message=None):
+        if message is None:
+            message = (
+                f"Received an invalid value for `{argument}`, expected "
+                f"{expected}. Received: {argument}={value!r}"
+            )
+        super().__init__(message)
+        self.argument = argument
+        self.value = value
+
+    def renamed(self, names):
+        """The same error in a caller's argument names (`{ours: theirs}`)."""
+        message = str(self)
+        for ours, theirs in names.items():
+            # Whole names only: `ramp_steps` inside `target_ramp_steps` stays.
+            message = re.sub(rf"(?<![\w.]){re.escape(ours)}(?=[`=])", theirs, message)
+        return ArgumentError(
+            names.get(self.argument, self.argument), self.value, message=message
+        )
+
+
+def check_int(name, value, minimum):
+    """`value` as an int >= `minimum` (bools are not ints here)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ArgumentError(name, value, f"an integer >= {minimum}")
+    return int(value)
+
+
+def check_number(name, value, expected, accept):
+    """`value` as a float for which `accept(value)` holds; `expected` says
+    what is accepted, in words."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not accept(float(value))
+    ):
+        raise ArgumentError(name, value, expected)
+    return float(value)
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ArgumentError(name, value, f"one of {tuple(choices)}")
+    return value
+
+
+def check_bool(name, value):
+    if not isinstance(value, bool):
+        raise ArgumentError(name, value, "a bool")
+    return value

@@ -1,0 +1,288 @@
+"""Sparsity controls: how dense the switched layers are at step t, and where
+the switch thresholds go.
+
+`SwitchingModel.compile(sparsity=...)` takes one of these; the old keyword
+arguments are shorthand for them (`target_sparsity=s, target_ramp_steps=n`
+is `TargetSparsity(s, ramp_steps=n)`, `sparsity_penalty=lam` is
+`SparsityPenalty(lam)`, neither is `SparsityControl()`). The model asks its
+control two things during a switch step, and nothing else:
+
+* `penalty(density)`: the term added to the switch step's objective, given
+  the fraction of switched-on connections (hard 0/1 values, straight-through
+  gradient);
+* `place_thresholds(layers, logits, step)`: after the switch step, moves the
+  thresholds of one switcher's layers and returns their logits as they are
+  after the move (`> 0` is on). `step` counts the steps since switching
+  began (the end of the warm-up).
+
+The controls:
+
+* `SparsityControl()`: the paper's pure task objective; nothing pushes
+  toward sparsity (in practice nothing is switched off, BENCHMARKS.md).
+* `SparsityPenalty(weight)`: L1 on the switches, `task loss + weight *
+  density`. How sparse the result gets depends on `weight`, the data and
+  the budget. The penalty lowers every logit through the switcher's output
+  bias, which has to cross the magnitude prior's range before connections
+  go off.
+* `TargetSparsity(sparsity, ramp_steps, ramp_power, allocation)`: a budget
+  of k = density(step) * entries connections over all layers of a
+  switcher, met exactly (up to ties) after every switch step by thresholds
+  found by bisection. The density moves from 1 to `1 - sparsity` over
+  `ramp_steps` along `1 - sparsity * (1 - (1 - t)^p)`, t the ramp's
+  progress in [0, 1], p = `ramp_power` (3: the gradual-pruning ramp of Zhu &
+  Gupta 2017 that TFMOT's PolynomialDecay uses, fast at first and slow near
+  the target; 1: linear). `allocation="magnitude"` (default): each layer
+  keeps as many connections as the switcher's magnitude prior ranks above
+  one threshold over all layers (global magnitude pruning's split), and its
+  `switch_offset` keeps the switcher's highest-scoring ones: the switch step
+  learns the ranking *within* each layer. `"learned"`: the switcher's one
+  `threshold` over the scores of all its layers, so it also decides the
+  split (measured worse, BENCHMARKS.md).
+
+Why a threshold and not a penalty toward the target: measured on digits
+(64-64-32-10, Adam 1e-2, penalty `5 * |density - target|`), a penalty that
+reaches the switcher's feature weights pushes down the weight of every
+positive feature (magnitude first) until the switcher keeps the *smallest*
+weights and the network dies (kept mean |w| 0.012 vs pruned 0.12); a penalty
+on the bias alone loses to the task loss, which inflates every score.
+"""
+
+import math
+import numbers
+
+import keras
+from keras import ops
+
+from keras_switch.checks import ArgumentError
+from keras_switch.checks import check_choice
+from keras_switch.checks import check_int
+from keras_switch.checks import check_number
+
+ALLOCATIONS = ("magnitude", "learned")
+# A run whose measured sparsity ends further than this below its target has
+# missed it (SwitchingModel.target_shortfall).
+TARGET_TOLERANCE = 0.005
+# Halvings of the score range when placing a threshold: the 24 bits of a
+# float32 mantissa, so past float32 resolution of the scores' range.
+_BISECTION_STEPS = 24
+
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class SparsityControl:
+    """The pure task objective: no sparsity control (the base class).
+
+    Subclasses override `penalty`, `place_thresholds` and `target`.
+    """
+
+    #: The overall sparsity this control promises, or None.
+    target = None
+
+    def penalty(self, density):
+        """The term added to the switch step's objective (0 here)."""
+        return ops.zeros((), density.dtype)
+
+    def place_thresholds(self, layers, logits, step):
+        """Moves the thresholds of one switcher's `layers`; returns their
+        logits after the move (unchanged here)."""
+        return logits
+
+    def check_schedule(self, schedule):
+        """Raises ArgumentError if `schedule` cannot deliver this control."""
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class SparsityPenalty(SparsityControl):
+    """L1 on the switches: the switch objective is `task loss + weight *
+    density`.
+
+    Args:
+        weight: The penalty's weight, a number >= 0.
+    """
+
+    def __init__(self, weight):
+        self.weight = check_number("weight", weight, "a number >= 0", lambda w: w >= 0)
+
+    def penalty(self, density):
+        return self.weight * density
+
+    def get_config(self):
+        return {"weight": self.weight}
+
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class TargetSparsity(SparsityControl):
+    """A target overall sparsity, ramped in and met exactly after each switch
+    step (see the module doc).
+
+    Args:
+        sparsity: The overall sparsity of the switched layers to reach, a
+            float in [0, 1).
+        ramp_steps: Steps over which the target density moves from 1 to
+            `1 - sparsity`, counted from the start of switching (0: the full
+            target at once).
+        ramp_power: Shape of the ramp, a number >= 1 (3: cubic, fast then
+            slow; 1: linear).
+        allocation: How the budget is split across layers, `"magnitude"` or
+            `"learned"`.
+    """
+
+    def __init__(self, sparsity, ramp_steps=0, ramp_power=3, allocation="magnitude"):
+        self.sparsity = check_number(
+            "sparsity", sparsity, "a float in [0, 1)", lambda s: 0 <= s < 1
+        )
+        self.ramp_steps = check_int("ramp_steps", ramp_steps, minimum=0)
+        self.ramp_power = check_number(
+            "ramp_power", ramp_power, "a number >= 1", lambda p: p >= 1
+        )
+        self.allocation = check_choice("allocation", allocation, ALLOCATIONS)
+
+    @property
+    def target(self):
+        return self.sparsity
+
+    def density(self, step):
+        """The density asked for `step` steps after switching began (a
+        number or a tensor; the ramp is done after `ramp_steps` steps).
+        Plain Python for a number: the trainer checks schedules before
+        TensorFlow may run anything."""
+        progress = 1.0
+        if self.ramp_steps and isinstance(step, numbers.Number):
+            progress = min(max((step + 1) / self.ramp_steps, 0.0), 1.0)
+        elif self.ramp_steps:
+            progress = ops.clip(ops.cast(step + 1, "float32") / self.ramp_steps, 0.0, 1.0)
+        reached = 1.0 - (1.0 - progress) ** self.ramp_power
+        return 1.0 - reached * self.sparsity
+
+    def check_schedule(self, schedule):
+        """The ramp must end before the mask freezes: a mask frozen mid-ramp
+        keeps the sparsity of that moment for good."""
+        freeze, warmup = schedule.freeze_step, schedule.warmup_steps
+        if freeze is None or warmup + self.ramp_steps <= freeze:
+            return
+        reached = 1.0 - self.density(freeze - warmup)
+        raise ArgumentError(
+            "ramp_steps", self.ramp_steps,
+            message=(
+                f"The target ramp ends at step {warmup + self.ramp_steps} "
+                f"(warmup_steps={warmup} + ramp_steps={self.ramp_steps}), after "
+                f"the mask freezes at freeze_step={freeze}: the frozen mask "
+                f"would have sparsity {reached:.3f} instead of {self.sparsity}. "
+                f"Use `ramp_steps` <= {freeze - warmup} or a later `freeze_step`."
+            ),
+        )
+
+    def place_thresholds(self, layers, logits, step):
+        switcher = layers[0].switcher
+        keep = keep_count(self.density(step), sum(math.prod(l.kernel.shape) for l in layers))
+        if self.allocation == "learned":
+            old = ops.copy(switcher.threshold)  # read before the assign
+            new = threshold_keeping(_flat(logits) + old, keep)
+            switcher.threshold.assign(new)
+            return [l + (old - new) for l in logits]
+        if not switcher.magnitude_prior:
+            raise ValueError(
+                "allocation='magnitude' needs a switcher with a magnitude prior. "
+                f"Received: magnitude_prior={switcher.magnitude_prior} "
+                f"(switcher '{switcher.name}')"
+            )
+        priors = [switcher.prior(layer.kernel) for layer in layers]
+        cut = threshold_keeping(_flat(priors), keep)
+        moved = []
+        for layer, l, prior in zip(layers, logits, priors):
+            layer_keep = ops.sum(ops.cast(prior > cut, "int32"))
+            old = ops.copy(layer.switch_offset)  # read before the assign
+            new = threshold_keeping(ops.reshape(l, (-1,)) + old, layer_keep)
+            layer.switch_offset.assign(new)
+            moved.append(l + (old - new))
+        return moved
+
+    def get_config(self):
+        return {
+            "sparsity": self.sparsity,
+            "ramp_steps": self.ramp_steps,
+            "ramp_power": self.ramp_power,
+            "allocation": self.allocation,
+        }
+
+
+def keep_count(density, total):
+    """round(density * total), clipped to [1, total], as an int32 tensor."""
+    keep = ops.cast(ops.round(density * total), "int32")
+    return ops.clip(keep, 1, total)
+
+
+def threshold_keeping(scores, keep):
+    """A threshold with the `keep` highest of the 1-D `scores` above it (more
+    only on exact ties; none when `keep` is 0).
+
+    Found by bisection on the count above it (24 halvings of the score range,
+    each a comparison and a sum): about 5x cheaper than sorting the 266k
+    scores of LeNet-300-100, which dominated the switch step.
+    """
+    # Invariant: count(scores > low) >= keep > count(scores > high).
+    low = ops.min(scores) - 1.0
+    high = ops.max(scores)
+    keep = ops.cast(keep, "int32")
+    for _ in range(_BISECTION_STEPS):
+        middle = 0.5 * (low + high)
+        enough = ops.sum(ops.cast(scores > middle, "int32")) >= keep
+        low = ops.where(enough, middle, low)
+        high = ops.where(enough, high, middle)
+    return ops.where(keep > 0, low, high)
+
+
+def _flat(tensors):
+    return ops.concatenate([ops.reshape(t, (-1,)) for t in tensors])
+
+
+# The compile() keywords that are shorthand for a control, by the name the
+# control gives the argument.
+SHORTHAND = {
+    "sparsity": "target_sparsity",
+    "weight": "sparsity_penalty",
+    "ramp_steps": "target_ramp_steps",
+    "ramp_power": "target_ramp_power",
+    "allocation": "allocation",
+}
+_TARGET_DEFAULTS = {"target_ramp_steps": 0, "target_ramp_power": 3, "allocation": "magnitude"}
+
+
+def from_shorthand(target_sparsity=None, sparsity_penalty=None, target_ramp_steps=None,
+                   target_ramp_power=None, allocation=None):
+    """The control that `compile()`'s shorthand keywords describe. Errors
+    name the keywords. Ramp and allocation keywords at their defaults are
+    accepted without a target (compile configs saved before `sparsity=`
+    existed hold them); other values need `target_sparsity`."""
+    given = {"target_ramp_steps": target_ramp_steps, "target_ramp_power": target_ramp_power,
+             "allocation": allocation}
+    given = {key: value for key, value in given.items() if value is not None}
+    if target_sparsity is not None and sparsity_penalty is not None:
+        raise ArgumentError("target_sparsity", target_sparsity, message=(
+            "Pass either `target_sparsity` or `sparsity_penalty`, not both. "
+            f"Received: target_sparsity={target_sparsity!r}, "
+            f"sparsity_penalty={sparsity_penalty!r}"))
+    try:
+        if target_sparsity is not None:
+            ramp = {ours: given[theirs] for ours, theirs in SHORTHAND.items() if theirs in given}
+            return TargetSparsity(target_sparsity, **ramp)
+        for key, value in given.items():
+            if value != _TARGET_DEFAULTS[key] or isinstance(value, bool):
+                raise ArgumentError(key, value, message=(
+                    f"`{key}` only applies with `target_sparsity`. "
+                    f"Received: {key}={value!r}, target_sparsity=None"))
+        if sparsity_penalty is not None:
+            return SparsityPenalty(sparsity_penalty)
+    except ArgumentError as error:
+        raise error.renamed(SHORTHAND) from None
+    return SparsityControl()
