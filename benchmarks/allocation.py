@@ -87,6 +87,12 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+def section(payload):
+    """(about, table) of the allocation section, from the JSON payload."""
+    about = f" ({payload['model']}, target {payload['target']:g}, {payload['epochs']} epochs)"
+    return about, markdown_table(payload["results"])
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -143,12 +149,9 @@ def main(argv):
         print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
     from benchmarks import report
 
-    report.publish(
-        "allocation", FLAGS.output,
-        {"model": FLAGS.model, "target": FLAGS.target, "epochs": FLAGS.epochs,
-         "results": rows},
-        markdown_table(rows), FLAGS.markdown,
-        about=f" ({FLAGS.model}, target {FLAGS.target:g}, {FLAGS.epochs} epochs)")
+    payload = {"model": FLAGS.model, "target": FLAGS.target, "epochs": FLAGS.epochs,
+               "results": rows}
+    report.publish("allocation", FLAGS.output, payload, section, FLAGS.markdown)
 
 
 if __name__ == "__main__":

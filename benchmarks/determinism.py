@@ -117,6 +117,11 @@ def markdown_table(results):
     return "\n".join(lines)
 
 
+def section(payload):
+    """(about, table) of the determinism section, from the JSON payload."""
+    return "", markdown_table(payload["results"])
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -125,8 +130,8 @@ def main(argv):
     results = [measure(model_name) for model_name in FLAGS.models]
     from benchmarks import report
 
-    report.publish("determinism", FLAGS.output, {"results": results},
-                   markdown_table(results), FLAGS.markdown)
+    payload = {"results": results}
+    report.publish("determinism", FLAGS.output, payload, section, FLAGS.markdown)
 
 
 if __name__ == "__main__":

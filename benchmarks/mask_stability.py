@@ -125,6 +125,11 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+def section(payload):
+    """(about, table) of the mask_stability section, from the JSON payload."""
+    return "", markdown_table(payload["results"])
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -143,8 +148,8 @@ def main(argv):
                 print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
     from benchmarks import report
 
-    report.publish("mask_stability", FLAGS.output, {"results": rows},
-                   markdown_table(rows), FLAGS.markdown)
+    payload = {"results": rows}
+    report.publish("mask_stability", FLAGS.output, payload, section, FLAGS.markdown)
 
 
 if __name__ == "__main__":

@@ -29,14 +29,13 @@ BENCHMARKS.md.
 
 import json
 import os
-import sys
 import tempfile
 
 from absl import app
 from absl import flags
 
 from benchmarks import common
-from benchmarks import report
+from benchmarks import pareto_report
 
 METHODS = ("dense", "tfmot", "gmp_global", "ks", "gmp_at_ks", "random_at_ks")
 # Ablations of the keras-switch recipe: name -> config overrides.
@@ -188,8 +187,7 @@ def main(argv):
                             lambda: common.train_plain(
                                 model, pruning=pruning(criterion, ks["layer_sparsity"]),
                                 **plain)))
-    report.write(runs, FLAGS.output_dir, markdown=FLAGS.markdown,
-                 command=" ".join(["python -m benchmarks.pareto"] + sys.argv[1:]))
+    pareto_report.write(runs, FLAGS.output_dir, markdown=FLAGS.markdown)
 
 
 if __name__ == "__main__":

@@ -1,159 +1,28 @@
-"""Tables, plot and BENCHMARKS.md section from the pareto runs; `publish`
-for the other benchmarks' results."""
+"""Where every benchmark's results go: its JSON file and its generated
+section of BENCHMARKS.md (`publish`).
 
-import collections
+Each `python -m benchmarks.NAME` ends with `publish`, which writes the
+results as JSON together with the command that produced them and, with
+`--markdown`, rewrites the benchmark's section of BENCHMARKS.md: the text
+between `<!-- NAME:begin ... -->` and `<!-- NAME:end -->`, headed by that
+same command. A section is thus always made from exactly what its JSON file
+holds, and can be made again from it (`publish(..., command=...)`). The
+tables themselves belong to each benchmark.
+"""
+
 import json
 import os
 import re
-import statistics
 import sys
 
 BENCHMARKS_MD = os.path.join(os.path.dirname(os.path.dirname(__file__)), "BENCHMARKS.md")
+# How the tables name the models.
 MODEL_NAMES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
-BASELINES = ("tfmot", "gmp_global", "gmp_at_ks", "random_at_ks")
-# Accuracy targets of issue 4 (mean of seeds, same budget as the baselines).
-ISSUE_TARGETS = {("lenet300", 0.95): 0.890, ("lenet300", 0.98): 0.883,
-                 ("lenet5", 0.95): 0.892, ("lenet5", 0.98): 0.880}
 
 
-def _mean(values):
-    return statistics.fmean(values) if values else float("nan")
-
-
-def aggregate(runs):
-    """Groups runs by (model, method, target): means over seeds."""
-    groups = collections.defaultdict(list)
-    for run in runs:
-        groups[(run["model"], run["method"], run["target"])].append(run)
-    rows = []
-    for (model, method, target), group in groups.items():
-        group = sorted(group, key=lambda r: r["seed"])
-        overlap = [r["top_magnitude_overlap"] for r in group if "top_magnitude_overlap" in r]
-        rows.append({
-            "model": model, "method": method, "target": target,
-            "seeds": [r["seed"] for r in group],
-            "accuracy": [r["test_accuracy"] for r in group],
-            "mean_accuracy": _mean([r["test_accuracy"] for r in group]),
-            "fc_sparsity": _mean([r["fc_sparsity"] for r in group]),
-            "hidden_sparsity": _mean([r["hidden_sparsity"] for r in group]),
-            "layer_sparsity": {
-                name: _mean([r["layer_sparsity"][name] for r in group])
-                for name in group[0]["layer_sparsity"]
-            },
-            "top_magnitude_overlap": {
-                name: _mean([o[name] for o in overlap if o[name] is not None])
-                for name in overlap[0]
-            } if overlap else None,
-            "train_seconds": _mean([r["train_seconds"] for r in group]),
-        })
-    order = {m: i for i, m in enumerate(MODEL_NAMES)}
-    rows.sort(key=lambda r: (order.get(r["model"], 9), -1 if r["target"] is None else r["target"],
-                             r["method"]))
-    return rows
-
-
-def markdown_table(rows):
-    lines = [
-        "| model | method | target | FC sparsity (measured) | hidden-only | per layer (%) "
-        "| acc per seed | mean acc | kept ∩ top-|w| | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        per_layer = "/".join(f"{100 * v:.1f}" for v in r["layer_sparsity"].values())
-        overlap = "–"
-        if r["top_magnitude_overlap"]:
-            overlap = "/".join(f"{100 * v:.0f}%" for v in r["top_magnitude_overlap"].values())
-        target = "–" if r["target"] is None else f"{r['target']:.2f}"
-        lines.append(
-            f"| {MODEL_NAMES.get(r['model'], r['model'])} | {r['method']} | {target} "
-            f"| {r['fc_sparsity']:.4f} | {r['hidden_sparsity']:.4f} | {per_layer} "
-            f"| {' / '.join(f'{a:.4f}' for a in r['accuracy'])} "
-            f"| **{r['mean_accuracy']:.4f}** | {overlap} | {r['train_seconds']:.0f} |"
-        )
-    return "\n".join(lines)
-
-
-def comparison_table(rows):
-    """keras-switch against every baseline at each (model, target)."""
-    by_key = {(r["model"], r["method"], r["target"]): r for r in rows}
-    lines = [
-        "| model | target | ks mean acc (FC sparsity) | " + " | ".join(BASELINES)
-        + " | ks − best baseline (pt) | issue target | met |",
-        "|---|---|---|" + "---|" * len(BASELINES) + "---|---|---|",
-    ]
-    for (model, method, target), ks in by_key.items():
-        if method != "ks" or target is None:
-            continue
-        cells, best = [], None
-        for name in BASELINES:
-            other = by_key.get((model, name, target))
-            cells.append("–" if other is None else f"{other['mean_accuracy']:.4f}")
-            if other is not None and (best is None or other["mean_accuracy"] > best):
-                best = other["mean_accuracy"]
-        gap = "–" if best is None else f"{100 * (ks['mean_accuracy'] - best):+.2f}"
-        goal = ISSUE_TARGETS.get((model, target))
-        met = []
-        if goal is not None:
-            met.append("accuracy" if ks["mean_accuracy"] >= goal else "**accuracy missed**")
-        if best is not None:
-            met.append("≥ baselines" if ks["mean_accuracy"] >= best else "**below a baseline**")
-        met.append("sparsity" if ks["fc_sparsity"] >= target - 0.005 else "**sparsity missed**")
-        lines.append(
-            f"| {MODEL_NAMES.get(model, model)} | {target:.2f} "
-            f"| {ks['mean_accuracy']:.4f} ({ks['fc_sparsity']:.4f}) | " + " | ".join(cells)
-            + f" | {gap} | {'–' if goal is None else f'{goal:.3f}'} | {', '.join(met)} |"
-        )
-    return "\n".join(lines)
-
-
-def plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    models = [m for m in MODEL_NAMES if any(r["model"] == m for r in rows)]
-    figure, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
-    for axis, model in zip(axes[0], models):
-        model_rows = [r for r in rows if r["model"] == model and r["target"] is not None]
-        for r in rows:
-            if r["model"] == model and r["method"] == "dense":
-                axis.axhline(100 * r["mean_accuracy"], color="grey", linestyle="--",
-                             label="dense")
-        for method in sorted({r["method"] for r in model_rows}):
-            points = sorted(
-                (r["fc_sparsity"], r["mean_accuracy"]) for r in model_rows if r["method"] == method
-            )
-            xs, ys = zip(*points)
-            style = "o-" if method in ("ks", "gmp_global", "tfmot") else "o:"
-            width = 2.5 if method == "ks" else 1.2
-            axis.plot([100 * x for x in xs], [100 * y for y in ys], style,
-                      linewidth=width, label=method)
-        axis.set_title(f"{MODEL_NAMES[model]}, Fashion-MNIST")
-        axis.set_xlabel("measured FC sparsity (%)")
-        axis.set_ylabel("test accuracy (%, mean of seeds)")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def write(runs, output_dir, markdown=False, command="python -m benchmarks.pareto"):
-    """results.json, pareto.png and pareto.md in `output_dir`; with
-    `markdown`, the generated section of BENCHMARKS.md too."""
-    os.makedirs(output_dir, exist_ok=True)
-    rows = aggregate(runs)
-    with open(os.path.join(output_dir, "results.json"), "w") as f:
-        json.dump({"command": command, "runs": runs, "summary": rows}, f, indent=2)
-    plot(rows, os.path.join(output_dir, "pareto.png"))
-    table = markdown_table(rows) + "\n\n" + comparison_table(rows)
-    with open(os.path.join(output_dir, "pareto.md"), "w") as f:
-        f.write(f"Command: `{command}`\n\n{table}\n")
-    print(table)
-    if markdown:
-        replace_section("pareto", f"Command: `{command}`\n\n{table}")
-    return rows
+def command_line(name):
+    """`python -m benchmarks.NAME` and this process's arguments."""
+    return " ".join([f"python -m benchmarks.{name}"] + sys.argv[1:])
 
 
 def replace_section(name, body, path=None, command=None):
@@ -174,16 +43,26 @@ def replace_section(name, body, path=None, command=None):
         f.write(text)
 
 
-def publish(name, output, payload, table, markdown=False, about=""):
-    """Writes a benchmark's results: `payload` (a dict) plus the command that
-    ran (`python -m benchmarks.NAME` and this process's arguments) as JSON to
-    `output`; prints the command, `about` after it, and `table`; with
-    `markdown`, puts the same text in BENCHMARKS.md's `name` section."""
-    command = " ".join([f"python -m benchmarks.{name}"] + sys.argv[1:])
+def publish(name, output, payload, render, markdown=False, *, command=None,
+            section=None, section_command=None, path=None):
+    """Writes a benchmark's results and returns its section's text.
+
+    Writes `payload` (a dict) as JSON to `output`, after a "command" key:
+    `command`, by default this process's (`command_line(name)`). The
+    section's text is "Command: `COMMAND`", then `about`, a blank line and
+    `table`, where `about, table = render(payload)`: made from the payload
+    alone, so that the JSON file can always make it again. Prints it; with
+    `markdown`, puts it in BENCHMARKS.md (`path`, default the repository's)
+    as section `section` (default `name`), whose begin marker names
+    `section_command` (see `replace_section`).
+    """
+    command = command or command_line(name)
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
     with open(output, "w") as f:
         json.dump({"command": command, **payload}, f, indent=2)
+    about, table = render(payload)
     body = f"Command: `{command}`{about}\n\n{table}"
     print(body)
     if markdown:
-        replace_section(name, body)
+        replace_section(section or name, body, path=path, command=section_command)
+    return body

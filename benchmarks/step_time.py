@@ -8,8 +8,9 @@ model of the trainer's default recipe (`configs/common.py`) train on the same
 fixed batches, each through its compiled train function (what `fit()` runs
 per batch; `train_on_batch` adds ~8 ms of Python per call, more than a
 LeNet-300-100 step), in interleaved windows (alternating which goes first),
-after a warm-up; the median ms/step of each, and the median over rounds of
-the ratio of each round's back-to-back windows, are printed. Each window is a multiple of the recipe's `switch_every`,
+after a warm-up (`benchmarks/timing.py`); the median ms/step of each, and
+the median over rounds of the ratio of each round's back-to-back windows,
+are printed. Each window is a multiple of the recipe's `switch_every`,
 so a keras-switch window holds its share of switch steps. Two keras-switch
 phases are timed: `switching` (mask still learned: task steps on the stored
 mask plus a switch step every `switch_every`) and `frozen` (the final
@@ -27,7 +28,6 @@ keras-switch / Dense.
 """
 
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -35,6 +35,9 @@ import time
 
 from absl import app
 from absl import flags
+
+from benchmarks import report
+from benchmarks import timing
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["lenet300", "lenet5"], "Models: lenet300, lenet5.")
@@ -57,6 +60,10 @@ flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
                     "Fashion-MNIST IDX files (the TFMOT process times on them).")
 flags.DEFINE_string("memory_child", None, "Internal: 'model,method' to measure.")
 flags.DEFINE_bool("markdown", False, "Rewrite the step_time section of BENCHMARKS.md.")
+
+# Where --jit_compile --markdown puts its table (report.publish's arguments).
+XLA_SECTION = {"section": "step_time_xla",
+               "section_command": "python -m benchmarks.step_time --jit_compile --markdown"}
 
 
 def _batches(batch_size, count=4):
@@ -115,8 +122,6 @@ def _time(model, batches, steps):
 
 
 def measure_step_time(model_name):
-    import numpy as np
-
     batches = _batches(FLAGS.batch_size)
     candidates = {"dense": _dense_model(model_name)}
     for phase in ("switching", "frozen"):
@@ -124,28 +129,21 @@ def measure_step_time(model_name):
             model_name, FLAGS.batch_size, FLAGS.target, phase)
     every = candidates["ks_switching"].schedule.switch_every
     steps = every * FLAGS.window_switches
-    for model in candidates.values():
-        _time(model, batches, steps)  # warm-up: traces every phase
-    times = {name: [] for name in candidates}
-    names = list(candidates)
-    for r in range(FLAGS.rounds):
-        order = names if r % 2 == 0 else names[::-1]
-        for name in order:
-            times[name].append(_time(candidates[name], batches, steps))
-    medians = {name: float(np.median(t)) for name, t in times.items()}
-    # Ratios paired within a round (the windows ran back to back, under the
-    # same load), then the median over rounds: steadier than a ratio of
-    # medians on a shared machine.
-    dense = np.asarray(times["dense"])
+    # One warm-up window each traces every phase.
+    times = timing.interleave(
+        {name: (lambda model=model: _time(model, batches, steps))
+         for name, model in candidates.items()},
+        FLAGS.rounds, warmup=1)
+    measured = timing.summary(times, "dense")
     return {
         "model": model_name,
         "batch_size": FLAGS.batch_size,
         "switch_every": every,
         "window_steps": steps,
         "rounds": FLAGS.rounds,
-        "ms_per_step": medians,
-        "ratio_switching": float(np.median(np.asarray(times["ks_switching"]) / dense)),
-        "ratio_frozen": float(np.median(np.asarray(times["ks_frozen"]) / dense)),
+        "ms_per_step": measured["ms"],
+        "ratio_switching": measured["ratio"]["ks_switching"],
+        "ratio_frozen": measured["ratio"]["ks_frozen"],
     }
 
 
@@ -203,24 +201,17 @@ def main(argv):
               f"{result['memory']['ratio']:.2f}x", flush=True)
         if "tfmot" in result:
             print(f"{model_name}: TFMOT/Dense (Keras 2) {result['tfmot']['ratio']:.2f}x")
-    command = " ".join(["python -m benchmarks.step_time"] + sys.argv[1:])
     output = FLAGS.output or "benchmarks/results/step_time{}.json".format(
         "_xla" if FLAGS.jit_compile else "")
-    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
-    with open(output, "w") as f:
-        json.dump({"command": command, "results": results}, f, indent=2)
-    table = markdown_table(results)
-    print(table)
-    if FLAGS.markdown:
-        from benchmarks import report
+    # With XLA, its own section: the default table stays Keras' default.
+    placement = XLA_SECTION if FLAGS.jit_compile else {}
+    payload = {"results": results}
+    report.publish("step_time", output, payload, section, FLAGS.markdown, **placement)
 
-        # With XLA, its own section: the default table stays Keras' default.
-        if FLAGS.jit_compile:
-            report.replace_section(
-                "step_time_xla", f"Command: `{command}`\n\n{table}",
-                command="python -m benchmarks.step_time --jit_compile --markdown")
-        else:
-            report.replace_section("step_time", f"Command: `{command}`\n\n{table}")
+
+def section(payload):
+    """(about, table) of the step_time sections, from the JSON payload."""
+    return "", markdown_table(payload["results"])
 
 
 def markdown_table(results):

@@ -145,32 +145,10 @@ def _own_weights(layer):
 
 # -- sparse inference export --------------------------------------------------
 
-# The "auto" rule, from per-layer timings on a 2-core x86 CPU (TF 2.21,
-# oneDNN; README "Sparse inference export"): the CSR product beats the dense
-# matmul from batch 128 up at density <= 0.1 on 784x300 and 1024x512
-# kernels (784x300 at 5%: 354 vs 408 us at batch 128, 662 vs 1360 us at
-# 512; at density 0.2 it no longer wins), never below batch 32 (100-300 us
-# to build and launch it), and on 300x100 or smaller kernels not before
-# batch 512. Whole LeNet-300-100 calls at 95% tie at batch 128, so the
-# switch is at HYBRID_MIN_BATCH = 256: "hybrid" (dense below, CSR from
-# there on) for large enough and sparse enough kernels; "dense" elsewhere.
-# Storage is compact either way.
-#
-# Not used: serving a single row by `sparse_dense_matmul` (the batch plan
-# "sparse_matmul@1,dense@2"). Timed layer by layer at batch 1 (relu layers
-# of the six LeNet shapes at 2-20% density) it beat the dense matmul up to
-# ~1,500-2,000 nonzeros (0.14-0.74x) and lost from 3,000 on, and from 2 rows
-# on it never won by more than noise. But with a rule built on that (plans
-# for kernels of <= 2,000 nonzeros or large ones at <= 2% density; commit
-# 47b7e3b, `python -m benchmarks.inference`) only LeNet-5's FC stack alone
-# got faster at batch 1 (0.56x dense at 95%, 0.42x at 98%); the whole
-# LeNet-5 got slower (1.05-1.09x at 90 and 95%, where the same export with
-# "dense" ran at 0.95x), and so did LeNet-300-100, whose only plan was on
-# its 100x10 layer (1.19-1.24x, against 0.84-0.93x). Repeated A/B runs
-# agreed, at 95% and batch 1: LeNet-5 whole 1.03-1.14x with that rule
-# against 0.87-1.04x with this one; LeNet-300-100 0.97-1.00x against
-# 0.88-0.92x; and tf.conds with "dense" in both branches cost nothing
-# measurable. So plans stay explicit representations only.
+# The "auto" rule: the CSR product ("hybrid") only for large, sparse kernels,
+# the only ones where it beat the dense matmul on CPU, and no single-row
+# `sparse_dense_matmul` plans, which made whole models slower. The timings:
+# BENCHMARKS.md, "Sparse inference", "What the numbers say (issue 5)".
 AUTO_MAX_DENSITY = 0.1
 AUTO_MIN_ENTRIES = 100_000
 

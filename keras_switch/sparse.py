@@ -307,16 +307,10 @@ class SparseDense(keras.layers.Layer):
 
         The kernel reaches the matmul through a `PlaceholderWithDefault`, not
         as a constant: grappler still folds the decoding before it (it only
-        depends on constants), but oneDNN no longer sees a constant weight.
-        For a MatMul whose weight is a constant, oneDNN takes its
-        weight-caching path (`is_filter_const`), which is slow at small
-        batches. Measured on a 784x300-100-10 stack at batch 1: 110-145 us
-        with constant kernels, 27-39 us through this op, 36-47 us with
-        variables (as in Keras' export); within 10% of each other at batch
-        256. Without oneDNN the constant is a little faster (25 against 28
-        us at batch 1). `export_sparse(representation="dense")` of
-        LeNet-300-100 went from 1.07-1.21x Keras' export at batch 1 to
-        0.83-0.93x.
+        depends on constants), but oneDNN no longer sees a constant weight,
+        for which it takes a weight-caching path (`is_filter_const`) that is
+        slow at small batches. The timings: BENCHMARKS.md, "Sparse
+        inference", "What the numbers say (issue 5)".
         """
         if self.storage == "dense":
             kernel = tf.constant(self.values)

@@ -101,8 +101,9 @@ def parse_build(text, root=ROOT):
         target = Target(kind, name, attrs.get("srcs", ()), attrs.get("deps", ()),
                         attrs.get("data", ()), attrs.get("main"), attrs.get("size"))
         if kind == "pytest_test":
-            # tools/pytest.bzl: tests/<name>.py run by tools/pytest_main.py.
-            target.main = f"tests/{name}.py"
+            # tools/pytest.bzl: `src` (default tests/<name>.py) run by
+            # tools/pytest_main.py.
+            target.main = attrs.get("src") or f"tests/{name}.py"
             target.srcs = [target.main, PYTEST_MAIN]
             target.deps = target.deps + [":" + PYTEST_SUPPORT]
         elif target.main is None and len(target.srcs) == 1 and kind != "py_library":
@@ -198,7 +199,32 @@ def binary_files(root=ROOT):
 
 
 def all_test_files(root=ROOT):
-    return sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "tests", "*_test.py")))
+    """tests/**/*_test.py: the library's tests and, in subdirectories, the
+    others (tests/benchmarks/)."""
+    return sorted(os.path.relpath(p, root) for p in glob.glob(
+        os.path.join(root, "tests", "**", "*_test.py"), recursive=True))
+
+
+def package_inits(path, root=ROOT):
+    """The __init__.py files of the packages holding `path` (pytest imports
+    tests/benchmarks/x_test.py as `tests.benchmarks.x_test`: it needs
+    both tests/__init__.py and tests/benchmarks/__init__.py)."""
+    inits = []
+    directory = os.path.dirname(path)
+    while directory:
+        init = os.path.join(directory, "__init__.py")
+        if not os.path.isfile(os.path.join(root, init)):
+            break
+        inits.append(init)
+        directory = os.path.dirname(directory)
+    return inits
+
+
+def pytest_test_rule(path):
+    """The BUILD rule to add for test file `path`."""
+    name = os.path.basename(path)[:-3]
+    src = "" if path == f"tests/{name}.py" else f', src = "{path}"'
+    return f'pytest_test(name = "{name}"{src}, size = ..., deps = [...])'
 
 
 def missing_test_targets(targets, root=ROOT):
@@ -225,8 +251,23 @@ class BazelBuildTest(absltest.TestCase):
     def test_every_test_file_has_a_test_target(self):
         missing = missing_test_targets(self.targets)
         self.assertEmpty(missing, "add to BUILD: " + "; ".join(
-            f'pytest_test(name = "{os.path.basename(p)[:-3]}", size = ..., deps = [...])'
-            for p in missing))
+            pytest_test_rule(p) for p in missing))
+
+    def test_a_test_target_is_named_after_its_file(self):
+        # `bazel test //:<file's base name>` runs any test file, wherever it is.
+        for target in self.targets.values():
+            if target.is_test:
+                self.assertEqual(target.name, os.path.basename(target.main)[:-3],
+                                 f"{target.name}: runs {target.main}")
+
+    def test_test_packages_are_in_the_runfiles(self):
+        for target in self.targets.values():
+            if target.is_test:
+                files = runfiles(self.targets, target.name)[0]
+                for init in package_inits(target.main):
+                    self.assertTrue(init in files,
+                                    f"{target.name}: pytest imports {target.main} from its "
+                                    f"package: add {init} to //:test_support")
 
     def test_every_binary_has_a_py_binary(self):
         missing = missing_binary_targets(self.targets)
@@ -293,14 +334,19 @@ class BazelBuildTest(absltest.TestCase):
                                     f'":{binaries[path]}" to its data')
 
     def test_a_missing_target_is_noticed(self):
-        # The checks above on a BUILD with trainer_test and //:train removed.
+        # The checks above on a BUILD with trainer_test, pareto_test (in
+        # tests/benchmarks/) and //:train removed.
         text = _read_build()
-        for name in ("trainer_test", "train"):
+        for name in ("trainer_test", "pareto_test", "train"):
             start = text.index(f'    name = "{name}",')
             start = text.rindex("\n", 0, start - 1) + 1
             text = text[:start] + text[text.index("\n)\n", start) + 3:]
         targets = parse_build(text)
         self.assertIn("tests/trainer_test.py", missing_test_targets(targets))
+        self.assertIn("tests/benchmarks/pareto_test.py", missing_test_targets(targets))
+        self.assertEqual(pytest_test_rule("tests/benchmarks/pareto_test.py"),
+                         'pytest_test(name = "pareto_test", src = "tests/benchmarks/'
+                         'pareto_test.py", size = ..., deps = [...])')
         self.assertIn("trainers/train.py", missing_binary_targets(targets))
 
 

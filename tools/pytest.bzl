@@ -1,4 +1,4 @@
-"""pytest_test: the Bazel py_test for one tests/*_test.py file.
+"""pytest_test: the Bazel py_test for one tests/**/*_test.py file.
 
 `make test` runs the suite with pytest, which reads pytest.ini (tests marked
 `slow` are skipped, warnings are errors) and tests/conftest.py (the CPU split
@@ -7,17 +7,25 @@ run `tf.test.main()` and get neither, so every test file instead runs through
 tools/pytest_main.py, which hands it to pytest with the same pytest.ini.
 """
 
-def pytest_test(name, deps = [], data = [], **kwargs):
-    """Declares py_test `name` running tests/<name>.py under pytest.
+def pytest_test(name, src = None, deps = [], data = [], **kwargs):
+    """Declares py_test `name` running test file `src` under pytest.
 
     Args:
-      name: the test file's base name without ".py" (tests/<name>.py).
+      name: the target's name; also the test file's base name without ".py"
+        when `src` is not given (tests/<name>.py).
+      src: the test file, from the workspace root, for a test file in a
+        subdirectory of tests/ (e.g. "tests/benchmarks/<name>.py"). Its
+        packages' __init__.py files must be in deps (//:test_support has
+        tests/__init__.py and tests/benchmarks/__init__.py).
       deps: py_library targets that the test file imports. //:test_support
         (tests/conftest.py, tests/test_case.py, pytest.ini) is always added.
       data: files the test reads, and binaries it runs in a subprocess.
       **kwargs: further py_test attributes: size, timeout, tags, ...
     """
-    src = "tests/%s.py" % name
+    if src == None:
+        src = "tests/%s.py" % name
+    elif not (src.startswith("tests/") and src.endswith("_test.py")):
+        fail("pytest_test %s: src must be a tests/**/*_test.py file. Received: %s" % (name, src))
     native.py_test(
         name = name,
         srcs = [src, "//tools:pytest_main.py"],

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import common
+from benchmarks import pareto_report
 from benchmarks import report
 from tests.helpers import ROOT
 from tests.helpers import idx_data_dir
@@ -158,8 +159,8 @@ class ReportTest(TestCase):
             f.write("intro\n<!-- pareto:begin -->\nold\n<!-- pareto:end -->\noutro\n")
         original, report.BENCHMARKS_MD = report.BENCHMARKS_MD, path
         try:
-            rows = report.write(self._runs(), self.create_tempdir().full_path,
-                                markdown=True, command="python -m benchmarks.pareto --x")
+            rows = pareto_report.write(self._runs(), self.create_tempdir().full_path,
+                                       markdown=True, command="python -m benchmarks.pareto --x")
         finally:
             report.BENCHMARKS_MD = original
         self.assertAlmostEqual(rows[0]["mean_accuracy"], 0.885)

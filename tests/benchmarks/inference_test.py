@@ -1,5 +1,6 @@
-"""benchmarks.inference: its masks and FC-stack model, and a quick smoke run
-of the binary (the real run: BENCHMARKS.md)."""
+"""benchmarks.inference: its masks and FC-stack model
+(benchmarks.inference_models), and a quick smoke run of the binary (the
+real run: BENCHMARKS.md)."""
 
 import json
 import os
@@ -12,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_switch
-from benchmarks import inference
+from benchmarks import inference_models
 from benchmarks import report
 from tests.helpers import ROOT
 from tests.test_case import TestCase
@@ -20,25 +21,25 @@ from tests.test_case import TestCase
 
 class MasksAndStackTest(TestCase):
     def test_global_magnitude_masks_share_one_threshold(self):
-        model = inference.build_model("lenet300", seed=0)  # random init
-        masks = inference.global_magnitude_masks(model, 0.95)
+        model = inference_models.build_model("lenet300", seed=0)  # random init
+        masks = inference_models.global_magnitude_masks(model, 0.95)
         kernels = [np.abs(layer.kernel.numpy()) for layer in model.switched_layers]
         total = sum(k.size for k in kernels)
         self.assertEqual(sum(int(m.sum()) for m in masks), round(0.05 * total))
         kept = np.concatenate([k[m > 0] for k, m in zip(kernels, masks)])
         pruned = np.concatenate([k[m == 0] for k, m in zip(kernels, masks)])
         self.assertGreaterEqual(kept.min(), pruned.max())
-        inference.set_masks(model, masks)
+        inference_models.set_masks(model, masks)
         sparsity = keras_switch.sparsity_report(model)
         self.assertAlmostEqual(sparsity["overall"], 0.95, delta=1e-6)
         # The output layer is in the allocation (and, larger-valued, keeps more).
         self.assertLess(sparsity["layers"][2]["sparsity"], sparsity["layers"][0]["sparsity"])
 
     def test_fc_stack_computes_the_models_head(self):
-        model = inference.build_model("lenet5", seed=0)
-        inference.set_masks(model, inference.global_magnitude_masks(model, 0.9))
-        stack = inference.fc_stack(model)
-        inference.copy_switched(model, stack)
+        model = inference_models.build_model("lenet5", seed=0)
+        inference_models.set_masks(model, inference_models.global_magnitude_masks(model, 0.9))
+        stack = inference_models.fc_stack(model)
+        inference_models.copy_switched(model, stack)
         self.assertEqual(stack.inputs[0].shape[1], 400)
         features = keras.Model(model.input, model.get_layer("fc1").input)
         x = np.random.default_rng(0).random((4, 28, 28), dtype="float32")

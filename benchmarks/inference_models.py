@@ -1,0 +1,190 @@
+r"""What the inference benchmark times and sizes: its models, masks and
+exports.
+
+Models: the keras-switch LeNet-300-100 and LeNet-5 (`keras_switch.models`)
+holding the weights of the plain dense model trained `train_epochs` on
+Fashion-MNIST from the init of `seed` (`benchmarks/common.initial_weights`,
+the init the other benchmarks start from; `train_epochs=0` keeps that
+random init, whose glorot ranges make one global threshold empty fc1 at high
+targets). No keras-switch training: at each target the masks are set by
+global magnitude allocation, one threshold on |kernel| over all switched
+kernels (the 10-way output layer included), through the layers' public
+`freeze_mask()`.
+
+Parts: the whole model, and the FC stack alone. For LeNet-300-100 they are
+the same network (measured once, as the whole model); for LeNet-5 the FC
+stack is a separate functional model of the three switched layers on a
+400-wide input, holding copies of their weights and masks.
+
+Exports of each (model, part, target): `dense` is
+`strip_switches(model).export(dir)` (what the trainer writes to
+`export/saved_model`); `auto` and every other representation are
+`keras_switch.export_sparse(model, dir, representation=...)` (its "dense"
+reported as `export_sparse_dense`, not to be confused with the former); the
+TFLite files are `keras_switch.export_tflite(model, path, sparse=False|True)`.
+Sizes are `keras_switch.export.gzip_size` (gzip -9), as ratios to the same
+network with every connection kept (`unpruned_sizes`), exported by Keras'
+`export()` (which stores every variable twice) and by
+`export_sparse(representation="dense")` (each weight once); the JSON also
+has the ratios to the dense stripped export at the same sparsity and to the
+gzip'd raw float32 weights.
+"""
+
+import gzip
+import os
+
+MODELS = ("lenet300", "lenet5")
+# The parts measured (LeNet-300-100: "fc=whole"; LeNet-5: "fc", "whole"), as
+# the tables name them.
+PART_NAMES = {"fc": "FC stack", "whole": "whole", "fc=whole": "FC stack = whole"}
+
+
+# -- models and masks ---------------------------------------------------------------
+
+
+def build_model(name, seed, train_epochs=0, data_dir=None):
+    """The keras-switch model `name` with the random init of `seed`, or, with
+    `train_epochs`, the weights of the plain dense model trained that long
+    from that init."""
+    import keras
+
+    from benchmarks import common
+    from keras_switch import data as switch_data
+    from keras_switch import models
+
+    keras.utils.set_random_seed(seed)
+    builders = {"lenet300": models.lenet_300_100, "lenet5": models.lenet_5}
+    if name not in builders:
+        raise ValueError(f"model must be one of {sorted(builders)}. Received: {name!r}")
+    model = builders[name]()
+    weights = common.initial_weights(name, seed)
+    if train_epochs:
+        (x, y), _ = common.load_data(data_dir)
+        dense = common.plain_model(name)
+        common.set_initial_weights(dense, weights)
+        dense.compile(keras.optimizers.Adam(1e-3),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        dense.fit(switch_data.make_dataset(x, y, 128, training=True, seed=seed),
+                  epochs=train_epochs, verbose=0)
+        weights = dense.get_weights()
+    common.set_initial_weights(model, weights)
+    return model
+
+
+def fc_stack(model):
+    """A functional SwitchingModel of only `model`'s switched layers (same
+    widths, activations and names) on an input as wide as the first one's
+    kernel; `copy_switched(model, stack)` fills in weights and masks."""
+    import keras
+
+    import keras_switch
+
+    layers = model.switched_layers
+    switcher = keras_switch.Switcher()
+    inputs = keras.Input((int(layers[0].kernel.shape[0]),), name="features")
+    x = inputs
+    for layer in layers:
+        x = keras_switch.SwitchedDense(
+            layer.units, activation=layer.activation, use_bias=layer.use_bias,
+            switcher=switcher, name=layer.name)(x)
+    return keras_switch.SwitchingModel(inputs, x, name=f"{model.name}_fc")
+
+
+def copy_switched(source, target):
+    """Kernels, biases and frozen masks of `source`'s switched layers into
+    `target`'s (same order and shapes)."""
+    for src, dst in zip(source.switched_layers, target.switched_layers, strict=True):
+        dst.kernel.assign(src.kernel)
+        if src.use_bias:
+            dst.bias.assign(src.bias)
+        dst.freeze_mask(src.mask)
+
+
+def global_magnitude_masks(model, target):
+    """0/1 masks keeping the round((1 - target) * entries) largest |kernel|
+    entries over all switched layers together (one threshold)."""
+    import numpy as np
+
+    from benchmarks import common
+
+    kernels = [np.abs(layer.kernel.numpy()) for layer in model.switched_layers]
+    flat = np.concatenate([k.ravel() for k in kernels])
+    keep = common.keep_count(1.0 - target, flat.size)
+    threshold = np.partition(flat, flat.size - keep)[flat.size - keep]
+    return [(k >= threshold).astype("float32") for k in kernels]
+
+
+def set_masks(model, masks):
+    for layer, mask in zip(model.switched_layers, masks, strict=True):
+        layer.freeze_mask(mask)
+
+
+# -- exports ---------------------------------------------------------------------
+
+
+def candidate(representation):
+    """The name an export_sparse representation is reported under ("dense"
+    is the Keras export's)."""
+    return "export_sparse_dense" if representation == "dense" else representation
+
+
+def export_all(model, directory, representations, tflite):
+    """Every export of `model` under `directory`: {name: path}, plus the
+    per-layer table `export_sparse(..., "auto")` returned."""
+    import keras_switch
+
+    paths = {"dense": os.path.join(directory, "dense")}
+    keras_switch.strip_switches(model).export(paths["dense"], verbose=False)
+    auto_layers = None
+    for representation in ("auto", *representations):
+        name = candidate(representation)
+        paths[name] = os.path.join(directory, name)
+        info = keras_switch.export_sparse(model, paths[name], representation=representation)
+        if representation == "auto":
+            auto_layers = info["layers"]
+    if tflite:
+        for name, sparse in (("tflite_dense", False), ("tflite_sparse", True)):
+            paths[name] = os.path.join(directory, f"{name}.tflite")
+            keras_switch.export_tflite(model, paths[name], sparse=sparse)
+    return paths, auto_layers
+
+
+def sizes_of(paths):
+    from keras_switch import export
+
+    return {name: int(export.gzip_size(path)) for name, path in paths.items()}
+
+
+def unpruned_sizes(network, directory):
+    """gzip'd sizes of `network` with every connection kept (set its masks
+    first), the reference of the size ratios: {"saved_model": Keras'
+    export of the stripped model, "stored_once": export_sparse's "dense"
+    representation, "weights": the raw float32 weights}. Exports go under
+    `directory`."""
+    import keras_switch
+    from keras_switch import export
+
+    saved_model = os.path.join(directory, "unpruned")
+    stripped = keras_switch.strip_switches(network)
+    stripped.export(saved_model, verbose=False)
+    # Keras' export() stores every variable twice; export_sparse's dense
+    # representation stores each weight once.
+    once = os.path.join(directory, "unpruned_once")
+    keras_switch.export_sparse(network, once, representation="dense")
+    return {
+        "saved_model": int(export.gzip_size(saved_model)),
+        "stored_once": int(export.gzip_size(once)),
+        # The same float32 weights with no graph and no file format.
+        "weights": len(gzip.compress(
+            b"".join(w.tobytes() for w in stripped.get_weights()), 9, mtime=0)),
+    }
+
+
+def input_for(model, batch, seed):
+    """The fixed input every export of `model` is timed on: `batch` rows of
+    uniform [0, 1) values drawn with `seed`."""
+    import numpy as np
+
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    rng = np.random.default_rng(seed)
+    return rng.random((batch, *shape), dtype="float32")
