@@ -173,37 +173,24 @@ class SwitchingModel(keras.Model):
         """Configures the model for alternating training.
 
         Args:
-            task_optimizer: Optimizer (or its name) for the task variables.
-            switch_optimizer: Optimizer (or its name) for the switcher
-                variables. Must be a different object from `task_optimizer`.
-            loss, metrics, loss_weights, weighted_metrics, run_eagerly,
-                steps_per_execution, jit_compile, auto_scale_loss: As in
-                `keras.Model.compile` (`steps_per_execution` must be 1).
-            sparsity: A `keras_switch.sparsity` control:
-                `TargetSparsity(...)`, `SparsityPenalty(...)`, or `None` for
-                the pure task objective (unless the shorthand says
-                otherwise).
+            task_optimizer, switch_optimizer: Optimizers (or names) for the
+                task variables and the switcher variables; two objects.
+            sparsity: A `keras_switch.sparsity` control (`TargetSparsity`,
+                `SparsityPenalty`) or `None`: the pure task objective.
             target_sparsity, target_ramp_steps, target_ramp_power,
-                allocation: Shorthand for `sparsity=TargetSparsity(
-                target_sparsity, ramp_steps=target_ramp_steps,
-                ramp_power=target_ramp_power, allocation=allocation)`
-                (defaults 0, 3, `"magnitude"`).
-            sparsity_penalty: Shorthand for
-                `sparsity=SparsityPenalty(sparsity_penalty)`.
-            train_pruned_weights: Whether task steps pass the gradient to
-                switched-off weights while the mask can still change
-                (straight-through). Masked fine-tuning either way once
-                frozen.
-            switch_estimator: The straight-through gradient of the hard
-                switches in the switch step: `"sigmoid"` (`d mask / d logit
-                := p (1 - p)`) or `"identity"` (`:= 1`).
-            schedule: A `keras_switch.SwitchSchedule`, a mode name, or
-                `None` for `SwitchSchedule()`.
+                allocation, sparsity_penalty: Shorthand for `sparsity`
+                (`keras_switch.sparsity.from_shorthand`); not with it.
+            train_pruned_weights: Straight-through gradient to switched-off
+                weights while the mask can still change (see the module doc).
+            switch_estimator: The switch step's gradient of the hard
+                switches: `"sigmoid"` (`p (1 - p)`) or `"identity"` (1).
+            schedule: A `SwitchSchedule`, a mode name, or `None`.
+            **: The rest as in `keras.Model.compile`; `steps_per_execution`
+                must be 1.
 
         Raises:
             ValueError: naming the argument, for a value that cannot work,
-                including a target ramp that ends after the schedule freezes
-                the mask.
+                such as a target ramp that ends after the mask freezes.
         """
         _check_compile_kwargs(kwargs, steps_per_execution)
         schedule = _resolve_schedule(schedule)
