@@ -39,12 +39,9 @@ The controls:
   `threshold` over the scores of all its layers, so it also decides the
   split (measured worse, BENCHMARKS.md).
 
-Why a threshold and not a penalty toward the target: measured on digits
-(64-64-32-10, Adam 1e-2, penalty `5 * |density - target|`), a penalty that
-reaches the switcher's feature weights pushes down the weight of every
-positive feature (magnitude first) until the switcher keeps the *smallest*
-weights and the network dies (kept mean |w| 0.012 vs pruned 0.12); a penalty
-on the bias alone loses to the task loss, which inflates every score.
+Why thresholds and not a penalty toward the target: such a penalty taught
+the switcher to keep the smallest weights (BENCHMARKS.md, "What the numbers
+say (issue 4)").
 """
 
 import math
@@ -227,8 +224,9 @@ def threshold_keeping(scores, keep):
     only on exact ties; none when `keep` is 0).
 
     Found by bisection on the count above it (24 halvings of the score range,
-    each a comparison and a sum): about 5x cheaper than sorting the 266k
-    scores of LeNet-300-100, which dominated the switch step.
+    each a comparison and a sum): much cheaper than sorting the 266k scores
+    of LeNet-300-100, which dominated the switch step (BENCHMARKS.md,
+    "Cost").
     """
     # Invariant: count(scores > low) >= keep > count(scores > high).
     low = ops.min(scores) - 1.0
