@@ -99,6 +99,19 @@ class SwitchedDenseTest(TestCase, parameterized.TestCase):
         layer = SwitchedDense(3, switcher=Switcher())
         self.assertEqual(layer(np.ones((2, 5, 4), "float32")).shape, (2, 5, 3))
 
+    def test_layer_test_with_and_without_a_switcher(self):
+        # kernel, bias and the switcher's 5 trainable weights; mask,
+        # switch_offset, mask_frozen and the switcher's threshold.
+        self.run_layer_test(
+            SwitchedDense, dict(units=3, activation="relu", switcher=Switcher()),
+            input_shape=(4, 5), expected_output_shape=(4, 3),
+            expected_num_trainable_weights=7, expected_num_non_trainable_weights=4,
+        )
+        self.run_layer_test(
+            SwitchedDense, dict(units=3, use_bias=False), input_shape=(2, 6, 5),
+            expected_output_shape=(2, 6, 3), expected_num_trainable_weights=1,
+        )
+
     def test_serialization_is_json_and_round_trips(self):
         layer = SwitchedDense(
             3, activation="relu", switcher=Switcher(hidden_units=(4,)), name="sd"

@@ -204,6 +204,18 @@ class SparseDenseTest(TestCase):
                 with self.assertRaisesRegex(ValueError, "batch plan.*representation="):
                     batch_plan(bad)
 
+    def test_layer_test(self):
+        storage, codes, values = encode_kernel(self.kernel)
+        for representation in ("dense", "csr", "sparse_matmul@1,dense@2"):
+            kwargs = dict(units=6, input_dim=INPUT_DIM, storage=storage, codes=codes,
+                          values=values, bias=self.bias, representation=representation,
+                          activation="relu")
+            self.run_layer_test(
+                SparseDense, kwargs, input_shape=(3, INPUT_DIM),
+                expected_output_shape=(3, 6), expected_num_trainable_weights=0,
+                supports_training=False,
+            )
+
     def test_config_round_trip(self):
         layer = SparseDense.from_kernel(self.kernel, self.bias, "gather", name="s")
         config = json.loads(json.dumps(layer.get_config()))

@@ -1,6 +1,7 @@
 """Shared test helpers, on public Keras APIs only."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -19,14 +20,57 @@ class TestCase(tf.test.TestCase):
         """get_config -> JSON -> from_config -> get_config is the identity,
         and so is serialize/deserialize_keras_object."""
         config = obj.get_config()
-        json.dumps(config)
-        revived = obj.__class__.from_config(json.loads(json.dumps(config)))
-        self.assertEqual(config, revived.get_config())
+        as_json = json.loads(json.dumps(config))  # tuples become lists
+        revived = obj.__class__.from_config(as_json)
+        self.assertEqual(as_json, json.loads(json.dumps(revived.get_config())))
         serialized = keras.saving.serialize_keras_object(obj)
         json.dumps(serialized)
         revived = keras.saving.deserialize_keras_object(serialized)
-        self.assertEqual(config, revived.get_config())
+        self.assertEqual(as_json, json.loads(json.dumps(revived.get_config())))
         return revived
+
+    def run_layer_test(
+        self,
+        layer_cls,
+        init_kwargs,
+        input_shape,
+        expected_output_shape,
+        expected_num_trainable_weights,
+        expected_num_non_trainable_weights=0,
+        supports_training=True,
+    ):
+        """Keras' `run_layer_test` (private in `keras.src.testing`), on public
+        APIs: config round trips, an eager call, `compute_output_shape`, a
+        symbolic call in a functional model, a `.keras` round trip in safe
+        mode with equal predictions, and, with `supports_training`, one
+        `fit()` step that moves every trainable weight."""
+        layer = layer_cls(**init_kwargs)
+        self.run_serialization_test(layer)
+        x = np.random.RandomState(0).normal(size=input_shape).astype("float32")
+        self.assertEqual(tuple(layer(x).shape), tuple(expected_output_shape))
+        self.assertEqual(tuple(layer.compute_output_shape(input_shape)),
+                         tuple(expected_output_shape))
+        self.assertLen(layer.trainable_weights, expected_num_trainable_weights)
+        self.assertLen(layer.non_trainable_weights, expected_num_non_trainable_weights)
+        self.run_serialization_test(layer)  # once built, too
+
+        inputs = keras.Input(tuple(input_shape[1:]))
+        outputs = layer_cls(**init_kwargs)(inputs)
+        self.assertEqual(tuple(outputs.shape), (None,) + tuple(expected_output_shape[1:]))
+        model = keras.Model(inputs, outputs)
+        path = os.path.join(self.get_temp_dir(), f"{layer_cls.__name__}.keras")
+        model.save(path)
+        loaded = keras.models.load_model(path)  # safe_mode=True
+        self.assertAllClose(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+        if supports_training:
+            model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+            before = snapshot(model.trainable_weights)
+            target = np.ones(expected_output_shape, "float32")
+            model.fit(x, target, batch_size=len(x), epochs=1, verbose=0)
+            still = [w.path for w, b in zip(model.trainable_weights, before)
+                     if np.array_equal(w.numpy(), b)]
+            self.assertEmpty(still, "trainable weights that one step did not move")
 
 
 def digits(n_train=1400):
