@@ -21,27 +21,22 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 import zipfile
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-import keras_switch
-
-from configs import lenet300_fashion_mnist
 from tests.helpers import ROOT
+from tests.helpers import save_dense_lenet300
 from tests.helpers import small_config
 from tests.helpers import write_cifar
 from tests.helpers import write_idx
 from tests.helpers import write_pickle
 from tests.helpers import write_split
 from tests.test_case import TestCase
-from trainers import train_lib
 
-# A valid run of trainer_test.small_config: each row changes one thing.
+# A valid run of helpers.small_config: each row changes one thing.
 BASE_ARGS = (
     "--config=configs/lenet300_fashion_mnist.py", "--config.data_dir={mnist}",
     "--config.num_epochs=3", "--config.batch_size=32",
@@ -166,16 +161,6 @@ def snapshot(path):
     return out
 
 
-def _dense_lenet300(path, fc1_units=300):
-    inputs = keras.Input((28, 28))
-    x = keras.layers.Flatten()(inputs)
-    x = keras.layers.Dense(fc1_units, activation="relu", name="fc1")(x)
-    x = keras.layers.Dense(100, activation="relu", name="fc2")(x)
-    outputs = keras.layers.Dense(10, name="fc3")(x)
-    keras.Model(inputs, outputs).save(path)
-    return path
-
-
 def _rewrite_config(source, path, edit):
     """Copies the .keras zip `source` to `path` with config.json edited."""
     with zipfile.ZipFile(source) as archive:
@@ -224,7 +209,7 @@ def _fixtures(scratch):
     paths["corrupt_keras"] = os.path.join(scratch, "corrupt.keras")
     with open(paths["corrupt_keras"], "wb") as f:
         f.write(np.random.RandomState(0).bytes(4096))
-    dense = _dense_lenet300(os.path.join(scratch, "dense.keras"))
+    dense = save_dense_lenet300(os.path.join(scratch, "dense.keras"))
     paths["unknown_class_keras"] = _rewrite_config(
         dense, os.path.join(scratch, "unknown_class.keras"), _unknown_class
     )
@@ -342,73 +327,6 @@ def _remove(path):
         for name in dirs:
             os.chmod(os.path.join(parent, name), 0o700)
     shutil.rmtree(path)
-
-
-class WarmStartTest(TestCase):
-    """train_lib.warm_start in process: what --init_from copies."""
-
-    def _config(self, model):
-        config = lenet300_fashion_mnist.get_config()
-        config.model = model
-        return config
-
-    def test_copies_an_export_into_a_fresh_switched_model(self):
-        config = self._config("lenet5")
-        trained = train_lib.build_model(config, (28, 28))
-        path = os.path.join(self.create_tempdir().full_path, "model.keras")
-        export = keras_switch.strip_switches(trained)  # as export/model.keras
-        export.save(path)
-        keras.utils.clear_session()  # the same layer names again
-        fresh = train_lib.build_model(config, (28, 28))
-        self.assertNotAllClose(fresh.get_layer("fc1").kernel, export.get_layer("fc1").kernel)
-        train_lib.warm_start(fresh, path)
-        copied = train_lib._weight_layers(fresh)
-        self.assertEqual(list(copied), ["conv2d", "conv2d_1", "fc1", "fc2", "fc3"])
-        for layer in export.layers:
-            for weight, target in zip(layer.weights, fresh.get_layer(layer.name).weights):
-                self.assertAllEqual(weight.numpy(), target.numpy())
-
-    def test_shape_mismatch_names_the_layer(self):
-        path = os.path.join(self.create_tempdir().full_path, "narrow.keras")
-        _dense_lenet300(path, fc1_units=50)
-        model = train_lib.build_model(self._config("lenet300"), (28, 28))
-        before = model.get_layer("fc2").kernel.numpy()
-        with self.assertRaisesRegex(
-            train_lib.ConfigError,
-            r"--init_from=.*/narrow\.keras: layer 'fc1' kernel has shape "
-            r"\(784, 50\) in the file but the model expects \(784, 300\)",
-        ):
-            train_lib.warm_start(model, path)
-        # Shapes are checked before anything is copied.
-        self.assertAllEqual(model.get_layer("fc2").kernel.numpy(), before)
-
-    def test_lambda_layer_is_refused_in_safe_mode(self):
-        inputs = keras.Input((28, 28))
-        doubled = keras.layers.Lambda(lambda x: x * 2.0, name="fc1")(inputs)
-        path = os.path.join(self.create_tempdir().full_path, "lambda.keras")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Keras may warn about lambdas
-            keras.Model(inputs, doubled).save(path)
-        model = train_lib.build_model(self._config("lenet300"), (28, 28))
-        with self.assertRaisesRegex(
-            train_lib.ConfigError,
-            r"Cannot load --init_from=.*/lambda\.keras: ValueError: .*safe_mode",
-        ):
-            train_lib.warm_start(model, path)
-
-    def test_no_matching_layer(self):
-        inputs = keras.Input((28, 28))
-        outputs = keras.layers.Dense(10, name="head")(keras.layers.Flatten()(inputs))
-        path = os.path.join(self.create_tempdir().full_path, "other.keras")
-        keras.Model(inputs, outputs).save(path)
-        model = train_lib.build_model(self._config("lenet300"), (28, 28))
-        with self.assertRaisesRegex(
-            train_lib.ConfigError,
-            r"--init_from=.*other\.keras: no layer of the saved model .* matches "
-            r"a layer of 'lenet_300_100' by name\. Layers with weights in the "
-            r"file: \['head'\]; in the model: \['fc1', 'fc2', 'fc3'\]",
-        ):
-            train_lib.warm_start(model, path)
 
 
 if __name__ == "__main__":

@@ -183,6 +183,18 @@ def tree(directory):
 # -- models -------------------------------------------------------------------
 
 
+def save_dense_lenet300(path, fc1_units=300):
+    """Saves a plain-Dense LeNet-300-100 (layers fc1, fc2, fc3, as the
+    switched one names them) to the .keras file `path`; returns `path`."""
+    inputs = keras.Input((28, 28))
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(fc1_units, activation="relu", name="fc1")(x)
+    x = keras.layers.Dense(100, activation="relu", name="fc2")(x)
+    outputs = keras.layers.Dense(10, name="fc3")(x)
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
 @keras.saving.register_keras_serializable(package="keras_switch_tests")
 class SubclassedNet(SwitchingModel):
     """A subclassed SwitchingModel with a plain __init__."""

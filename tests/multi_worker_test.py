@@ -10,13 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-import types
 
 import tensorflow as tf
 
-from tests.helpers import write_learnable_split
-from trainers import train_lib
 from tests.helpers import ROOT
+from tests.helpers import write_learnable_split
 from tests.test_case import TestCase
 
 EPOCHS = 2
@@ -207,51 +205,6 @@ class MultiWorkerTest(TestCase):
         self.assertEqual(_scratch_dirs(tmpdir), [])
         self.assertEqual(report["epochs"], epochs)
         self.assertEqual(report["steps"], epochs * 1024 // GLOBAL_BATCH)
-
-
-class WorkerLostMessageTest(TestCase):
-    """The one-line message for the errors TensorFlow raises on a survivor."""
-
-    def _message(self, text, task_id=0, checkpoint_epoch=None):
-        workdir = self.create_tempdir().full_path
-        if checkpoint_epoch is not None:
-            os.makedirs(os.path.join(workdir, "checkpoints"))
-            with open(os.path.join(workdir, "checkpoints", "state.json"), "w") as f:
-                json.dump({"epochs_done": checkpoint_epoch, "train_seconds": 1.0,
-                           "weights": "epoch-0002.weights.h5"}, f)
-        me = types.SimpleNamespace(
-            cluster_resolver=types.SimpleNamespace(task_type="worker", task_id=task_id))
-        error = tf.errors.UnavailableError(None, None, text)
-        checkpoints = train_lib.Checkpoints(os.path.join(workdir, "checkpoints"))
-        return train_lib._worker_lost_message(error, checkpoints, me), workdir
-
-    def test_grpc_connection_dropped(self):
-        message, workdir = self._message(
-            "Collective ops is aborted by: recvmsg:Connection reset by peer\n"
-            "Additional GRPC error information from remote target "
-            "/job:worker/replica:0/task:1 while calling /tensorflow.WorkerService/RecvBuf:\n"
-            ':UNKNOWN:Error received from peer  {grpc_status:14, grpc_message:"recvmsg:'
-            'Connection reset by peer"}', checkpoint_epoch=2)
-        self.assertEqual(
-            message,
-            "lost contact with worker 1 of the multi-worker run (UnavailableError: "
-            "recvmsg:Connection reset by peer); stopped, the last complete checkpoint in "
-            f"{workdir}/checkpoints (epoch 2) is kept. Restart every worker with the "
-            "same command and TF_CONFIG to resume.")
-
-    def test_heartbeat_timeout_names_the_other_task(self):
-        text = ("Collective ops is aborted by: Error reported from /job:worker/task:0: The "
-                "following tasks are unhealthy (stopped sending heartbeats):\nThe tasks have "
-                "crashed.")
-        message, _ = self._message(text, task_id=1)
-        self.assertStartsWith(
-            message, "lost contact with worker 0 of the multi-worker run (UnavailableError: "
-            "Error reported from /job:worker/task:0: The following tasks are unhealthy "
-            "(stopped sending heartbeats)); stopped, no checkpoint had been written yet, "
-            "a restart starts afresh.")
-        # Only this task named: the peer is unknown.
-        message, _ = self._message(text, task_id=0)
-        self.assertStartsWith(message, "lost contact with another worker of the")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from tests.helpers import small_config
 from tests.helpers import tree
 from tests.test_case import TestCase
 from trainers import train_lib
+from trainers.preflight import ConfigError
+
 
 class TrainAndEvaluateTest(TestCase):
     @classmethod
@@ -78,7 +80,7 @@ class TrainAndEvaluateTest(TestCase):
         train_lib.train_and_evaluate(config, workdir)
         before = tree(workdir)
         changed = small_config(self.data_dir, seed=7)
-        with self.assertRaisesRegex(train_lib.ConfigError, r"different config \(keys \['seed'\]\)"):
+        with self.assertRaisesRegex(ConfigError, r"different config \(keys \['seed'\]\)"):
             train_lib.train_and_evaluate(changed, workdir)
         self.assertEqual(tree(workdir), before)
         # Same config again: everything was done, nothing is retrained.
@@ -95,7 +97,7 @@ class TrainAndEvaluateTest(TestCase):
         self.assertEqual(train_lib.train_and_evaluate(config, workdir)["steps"], 9)
         identity = small_config(self.data_dir)
         identity.switch_estimator = "identity"
-        with self.assertRaisesRegex(train_lib.ConfigError,
+        with self.assertRaisesRegex(ConfigError,
                                     r"different config \(keys \['switch_estimator'\]\)"):
             train_lib.train_and_evaluate(identity, workdir)
         # An export that fails leaves the previous export and report as they were.

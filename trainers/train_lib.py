@@ -1,8 +1,11 @@
 """`train_and_evaluate(config, workdir)`: one training run, start to report.
 
-Stages: check the config -> load the data -> claim the workdir (write
-config.json) -> build and compile under the strategy -> resume from the last
-checkpoint -> fit -> evaluate the stripped model -> export/ -> report.json.
+Stages, in this order (each in its own module where it is more than a few
+lines): check the config -> the tf.distribute strategy (distributed.py) ->
+load the data -> build and compile under the strategy -> --init_from
+(warm_start.py) -> claim the workdir, writing config.json (preflight.py) ->
+resume from the last checkpoint (checkpoints.py) -> fit -> evaluate the
+stripped model -> export/ -> report.json.
 
 Run directory:
 
@@ -10,7 +13,7 @@ Run directory:
     checkpoints/              epoch-NNNN.weights.h5 + state.json (epochs
                               done, the weights file's name), every
                               `checkpoint_every_epochs`; kill-safe (see
-                              `Checkpoints`)
+                              checkpoints.Checkpoints)
     tensorboard/              train/ validation/ (Keras) and switches/
     export/model.keras        the stripped plain-Dense model
     export/saved_model/       the same as a SavedModel (`serve` signature)
@@ -28,31 +31,31 @@ they were.
 
 import concurrent.futures
 import glob
-import hashlib
-import json
 import math
 import os
-import re
 import shutil
-import signal
 import tempfile
-import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import keras_switch
 import keras_switch.layers
-import keras_switch.model
 import keras_switch.schedule
+import keras_switch.sparsity
 from keras_switch import callbacks as switch_callbacks
 from keras_switch import data as switch_data
 from keras_switch import export as switch_export
 from keras_switch import models as switch_models
 from keras_switch.data import datasets as switch_datasets
+from trainers import distributed
+from trainers import preflight
+from trainers.checkpoints import Checkpoints
+from trainers.checkpoints import StopOnNonFiniteLoss
+from trainers.checkpoints import inject_nan
+from trainers.preflight import ConfigError
+from trainers.warm_start import warm_start
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
 # Per-channel input normalisation, by dataset (none for the grey-scale ones).
 NORMALIZE = {
@@ -68,11 +71,58 @@ REPORT_KEYS = (
 EXPORTS = (("saved_model", "saved_model"), ("sparse", "sparse"), ("tflite", "model.tflite"))
 
 
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names it."""
+def train_and_evaluate(config, workdir, strategy="auto", init_from=None):
+    """Trains `config` into `workdir` (resuming if it holds a checkpoint of the
+    same config) and returns the report dict written to report.json.
 
+    Raises:
+        ConfigError: for bad input (naming the flag or config key), before
+            anything is written; also ValueError/OSError for bad data files.
+        checkpoints.TrainingDiverged: a loss or weight became NaN/Inf.
+        distributed.WorkerLost: another worker of a multi-worker run died.
+    """
+    check_config(config)
+    preflight.check_strategy(strategy)
+    distribution = distributed.make_strategy(strategy)  # before TF runs anything
+    (x_train, y_train), (x_test, y_test) = _load_data(config)
+    keras.utils.set_random_seed(config.seed)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    with distribution.scope():  # bad switcher settings raise here...
+        model = build_model(config, x_train.shape[1:])
+        compile_model(model, config, steps_per_epoch)
+    warm_start(model, init_from)  # --init_from; a checkpoint restored below wins
+    chief = distributed.is_chief(distribution)
+    if chief:  # the chief owns the workdir
+        preflight.claim_workdir(config, workdir)  # ...before anything is written
+    print(f"Strategy: {type(distribution).__name__} over "
+          f"{distribution.num_replicas_in_sync} replica(s).")
 
-# -- config checks ----------------------------------------------------------
+    with distributed.output_directory(distribution, workdir) as outputs:
+        checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), chief=chief,
+                                  scratch=os.path.join(outputs, "checkpoints"))
+        with distributed.stop_on_lost_worker(distribution, checkpoints):
+            initial_epoch, earlier_seconds = checkpoints.restore(model)
+            if initial_epoch:
+                print(f"Resuming from {checkpoints.directory}: {initial_epoch} epochs done.")
+            normalize = NORMALIZE.get(config.dataset)
+            test = switch_data.make_dataset(
+                x_test, y_test, config.batch_size, training=False, normalize=normalize
+            )
+            checkpoints.start_clock(earlier_seconds)
+            if initial_epoch < config.num_epochs:
+                _fit(model, config, (x_train, y_train), test, initial_epoch,
+                     steps_per_epoch, checkpoints, os.path.join(outputs, "tensorboard"))
+                train_seconds = checkpoints.elapsed()
+            else:
+                train_seconds = earlier_seconds
+            print(f"Weights fingerprint: {distributed.weights_fingerprint(model)} "
+                  f"({'chief' if chief else 'worker, writing to a temporary directory'})")
+            report = _report(model, config, test, train_seconds)
+            report.update(_export(model, os.path.join(outputs, "export")))
+            preflight.write_json(os.path.join(outputs, "report.json"), report)
+    if chief:
+        _print_summary(report)
+    return report
 
 
 def check_config(config):
@@ -118,7 +168,7 @@ def check_config(config):
             f"Received: target_sparsity={target!r}, sparsity_penalty={penalty!r}"
         )
     for key, allowed in (
-        ("allocation", keras_switch.model.ALLOCATIONS),
+        ("allocation", keras_switch.sparsity.ALLOCATIONS),
         ("switch_estimator", keras_switch.layers.ESTIMATORS),
     ):
         if config[key] not in allowed:
@@ -167,193 +217,15 @@ def check_config(config):
         )
 
 
-# -- the run ------------------------------------------------------------------
-
-
-def train_and_evaluate(config, workdir, strategy="auto", init_from=None):
-    """Trains `config` into `workdir` (resuming if it holds a checkpoint of the
-    same config) and returns the report dict written to report.json."""
-    check_config(config)
-    if strategy not in STRATEGIES:
-        raise ConfigError(
-            f"--strategy must be one of {STRATEGIES}. Received: {strategy!r}"
-        )
-    # First: MultiWorkerMirroredStrategy must configure the collective ops
-    # before TensorFlow runs anything.
-    distribution = make_strategy(strategy)
-    (x_train, y_train), (x_test, y_test) = _load_data(config)
-    keras.utils.set_random_seed(config.seed)
-    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    with distribution.scope():  # bad switcher settings raise here...
-        model = build_model(config, x_train.shape[1:])
-        compile_model(model, config, steps_per_epoch)
-    warm_start(model, init_from)  # --init_from; a checkpoint restored below wins
-    chief = is_chief(distribution)
-    if chief:  # the chief owns the workdir
-        _claim_workdir(config, workdir)  # ...before anything is written
-
-    print(f"Strategy: {type(distribution).__name__} over "
-          f"{distribution.num_replicas_in_sync} replica(s).")
-    # Multi-worker: every worker runs the same steps (the collectives need
-    # them all), but only the chief writes into the workdir; the others write
-    # into a temporary directory that is removed at the end.
-    outputs = workdir if chief else _worker_scratch(distribution, workdir)
-    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), chief=chief,
-                              scratch=os.path.join(outputs, "checkpoints"))
-    try:
-        return _run(config, outputs, chief, distribution, model, checkpoints,
-                    (x_train, y_train), (x_test, y_test), steps_per_epoch)
-    except PEER_ERRORS as error:
-        if not _is_multi_worker(distribution):
-            raise
-        raise WorkerLost(_worker_lost_message(error, checkpoints, distribution)) from error
-    finally:
-        if not chief:
-            shutil.rmtree(outputs, ignore_errors=True)
-
-
-def _run(config, outputs, chief, distribution, model, checkpoints, train_arrays,
-         test_arrays, steps_per_epoch):
-    initial_epoch, earlier_seconds = checkpoints.restore(model)
-    if initial_epoch:
-        print(f"Resuming from {checkpoints.directory}: {initial_epoch} epochs done.")
-
-    augment = bool(config.augment)
-    normalize = NORMALIZE.get(config.dataset)
-    test = switch_data.make_dataset(
-        *test_arrays, config.batch_size, training=False, normalize=normalize
+def _load_data(config):
+    (x, y), (xt, yt) = switch_data.load_arrays(
+        config.dataset, data_dir=config.data_dir, source=config.data_source
     )
-    log_dir = os.path.join(outputs, "tensorboard")
-    checkpoints.start_clock(earlier_seconds)
-    if initial_epoch < config.num_epochs:
-        # Epoch e's batches depend only on (seed, e): a resumed run trains on
-        # exactly the batches the uninterrupted run would have.
-        train = switch_data.make_dataset(
-            *train_arrays, config.batch_size, training=True, seed=config.seed,
-            augment=augment, normalize=normalize, epochs=config.num_epochs,
-            initial_epoch=initial_epoch,
-        )
-        train = _inject_nan(train, initial_epoch * steps_per_epoch)
-        model.fit(
-            train,
-            epochs=config.num_epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            validation_data=test,
-            shuffle=False,  # the tf.data pipeline shuffles, seeded
-            verbose=2,
-            callbacks=[
-                StopOnNonFiniteLoss(steps_per_epoch, checkpoints),
-                checkpoints.callback(config.checkpoint_every_epochs),
-                keras.callbacks.TensorBoard(log_dir=log_dir),
-                switch_callbacks.SwitchSummaries(log_dir),
-            ],
-        )
-    train_seconds = checkpoints.elapsed() if initial_epoch < config.num_epochs else earlier_seconds
-
-    print(f"Weights fingerprint: {weights_fingerprint(model)} "
-          f"({'chief' if chief else 'worker, writing to a temporary directory'})")
-    report = _report(model, config, test, train_seconds)
-    report.update(_export(model, os.path.join(outputs, "export")))
-    _write_json(os.path.join(outputs, "report.json"), report)
-    if chief:
-        _print_summary(report)
-    return report
-
-
-def weights_fingerprint(model):
-    """sha256 (16 hex digits) of every model weight (task network, switcher,
-    masks, step counter): equal on every worker of a multi-worker run."""
-    digest = hashlib.sha256()
-    for variable in model.weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(variable)).tobytes())
-    return digest.hexdigest()[:16]
-
-
-class WorkerLost(RuntimeError):
-    """Another worker of a multi-worker run died or became unreachable."""
-
-
-# What a collective raises on the survivors when a peer dies: gRPC's
-# UNAVAILABLE once the connection drops (at once for a killed process), or
-# the coordination service's heartbeat abort for a host that vanishes.
-PEER_ERRORS = (
-    tf.errors.UnavailableError, tf.errors.AbortedError,
-    tf.errors.CancelledError, tf.errors.DeadlineExceededError,
-)
-
-
-def _worker_scratch(distribution, workdir):
-    """A non-chief worker's output directory: one fixed name per (workdir,
-    task) under the system temp dir, emptied first, so a worker that was
-    killed (and could not remove it) leaves nothing behind once restarted."""
-    resolver = distribution.cluster_resolver
-    key = hashlib.sha256(os.path.abspath(workdir).encode()).hexdigest()[:12]
-    path = os.path.join(tempfile.gettempdir(),
-                        f"ks-worker-{resolver.task_type}{resolver.task_id}-{key}")
-    shutil.rmtree(path, ignore_errors=True)
-    os.makedirs(path)
-    return path
-
-
-def _is_multi_worker(distribution):
-    resolver = getattr(distribution, "cluster_resolver", None)
-    return resolver is not None and bool(resolver.cluster_spec().as_dict())
-
-
-def _worker_lost_message(error, checkpoints, distribution):
-    """One line: which peer, what TensorFlow said, what is kept, what to do."""
-    text = getattr(error, "message", None) or str(error)
-    resolver = distribution.cluster_resolver
-    me = (resolver.task_type, str(resolver.task_id))
-    # The peer named in the error, if there is exactly one besides this task.
-    peers = {task for task in re.findall(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", text)
-             if task != me}
-    peer = " ".join(peers.pop()) if len(peers) == 1 else "another worker"
-    cause = re.search(r'grpc_message:"([^"]+)"', text)
-    if cause is None:
-        cause = re.search(r"aborted by: ?([^\n]+)", text)
-    reason = cause.group(1) if cause else text.strip().splitlines()[0]
-    reason = reason.strip().rstrip(":").strip()
-    try:
-        with open(checkpoints.state) as f:
-            epochs_done = int(json.load(f)["epochs_done"])
-        kept = (f"the last complete checkpoint in {checkpoints.directory} "
-                f"(epoch {epochs_done}) is kept")
-    except (OSError, ValueError, KeyError, TypeError):
-        kept = "no checkpoint had been written yet, a restart starts afresh"
-    return (
-        f"lost contact with {peer} of the multi-worker run "
-        f"({type(error).__name__}: {reason}); stopped, {kept}. Restart every "
-        "worker with the same command and TF_CONFIG to resume."
-    )
-
-
-def is_chief(distribution):
-    """Whether this process writes the run's files: always, except for the
-    non-chief workers of a multi-worker run (the chief is task "chief", or
-    "worker" 0 when the cluster names no chief)."""
-    if not _is_multi_worker(distribution):
-        return True
-    resolver = distribution.cluster_resolver
-    if resolver.task_type == "chief":
-        return True
-    names_a_chief = "chief" in resolver.cluster_spec().as_dict()
-    return not names_a_chief and resolver.task_type == "worker" and resolver.task_id == 0
-
-
-def make_strategy(name):
-    """auto: mirrored over the GPUs if any, else one device; mirrored without
-    GPUs: over every logical CPU device (see --cpu_devices)."""
-    if name == "multi_worker":  # before anything initialises TensorFlow
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "one_device" or (name == "auto" and not gpus):
-        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
-    if name in ("mirrored", "auto"):
-        devices = gpus or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    if config.get("max_train_examples"):
+        x, y = x[: config.max_train_examples], y[: config.max_train_examples]
+    if config.get("max_test_examples"):
+        xt, yt = xt[: config.max_test_examples], yt[: config.max_test_examples]
+    return (x, y), (xt, yt)
 
 
 def build_model(config, input_shape):
@@ -396,383 +268,31 @@ def _optimizer(settings):
     )
 
 
-def _load_data(config):
-    (x, y), (xt, yt) = switch_data.load_arrays(
-        config.dataset, data_dir=config.data_dir, source=config.data_source
+def _fit(model, config, train_arrays, test, initial_epoch, steps_per_epoch,
+         checkpoints, log_dir):
+    """Trains from `initial_epoch` to config.num_epochs, checkpointing."""
+    # Epoch e's batches depend only on (seed, e): a resumed run trains on
+    # exactly the batches the uninterrupted run would have.
+    train = switch_data.make_dataset(
+        *train_arrays, config.batch_size, training=True, seed=config.seed,
+        augment=bool(config.augment), normalize=NORMALIZE.get(config.dataset),
+        epochs=config.num_epochs, initial_epoch=initial_epoch,
     )
-    if config.get("max_train_examples"):
-        x, y = x[: config.max_train_examples], y[: config.max_train_examples]
-    if config.get("max_test_examples"):
-        xt, yt = xt[: config.max_test_examples], yt[: config.max_test_examples]
-    return (x, y), (xt, yt)
-
-
-def warm_start(model, path):
-    """--init_from: copies the weights of the `.keras` model at `path` into
-    `model`, layer by layer by name; no-op for `path=None`.
-
-    A `Dense` or `SwitchedDense` layer gives its kernel and bias (so a plain
-    dense network, or a previous run's stripped export/model.keras, warm-starts
-    the switched layers of the same name); any other layer with weights
-    (Conv2D, BatchNormalization, ...) gives all of them. Switchers are not
-    copied. Layers of `model` absent from the file keep their fresh
-    initialisation, layers of the file absent from `model` are ignored; both
-    are listed on stdout. The file is loaded with `safe_mode=True` (no
-    arbitrary code, e.g. no Lambda layers). Call it before restoring a
-    checkpoint: the checkpoint takes precedence.
-
-    Raises:
-        ConfigError: naming `path`, if it is missing, is not a loadable
-            `.keras` file (corrupt, or naming a class that is neither built
-            into Keras nor registered), no layer matches by name, or a matching
-            layer's weights differ in names or shapes.
-    """
-    if path is None:
-        return
-    import zipfile
-
-    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
-        what = "does not exist" if not os.path.exists(path) else "is not a zip archive"
-        raise ConfigError(
-            f"--init_from={path} {what}; expected a .keras model file (a zip "
-            "written by keras.Model.save, e.g. a previous run's export/model.keras)."
-        )
-    try:
-        source = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:  # Keras raises many types on a bad file
-        reason = " ".join(str(error).split()).rstrip(".")
-        unknown = re.search(r"Could not locate (class|function) '([^']+)'", reason)
-        if unknown:  # Keras' message buries this under the whole config
-            reason = (
-                f"unknown {unknown.group(1)} {unknown.group(2)!r}, neither built "
-                "into Keras nor registered with keras.saving.register_keras_serializable"
-            )
-        else:
-            reason = f"{type(error).__name__}: " + (
-                reason if len(reason) <= 500 else reason[:500] + " ..."
-            )
-        raise ConfigError(
-            f"Cannot load --init_from={path}: {reason}. "
-            "Expected a .keras file written by keras.Model.save whose layers "
-            "are built into Keras or registered by keras_switch (it is loaded "
-            "with safe_mode=True: no arbitrary code)."
-        ) from error
-    targets = _weight_layers(model)
-    sources = _weight_layers(source)
-    matched = [name for name in sources if name in targets]
-    if not matched:
-        raise ConfigError(
-            f"--init_from={path}: no layer of the saved model {source.name!r} "
-            f"matches a layer of {model.name!r} by name. Layers with weights "
-            f"in the file: {sorted(sources)}; in the model: {sorted(targets)}."
-        )
-    for name in matched:
-        have, want = sources[name], targets[name]
-        have_names, want_names = [n for n, _ in have], [n for n, _ in want]
-        if have_names != want_names:
-            raise ConfigError(
-                f"--init_from={path}: layer {name!r} holds weights {have_names} "
-                f"in the file but {want_names} in the model."
-            )
-        for (weight, value), (_, variable) in zip(have, want):
-            if tuple(value.shape) != tuple(variable.shape):
-                raise ConfigError(
-                    f"--init_from={path}: layer {name!r} {weight} has shape "
-                    f"{tuple(value.shape)} in the file but the model expects "
-                    f"{tuple(variable.shape)}."
-                )
-    for name in matched:
-        for (_, value), (_, variable) in zip(sources[name], targets[name]):
-            variable.assign(keras.ops.convert_to_numpy(value))
-    fresh = sorted(set(targets) - set(matched))
-    ignored = sorted(set(sources) - set(matched))
-    print(f"Initialised {len(matched)} layer(s) from {path}: {', '.join(matched)}"
-          + (f"; not in the file (fresh): {', '.join(fresh)}" if fresh else "")
-          + (f"; not in the model (ignored): {', '.join(ignored)}" if ignored else ""))
-
-
-def _weight_layers(model):
-    """{layer name: [(weight name, variable)]} of `model`'s layers with task
-    weights, in model order (see warm_start); switchers are left out."""
-    from keras_switch import _keras_internals
-
-    layers = _keras_internals.flatten_layers(model)
-    skip = {
-        id(inner)
-        for layer in layers
-        if isinstance(layer, (keras_switch.Switcher, keras_switch.SwitchedDense))
-        for inner in _keras_internals.flatten_layers(layer)[1:]
-    }
-    out = {}
-    for layer in layers[1:]:
-        if id(layer) in skip:
-            continue
-        if isinstance(layer, (keras.layers.Dense, keras_switch.SwitchedDense)):
-            weights = [("kernel", layer.kernel)]
-            if layer.bias is not None:
-                weights.append(("bias", layer.bias))
-        elif isinstance(layer, keras_switch.Switcher) or len(
-            _keras_internals.flatten_layers(layer)
-        ) > 1:
-            continue  # a switcher, or a container whose leaves are listed
-        else:
-            weights = [(v.name, v) for v in layer.weights]
-        if weights:
-            out[layer.name] = weights
-    return out
-
-
-# -- workdir, checkpoints, report, export ----------------------------------------
-
-
-# Config keys added after runs were already written, each with the value that
-# does what a config without it did: a config.json that lacks one is read
-# with that value, so such a run still resumes under the default.
-_ADDED_KEYS = {"switch_estimator": "sigmoid"}
-
-
-def _claim_workdir(config, workdir):
-    """Writes config.json, or checks that the one there is this config.
-
-    Raises ConfigError, having written nothing, for a workdir that is a file,
-    cannot be created or is not writable (trainers/train.py checks the same
-    before TensorFlow starts; this guards library callers).
-    """
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise ConfigError(
-            f"--workdir={workdir} is an existing file; expected a directory."
-        )
-    try:
-        os.makedirs(workdir, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(
-            f"--workdir={workdir} cannot be created: {error.strerror} "
-            f"({error.filename}); expected a directory path this user can write."
-        ) from error
-    if not os.access(workdir, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"--workdir={workdir} is not writable by this user (uid "
-            f"{os.geteuid()}); expected a directory this user can write to."
-        )
-    path = os.path.join(workdir, "config.json")
-    resolved = json.loads(config.to_json())
-    if os.path.exists(path):
-        with open(path) as f:
-            existing = json.load(f)
-        existing = {**_ADDED_KEYS, **existing}
-        if existing != resolved:
-            changed = sorted(
-                k for k in set(existing) | set(resolved)
-                if existing.get(k) != resolved.get(k)
-            )
-            raise ConfigError(
-                f"{workdir} holds a run with a different config (keys {changed}). "
-                "Use a new --workdir, or the same config to resume; nothing "
-                "was changed."
-            )
-        return
-    _write_json(path, resolved)
-
-
-def _write_json(path, value):
-    """Writes `value` to `path` atomically (a crash leaves the old file)."""
-    directory = os.path.dirname(path) or "."
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
-
-
-class Checkpoints:
-    """Checkpoints that survive a kill at any instant.
-
-    `save()` writes the weights (model, switcher, both optimizers, step
-    counter) to a new file `epoch-NNNN.weights.h5`, flushed to disk, then
-    replaces `state.json` atomically; `state.json` names the weights file
-    that goes with it. So the latest complete checkpoint is always the one
-    `state.json` names: a kill while the weights are written leaves a stray
-    file that nothing refers to (removed by the next save), never a torn
-    checkpoint.
-    """
-
-    def __init__(self, directory, chief=True, scratch=None):
-        if not chief and scratch is None:
-            raise ValueError("A non-chief worker's Checkpoints need `scratch`.")
-        self.directory = directory
-        self.state = os.path.join(directory, "state.json")
-        self.chief = chief
-        self.scratch = scratch  # where a non-chief worker's saves go
-        self._clock = (time.time(), 0.0)
-
-    def restore(self, model):
-        """Loads the checkpoint into `model`: (epochs done, seconds spent)."""
-        if not os.path.exists(self.state):
-            return 0, 0.0
-        try:
-            with open(self.state) as f:
-                state = json.load(f)
-            epochs_done = int(state["epochs_done"])
-            seconds = float(state["train_seconds"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(
-                f"{self.state} is not a checkpoint state written by this "
-                f"trainer ({error}). Move it away to start afresh."
-            ) from error
-        # Checkpoints of earlier versions: one fixed weights file.
-        weights = os.path.join(self.directory, state.get("weights", "latest.weights.h5"))
-        model.build_optimizers()
-        model.load_weights(weights)
-        return epochs_done, seconds
-
-    def start_clock(self, earlier_seconds):
-        self._clock = (time.time(), earlier_seconds)
-
-    def elapsed(self):
-        started, earlier = self._clock
-        return earlier + time.time() - started
-
-    def save(self, model, epochs_done):
-        """Writes the checkpoint of `epochs_done` epochs. Every worker of a
-        multi-worker run calls it (saving may need all of them); only the
-        chief's lands in `directory`, the others' go to `scratch`, removed
-        afterwards."""
-        directory = self.directory if self.chief else self.scratch
-        try:
-            os.makedirs(directory, exist_ok=True)
-            name = f"epoch-{epochs_done:04d}.weights.h5"
-            path = os.path.join(directory, name)
-            fault_point("checkpoint_start")
-            model.save_weights(path)
-            _fsync(path)
-            fault_point("checkpoint_weights_written")
-            _write_json(
-                os.path.join(directory, "state.json"),
-                {"epochs_done": epochs_done, "train_seconds": self.elapsed(),
-                 "weights": name},
-            )
-            fault_point("checkpoint_state_written")
-            for stale in glob.glob(os.path.join(directory, "*.weights.h5")):
-                if os.path.basename(stale) != name:
-                    os.remove(stale)
-        finally:
-            if not self.chief:
-                shutil.rmtree(directory, ignore_errors=True)
-
-    def callback(self, every_epochs):
-        checkpoints = self
-
-        class _Save(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                if (epoch + 1) % every_epochs == 0:
-                    checkpoints.save(self.model, epoch + 1)
-
-        return _Save()
-
-
-def _fsync(path):
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Raises `TrainingDiverged` naming the step at the first batch after
-    which a loss (task or switch) or a weight is NaN or infinite, before any
-    later checkpoint is written: the last good checkpoint stays the latest.
-
-    The weights are checked too because a NaN can poison them while the
-    logged loss stays finite (a NaN batch gives NaN gradients). The check is
-    one fused reduction per step.
-    """
-
-    def __init__(self, steps_per_epoch, checkpoints):
-        super().__init__()
-        self.steps_per_epoch = steps_per_epoch
-        self.checkpoints = checkpoints
-        self.epoch = 0
-        self._all_finite = None
-
-    def on_train_begin(self, logs=None):
-        variables = list(self.model.trainable_variables)
-
-        @tf.function
-        def all_finite():
-            return tf.reduce_all(
-                [tf.reduce_all(tf.math.is_finite(v)) for v in variables]
-            )
-
-        self._all_finite = all_finite
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        problem = None
-        for key in ("loss", "switch_loss"):
-            value = (logs or {}).get(key)
-            if value is not None and not math.isfinite(float(value)):
-                problem = f"Training {key.replace('_', ' ')} is {float(value)}"
-                break
-        if problem is None and not bool(self._all_finite()):
-            bad = next(v.path for v in self.model.trainable_variables
-                       if not np.all(np.isfinite(keras.ops.convert_to_numpy(v))))
-            problem = f"Weights became NaN or infinite ({bad})"
-        if problem is None:
-            return
-        step = self.epoch * self.steps_per_epoch + batch + 1
-        kept = (
-            f"the last good checkpoint in {self.checkpoints.directory} is kept"
-            if os.path.exists(self.checkpoints.state)
-            else "no checkpoint had been written yet"
-        )
-        raise TrainingDiverged(
-            f"{problem} at step {step} (epoch {self.epoch + 1}, batch "
-            f"{batch + 1}); stopped, {kept}. Lower the learning rate or check "
-            "the data."
-        )
-
-
-# Fault injection for the reliability tests: KERAS_SWITCH_FAULT="NAME:N"
-# kills the process (SIGKILL) the N-th time it passes the point NAME (see
-# `Checkpoints.save`), or, for "nan_batch:N", turns the N-th training batch
-# (1-based global step) into NaNs. Unset in normal use.
-_FAULT_COUNTS = {}
-
-
-def _fault():
-    spec = os.environ.get("KERAS_SWITCH_FAULT")
-    if not spec:
-        return None, 0
-    name, _, count = spec.partition(":")
-    return name, int(count or 1)
-
-
-def fault_point(name):
-    wanted, count = _fault()
-    if wanted != name:
-        return
-    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
-    if _FAULT_COUNTS[name] == count:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _inject_nan(dataset, initial_step):
-    wanted, step = _fault()
-    if wanted != "nan_batch":
-        return dataset
-    index = step - 1 - initial_step
-
-    def poison(i, batch):
-        images, labels = batch
-        bad = tf.fill(tf.shape(images), float("nan"))
-        return tf.where(tf.equal(i, index), bad, images), labels
-
-    return dataset.enumerate().map(poison)
+    model.fit(
+        inject_nan(train, initial_epoch * steps_per_epoch),  # a test hook, see checkpoints.py
+        epochs=config.num_epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=test,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+        verbose=2,
+        callbacks=[
+            StopOnNonFiniteLoss(steps_per_epoch, checkpoints),
+            checkpoints.callback(config.checkpoint_every_epochs),
+            keras.callbacks.TensorBoard(log_dir=log_dir),
+            switch_callbacks.SwitchSummaries(log_dir),
+        ],
+    )
 
 
 def _accuracy(model, dataset):

@@ -1,0 +1,272 @@
+"""Checks of the trainer's input that need no TensorFlow, and claiming the
+workdir.
+
+Nothing here imports TensorFlow, Keras or keras_switch (a test checks it):
+trainers/train.py runs these checks before TensorFlow starts, so bad input
+is answered in well under a second, and before anything is written. Every
+error is a `ConfigError` whose message names the flag or config key and the
+value received; the binary prints it as one `error: ...` line and exits 2.
+"""
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+
+from absl import flags
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+TF_CONFIG_EXAMPLE = (
+    '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+    '"task": {"type": "worker", "index": 0}}'
+)
+# Config keys added after runs were already written, each with the value that
+# does what a config without it did: a config.json that lacks one is read
+# with that value, so such a run still resumes under the default.
+_ADDED_KEYS = {"switch_estimator": "sigmoid"}
+
+
+class ConfigError(ValueError):
+    """A flag, the environment or a config value cannot work; the message
+    names it and the value received."""
+
+
+# -- flags --------------------------------------------------------------------
+
+
+def parse_flags(flag_values, argv):
+    """absl's flag parsing, `flag_values(argv)`, with its errors raised as
+    ConfigError.
+
+    ml_collections reports an override of a key the config does not have
+    (`--config.no_such_key=1`) as a bare AttributeError; that is turned into
+    a message naming the override.
+    """
+    try:
+        return flag_values(argv)
+    except flags.Error as error:
+        raise ConfigError(f"{str(error).rstrip('.')}. Pass --helpfull to see the flags.") from None
+    except OSError as error:  # ml_collections: the config file failed to load
+        raise ConfigError(config_file_message(argv, error)) from None
+    except (AttributeError, KeyError) as error:
+        message = _unknown_key_message(argv, error)
+        if message is None:
+            raise
+        raise ConfigError(message) from None
+
+
+def check_flags(workdir, strategy="auto", init_from=None, tf_config=None):
+    """The checks of the binary's flags that need no TensorFlow: --workdir,
+    `tf_config` (the TF_CONFIG variable) with --strategy=multi_worker, and
+    the --init_from file."""
+    check_workdir(workdir)
+    check_strategy(strategy)
+    if strategy == "multi_worker":
+        check_tf_config(tf_config)
+    if init_from is not None:
+        check_keras_file(init_from)
+
+
+def check_strategy(name):
+    if name not in STRATEGIES:
+        raise ConfigError(f"--strategy must be one of {STRATEGIES}. Received: {name!r}")
+
+
+def check_tf_config(raw):
+    """TF_CONFIG for MultiWorkerMirroredStrategy: unset (one local worker), or
+    JSON {"cluster": {job: ["host:port", ...]}, "task": {"type": job,
+    "index": i}} with 0 <= i < len(cluster[job])."""
+    if raw is None or not raw.strip():
+        return
+    shown = raw if len(raw) <= 200 else raw[:200] + "..."
+
+    def bad(why):
+        return ConfigError(
+            f"TF_CONFIG {why}; --strategy=multi_worker expects JSON like "
+            f"{TF_CONFIG_EXAMPLE}. Received: TF_CONFIG={shown}"
+        )
+
+    try:
+        tf_config = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise bad(f"is not valid JSON ({error})") from None
+    if not isinstance(tf_config, dict):
+        raise bad(f"is a JSON {type(tf_config).__name__}, not an object")
+    for key in ("cluster", "task"):
+        if key not in tf_config:
+            raise bad(f'has no "{key}"')
+    cluster, task = tf_config["cluster"], tf_config["task"]
+    if not isinstance(cluster, dict) or not cluster:
+        raise bad('"cluster" is not a non-empty object of job name -> addresses')
+    for job, addresses in cluster.items():
+        if (
+            not isinstance(addresses, list)
+            or not addresses
+            or not all(isinstance(a, str) and ":" in a for a in addresses)
+        ):
+            raise bad(f'"cluster"."{job}" is not a non-empty list of "host:port"')
+    if not isinstance(task, dict):
+        raise bad('"task" is not an object with "type" and "index"')
+    job, index = task.get("type"), task.get("index")
+    if job not in cluster and job != "evaluator":
+        raise bad(f'"task"."type"={job!r} is not a job of "cluster" {sorted(cluster)}')
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise bad(f'"task"."index"={index!r} is not an integer')
+    if job in cluster and not 0 <= index < len(cluster[job]):
+        raise bad(
+            f'"task"."index"={index} is out of range for the '
+            f'{len(cluster[job])} "{job}" address(es) of "cluster"'
+        )
+
+
+def check_keras_file(path):
+    """--init_from must name a .keras file (a zip archive); whether Keras can
+    load it is checked once TensorFlow is up (trainers/warm_start.py)."""
+    if not os.path.isfile(path):
+        what = "is a directory" if os.path.isdir(path) else "does not exist"
+        raise ConfigError(
+            f"--init_from={path} {what}; expected a .keras model file (e.g. a "
+            "previous run's export/model.keras)."
+        )
+    if not path.endswith(".keras"):
+        raise ConfigError(
+            f"--init_from={path} does not end in .keras; expected a model "
+            "saved by keras.Model.save('....keras')."
+        )
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(
+            f"--init_from={path} is not a .keras file: it is not a zip archive "
+            "(a .keras file is a zip holding config.json and "
+            "model.weights.h5). Is it corrupt or truncated?"
+        )
+
+
+# -- absl's flag errors, reworded ---------------------------------------------
+
+
+def _unknown_key_message(argv, error):
+    """The message for `--config.<path>` naming a key the config lacks, or
+    None when `error` (ml_collections' AttributeError or KeyError) is not
+    about an override in `argv`."""
+    overrides = [
+        (match.group(1), arg)
+        for arg in argv[1:]
+        for match in [re.match(r"^--?config\.([^=\s]+)", arg)]
+        if match
+    ]
+    # The exception's text is the missing key in quotes, then possibly
+    # ml_collections' "Did you mean ..." hint.
+    text = str(error).strip("\"'")
+    quoted = re.search(r"'([^']+)'", str(error))
+    key = quoted.group(1) if quoted else text
+    culprits = [arg for path, arg in overrides if key in path.split(".")]
+    if not culprits:
+        return None
+    hint = re.search(r"Did you mean \"[^\"]+\" instead of \"[^\"]+\"\?", str(error))
+    return (
+        f"unknown config key: {culprits[0]} ({key!r} is not a key of "
+        f"--config={_config_path(argv)}). Overrides must name an existing "
+        "key, see README.md (Config keys)."
+        + (f" {hint.group(0)}" if hint else "")
+    )
+
+
+def config_file_message(argv, error):
+    """The message for a --config file that failed to load (an OSError from
+    ml_collections)."""
+    reason = " ".join(str(error).split())
+    reason = reason.replace(
+        "Configuration is not available because of an earlier failure to load: ", ""
+    )
+    return f"--config={_config_path(argv)}: {reason}"
+
+
+def _config_path(argv):
+    """The --config file named in `argv` (the last one, as absl does)."""
+    found = "?"
+    for i, arg in enumerate(argv):
+        match = re.match(r"^--?config(=(.*))?$", arg)
+        if match:
+            found = match.group(2) if match.group(1) else (
+                argv[i + 1] if i + 1 < len(argv) else "?"
+            )
+    return found
+
+
+# -- the workdir --------------------------------------------------------------
+
+
+def check_workdir(workdir):
+    """The run directory must be a directory (or creatable as one) that this
+    process may write to. Nothing is created: an existing workdir keeps its
+    contents and its modification time."""
+    if not workdir:
+        raise ConfigError("--workdir is empty; expected the run directory.")
+    path = os.path.abspath(workdir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(
+            f"--workdir={workdir} is an existing file; expected a directory "
+            "(existing, or one to create)."
+        )
+    existing = path
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(
+            f"--workdir={workdir} cannot be created: {existing} is a file, "
+            "not a directory."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "the workdir" if existing == path else "its parent"
+        raise ConfigError(
+            f"--workdir={workdir} is not writable: {what} {existing} does not "
+            f"allow this user (uid {os.geteuid()}) to create files; expected a "
+            "directory this user can write to."
+        )
+
+
+def claim_workdir(config, workdir):
+    """Creates `workdir` and writes `config` (a ConfigDict) to config.json,
+    or checks that the config.json there is this config.
+
+    Raises:
+        ConfigError: having written nothing, for a workdir that `check_workdir`
+            refuses or that cannot be created, or one that holds a run of
+            another config (naming the keys that differ).
+    """
+    check_workdir(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"--workdir={workdir} cannot be created: {error.strerror} "
+            f"({error.filename}); expected a directory path this user can write."
+        ) from error
+    path = os.path.join(workdir, "config.json")
+    resolved = json.loads(config.to_json())
+    if not os.path.exists(path):
+        write_json(path, resolved)
+        return
+    with open(path) as f:
+        existing = {**_ADDED_KEYS, **json.load(f)}
+    if existing != resolved:
+        changed = sorted(
+            k for k in set(existing) | set(resolved) if existing.get(k) != resolved.get(k)
+        )
+        raise ConfigError(
+            f"{workdir} holds a run with a different config (keys {changed}). "
+            "Use a new --workdir, or the same config to resume; nothing "
+            "was changed."
+        )
+
+
+def write_json(path, value):
+    """Writes `value` to `path` atomically (a crash leaves the old file)."""
+    directory = os.path.dirname(path) or "."
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
+        json.dump(value, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(f.name, path)
