@@ -46,6 +46,7 @@ from keras_switch.layers import switched_layers
 from keras_switch.schedule import SwitchSchedule
 from keras_switch.sparsity import SHORTHAND
 from keras_switch.sparsity import TARGET_TOLERANCE
+from keras_switch.sparsity import TargetShortfallWarning
 from keras_switch.sparsity import SparsityControl
 from keras_switch.sparsity import from_shorthand
 from keras_switch.switcher import sharing_scope
@@ -289,7 +290,8 @@ class SwitchingModel(keras.Model):
         history = super().fit(*args, **kwargs)
         shortfall = self.target_shortfall()
         if shortfall is not None:  # a run never misses its target silently
-            warnings.warn(f"SwitchingModel.fit(): {shortfall}", stacklevel=2)
+            warnings.warn(f"SwitchingModel.fit(): {shortfall}", TargetShortfallWarning,
+                          stacklevel=2)
         return history
 
     def train_on_batch(self, *args, **kwargs):

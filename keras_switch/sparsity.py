@@ -59,6 +59,10 @@ ALLOCATIONS = ("magnitude", "learned")
 # A run whose measured sparsity ends further than this below its target has
 # missed it (SwitchingModel.target_shortfall).
 TARGET_TOLERANCE = 0.005
+
+
+class TargetShortfallWarning(UserWarning):
+    """`SwitchingModel.fit()` ended with the sparsity short of the target."""
 # Halvings of the score range when placing a threshold: the 24 bits of a
 # float32 mantissa, so past float32 resolution of the scores' range.
 _BISECTION_STEPS = 24

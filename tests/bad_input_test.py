@@ -70,18 +70,39 @@ ROWS = (
      r"Received: -0\.01", "run"),
     ("batch_size_zero", ["--config.batch_size=0"], {},
      r"error: config\.batch_size must be a positive integer\. Received: 0", "run"),
+    # Checked by the library objects built from the config (trainers/build.py).
     ("target_sparsity_one", ["--config.target_sparsity=1.0"], {},
-     r"error: config\.target_sparsity must be None or in \[0, 1\)\. Received: 1\.0",
+     r"error: config\.target_sparsity=1\.0: Received an invalid value for "
+     r"`target_sparsity`, expected a float in \[0, 1\)\. Received: target_sparsity=1\.0",
      "run"),
     ("target_sparsity_negative", ["--config.target_sparsity=-0.1"], {},
-     r"error: config\.target_sparsity must be None or in \[0, 1\)\. "
-     r"Received: -0\.1", "run"),
+     r"error: config\.target_sparsity=-0\.1: .*expected a float in \[0, 1\)", "run"),
+    ("both_sparsity_controls", ["--config.sparsity_penalty=0.1"], {},
+     r"error: config\.target_sparsity=0\.9: Pass either `target_sparsity` or "
+     r"`sparsity_penalty`, not both\. Received: target_sparsity=0\.9, "
+     r"sparsity_penalty=0\.1", "run"),
     ("unknown_allocation", ["--config.allocation=uniform"], {},
-     r"error: config\.allocation must be one of \('magnitude', 'learned'\)\. "
-     r"Received: 'uniform'", "run"),
+     r"error: config\.allocation='uniform': .*expected one of \('magnitude', "
+     r"'learned'\)\. Received: allocation='uniform'", "run"),
     ("unknown_switch_estimator", ["--config.switch_estimator=gumbel"], {},
-     r"error: config\.switch_estimator must be one of \('sigmoid', 'identity'\)\. "
-     r"Received: 'gumbel'", "run"),
+     r"error: config\.switch_estimator='gumbel': .*expected one of \('sigmoid', "
+     r"'identity'\)\. Received: switch_estimator='gumbel'", "run"),
+    ("unknown_schedule_mode", ["--config.schedule.mode=sometimes"], {},
+     r"error: config\.schedule\.mode='sometimes': .*expected one of "
+     r"\('every_batch', 'alternate'\)", "run"),
+    ("switch_every_zero", ["--config.schedule.switch_every=0"], {},
+     r"error: config\.schedule\.switch_every=0: .*expected an integer >= 1", "run"),
+    ("switcher_initial_logit", ["--config.switcher.initial_logit=-1.0"], {},
+     r"error: config\.switcher\.initial_logit=-1\.0: .*expected a positive number",
+     "run"),
+    # The 3-epoch run freezes the mask after epoch 2: a 3-epoch ramp would
+    # freeze it mid-ramp, short of the target.
+    ("ramp_ends_after_the_freeze", ["--config.schedule.ramp_epochs=3"], {},
+     r"error: config\.schedule\.ramp_epochs=3: The target ramp ends at step \d+ "
+     r"\(warmup_steps=0 \+ ramp_steps=\d+\), after the mask freezes at "
+     r"freeze_step=\d+: the frozen mask would have sparsity 0\.\d+ instead of 0\.9\. "
+     r".*\(in epochs: warmup_epochs=0 \+ ramp_epochs=3 must be <= num_epochs - "
+     r"freeze_epochs = 2\)", "run"),
     ("unknown_model", ["--config.model=alexnet"], {},
      r"error: config\.model must be one of \[.*'lenet300'.*\]\. "
      r"Received: 'alexnet'", "run"),

@@ -67,7 +67,7 @@ class TensorBoardTest(TestCase):
         self.assertLen(overall, 3)
         self.assertAlmostEqual(float(tf.make_ndarray(overall[-1].tensor_proto)), 0.9, delta=0.01)
         phases = [float(tf.make_ndarray(e.tensor_proto)) for e in switches.Tensors("phase")]
-        self.assertEqual(phases[-1], 2.0)  # frozen tail
+        self.assertEqual(phases, [1.0, 1.0, 2.0])  # two switching epochs, a frozen one
 
     def test_real_server_serves_the_tags(self):
         port = _free_port()

@@ -1,6 +1,8 @@
 """The training binary and train_and_evaluate, on small generated data."""
 
+import contextlib
 import glob
+import io
 import json
 import os
 from unittest import mock
@@ -41,6 +43,8 @@ class TrainAndEvaluateTest(TestCase):
         self.assertEqual(set(written), set(train_lib.REPORT_KEYS))
         self.assertEqual(written["steps"], 3 * 3)
         self.assertAlmostEqual(written["fc_sparsity"], 0.9, delta=0.01)
+        self.assertEqual(written["target_sparsity"], 0.9)
+        self.assertIsNone(written["target_shortfall"])
         # report.json says what sparsity_report says of the exported model.
         exported = keras.models.load_model(os.path.join(workdir, "export/model.keras"))
         kernels = [l.kernel.numpy() for l in exported.layers if isinstance(l, keras.layers.Dense)]
@@ -73,6 +77,22 @@ class TrainAndEvaluateTest(TestCase):
         # TensorBoard event files: Keras' scalars and ours.
         self.assertTrue(glob.glob(os.path.join(workdir, "tensorboard/train/events.*")))
         self.assertTrue(glob.glob(os.path.join(workdir, "tensorboard/switches/events.*")))
+
+    def test_a_run_that_misses_its_target_says_so(self):
+        # No frozen tail, and a ramp longer than the run (6 of 18 steps).
+        config = small_config(self.data_dir, num_epochs=2)
+        config.schedule.freeze_epochs = 0
+        config.schedule.ramp_epochs = 6
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            report = train_lib.train_and_evaluate(config, self.create_tempdir().full_path)
+        self.assertEqual(report["target_sparsity"], 0.9)
+        self.assertLess(report["fc_sparsity"], 0.9 - 0.005)
+        self.assertRegex(report["target_shortfall"],
+                         r"below the target 0\.9 .*stopped at step 6, before the target "
+                         r"ramp ends at step 18")
+        self.assertEqual(out.getvalue().strip().splitlines()[-1],
+                         f"warning: this run missed its target: {report['target_shortfall']}")
 
     def test_same_workdir_resumes_and_other_config_is_refused(self):
         workdir = self.create_tempdir().full_path

@@ -194,6 +194,61 @@ def _config_path(argv):
     return found
 
 
+# -- the trainer's own config keys ----------------------------------------------
+
+OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
+
+
+def check_config(config, models, datasets):
+    """Raises ConfigError for the first bad value of a key only the trainer
+    reads: sizes and counts, the seed, `model` (one of `models`), `dataset`
+    (one of `datasets`), the optimizers, and the schedule's epochs. The keys
+    that become arguments of library objects (`schedule.mode`,
+    `schedule.switch_every`, the sparsity keys, `switch_estimator`,
+    `switcher.*`) are checked by those objects, once, when train_lib builds
+    them (trainers/build.py)."""
+    for key in ("num_epochs", "batch_size", "checkpoint_every_epochs"):
+        _check_int(key, config[key], minimum=1)
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int):
+        raise ConfigError(f"config.seed must be an integer. Received: {config.seed!r}")
+    for key in ("max_train_examples", "max_test_examples"):
+        if config.get(key) is not None:
+            _check_int(key, config[key], minimum=1)
+    for key, names in (("model", models), ("dataset", datasets)):
+        if config[key] not in names:
+            raise ConfigError(
+                f"config.{key} must be one of {sorted(names)}. Received: {config[key]!r}"
+            )
+    for key in ("task_optimizer", "switch_optimizer"):
+        settings = config[key]
+        if settings.name not in OPTIMIZERS:
+            raise ConfigError(
+                f"config.{key}.name must be one of {OPTIMIZERS}. "
+                f"Received: {settings.name!r}"
+            )
+        if not settings.learning_rate > 0:
+            raise ConfigError(
+                f"config.{key}.learning_rate must be > 0. "
+                f"Received: {settings.learning_rate!r}"
+            )
+    schedule = config.schedule
+    for key in ("warmup_epochs", "freeze_epochs", "ramp_epochs"):
+        _check_int(f"schedule.{key}", schedule[key], minimum=0)
+    if schedule.warmup_epochs + schedule.freeze_epochs >= config.num_epochs:
+        raise ConfigError(
+            "config.schedule.warmup_epochs + freeze_epochs must leave at least "
+            f"one switching epoch of config.num_epochs={config.num_epochs}. "
+            f"Received: warmup_epochs={schedule.warmup_epochs}, "
+            f"freeze_epochs={schedule.freeze_epochs}"
+        )
+
+
+def _check_int(key, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(f"config.{key} must be {expected}. Received: {value!r}")
+
+
 # -- the workdir --------------------------------------------------------------
 
 

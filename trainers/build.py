@@ -1,0 +1,125 @@
+"""From the config to the library's objects: the switched model, its
+`SwitchSchedule`, its sparsity control and the compiled optimizers.
+
+The values that become arguments of library objects are checked by those
+objects, once (README, "Design"): nothing here checks them again. A library
+object's `keras_switch.checks.ArgumentError` carries the argument's name;
+`config_errors` turns it into a `ConfigError` that names the config key and
+its value, in front of the library's own explanation. Everything here runs
+before the workdir is claimed, so such an error leaves nothing written.
+"""
+
+import contextlib
+
+import keras
+
+import keras_switch
+from keras_switch import data as switch_data
+from keras_switch import models as switch_models
+from keras_switch.checks import ArgumentError
+from keras_switch.sparsity import from_shorthand
+from trainers.preflight import ConfigError
+
+# The config key behind each library argument, by the object it goes to.
+SCHEDULE_KEYS = {
+    "mode": "schedule.mode",
+    "switch_every": "schedule.switch_every",
+    "warmup_steps": "schedule.warmup_epochs",
+    "freeze_step": "schedule.freeze_epochs",
+}
+SPARSITY_KEYS = {  # compile()'s shorthand names, and TargetSparsity's own
+    "target_sparsity": "target_sparsity",
+    "sparsity_penalty": "sparsity_penalty",
+    "target_ramp_steps": "schedule.ramp_epochs",
+    "ramp_steps": "schedule.ramp_epochs",
+    "target_ramp_power": "schedule.ramp_power",
+    "allocation": "allocation",
+}
+COMPILE_KEYS = {
+    "train_pruned_weights": "train_pruned_weights",
+    "switch_estimator": "switch_estimator",
+}
+
+
+@contextlib.contextmanager
+def config_errors(config, keys, hint=None):
+    """Re-raises a library `ArgumentError` inside the block as a ConfigError
+    naming the config key (`keys`: {argument: dotted key}, or a function of
+    the argument) and the value the config holds, plus `hint` if given."""
+    try:
+        yield
+    except ArgumentError as error:
+        key = keys(error.argument) if callable(keys) else keys.get(error.argument)
+        if key is None:
+            raise ConfigError(str(error)) from None
+        value = config
+        for part in key.split("."):
+            value = value.get(part) if hasattr(value, "get") else None
+        raise ConfigError(
+            f"config.{key}={value!r}: {error}" + (f" ({hint})" if hint else "")
+        ) from None
+
+
+def schedule_and_sparsity(config, steps_per_epoch):
+    """The config's `SwitchSchedule` and sparsity control, with its epochs
+    turned into steps; checked against each other (a target ramp must end
+    before the mask freezes)."""
+    schedule = config.schedule
+    freeze_step = None
+    if schedule.freeze_epochs:
+        freeze_step = (config.num_epochs - schedule.freeze_epochs) * steps_per_epoch
+    with config_errors(config, SCHEDULE_KEYS):
+        switch_schedule = keras_switch.SwitchSchedule(
+            mode=schedule.mode,
+            switch_every=schedule.switch_every,
+            warmup_steps=schedule.warmup_epochs * steps_per_epoch,
+            freeze_step=freeze_step,
+        )
+    ramp = {}
+    if config.target_sparsity is not None:  # the ramp keys only shape a target
+        ramp = dict(target_ramp_steps=schedule.ramp_epochs * steps_per_epoch,
+                    target_ramp_power=schedule.ramp_power, allocation=config.allocation)
+    with config_errors(config, SPARSITY_KEYS):
+        sparsity = from_shorthand(target_sparsity=config.target_sparsity,
+                                  sparsity_penalty=config.sparsity_penalty, **ramp)
+    last = config.num_epochs - schedule.freeze_epochs
+    with config_errors(config, SPARSITY_KEYS, hint=(
+        f"in epochs: warmup_epochs={schedule.warmup_epochs} + ramp_epochs="
+        f"{schedule.ramp_epochs} must be <= num_epochs - freeze_epochs = {last}"
+    )):
+        sparsity.check_schedule(switch_schedule)
+    return switch_schedule, sparsity
+
+
+def build_model(config, input_shape):
+    """The config's model on inputs of `input_shape`, with one switcher
+    built from `config.switcher`. Call it inside the strategy's scope."""
+    num_classes = switch_data.DATASETS[config.dataset]["num_classes"]
+    with config_errors(config, lambda argument: f"switcher.{argument}"):
+        switcher = keras_switch.Switcher(**dict(config.switcher))
+    return switch_models.build_model(
+        config.model, tuple(input_shape), num_classes, switcher=switcher
+    )
+
+
+def compile_model(model, config, steps_per_epoch):
+    """Compiles `model` with the config's optimizers, schedule and sparsity
+    control (inside the strategy's scope)."""
+    schedule, sparsity = schedule_and_sparsity(config, steps_per_epoch)
+    with config_errors(config, COMPILE_KEYS):
+        model.compile(
+            task_optimizer=_optimizer(config.task_optimizer),
+            switch_optimizer=_optimizer(config.switch_optimizer),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            sparsity=sparsity,
+            train_pruned_weights=config.train_pruned_weights,
+            switch_estimator=config.switch_estimator,
+            schedule=schedule,
+        )
+
+
+def _optimizer(settings):
+    return keras.optimizers.get(
+        {"class_name": settings.name, "config": {"learning_rate": settings.learning_rate}}
+    )
