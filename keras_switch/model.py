@@ -36,6 +36,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_switch import _keras_internals
+from keras_switch import distribute
 from keras_switch.checks import ArgumentError
 from keras_switch.checks import check_bool
 from keras_switch.checks import check_choice
@@ -379,7 +380,7 @@ class SwitchingModel(keras.Model):
 
         self._sparsity_tracker.update_state(1.0 - _density(masks))
         self._switch_loss_tracker.update_state(switch_loss)
-        return _for_multi_worker(
+        return distribute.logs_for_strategy(
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         )
 
@@ -404,7 +405,7 @@ class SwitchingModel(keras.Model):
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
             _keras_internals.loss_tracker(self).update_state(
-                _unscale_for_replicas(loss),
+                distribute.unscale_for_replicas(loss),
                 sample_weight=ops.shape(keras.tree.flatten(x)[0])[0],
             )
             scaled = self.task_optimizer.scale_loss(loss)
@@ -423,13 +424,13 @@ class SwitchingModel(keras.Model):
             loss = self.compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
-            loss = loss + _scale_for_replicas(self.sparsity.penalty(_density(masks)))
+            loss = loss + distribute.scale_for_replicas(self.sparsity.penalty(_density(masks)))
             scaled = self.switch_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
         self.switch_optimizer.apply(grads, variables)
         # After the update: the masks the next task steps use.
         self._refresh_masks(layers)
-        return ops.cast(_unscale_for_replicas(loss), "float32")
+        return ops.cast(distribute.unscale_for_replicas(loss), "float32")
 
     def _refresh_masks(self, layers):
         """Runs each switcher once over its layers' kernels, lets the sparsity
@@ -485,7 +486,7 @@ class SwitchingModel(keras.Model):
         # Switch statistics describe training; evaluation does not update them.
         for tracker in (self._sparsity_tracker, self._switch_loss_tracker):
             logs.pop(tracker.name, None)
-        return _for_multi_worker(logs)
+        return distribute.logs_for_strategy(logs)
 
     # -- after training -------------------------------------------------------
 
@@ -607,21 +608,6 @@ def _loss_scaled(optimizer):
     )
 
 
-def _for_multi_worker(logs):
-    """Under MultiWorkerMirroredStrategy, Keras 3 reduces each replica's logs
-    with `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars
-    ("Invalid reduction dimension 0 for input with 0 dimensions", TF issue
-    72388). Shape (1,) values reduce to the scalar mean over replicas, which
-    is what the logs hold elsewhere."""
-    strategy = tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return logs
-    return {
-        key: ops.reshape(value, (1,)) if len(ops.shape(value)) == 0 else value
-        for key, value in logs.items()
-    }
-
-
 def _density(masks):
     if not masks:
         return ops.zeros((), "float32")
@@ -637,19 +623,3 @@ def _phase_masks(layers, masks, dense_gradient=False):
         for layer, mask in zip(layers, masks):
             stack.enter_context(layer.phase_mask(mask, dense_gradient))
         yield
-
-
-def _num_replicas():
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def _scale_for_replicas(value):
-    # Gradients are summed over replicas: a term every replica computes in
-    # full is divided by their number, as Keras does for the task loss.
-    replicas = _num_replicas()
-    return value / replicas if replicas > 1 else value
-
-
-def _unscale_for_replicas(value):
-    replicas = _num_replicas()
-    return value * replicas if replicas > 1 else value

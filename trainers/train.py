@@ -10,13 +10,9 @@ described in trainers/train_lib.py and README.md. Restarting with the same
 --workdir and config resumes from the last checkpoint; a checkpoint there
 takes precedence over --init_from.
 
-Bad input (an unknown or ill-typed flag or config key, a bad config value,
-malformed TF_CONFIG, a --workdir that cannot be written, missing or malformed
-data, an --init_from file that cannot be loaded) exits with status 2 and one
-`error: ...` line on stderr naming the value and what was expected, before
-anything is written to --workdir. The checks that need no TensorFlow
-(trainers/preflight.py) run before it is imported, so they answer in well
-under a second.
+Bad input exits with status 2 and one `error: ...` line naming the value,
+before anything is written (README, "Bad input"); the checks that need no
+TensorFlow (trainers/preflight.py) run before it is imported.
 
 Exit status: 0 done; 1 an unexpected error (a traceback); 2 bad input; 3 the
 loss or a weight became NaN/Inf (the last good checkpoint is kept); 4 another
