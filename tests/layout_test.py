@@ -1,0 +1,122 @@
+"""The directions of dependency that ../shared/DESIGN.md asks for, read from
+the source's imports (no module is imported here):
+
+* nothing in keras_switch/ imports trainers/, configs/ or benchmarks/;
+* only benchmarks (and their tests) import benchmarks/;
+* Keras' private `keras.src` is reached only by keras_switch/_keras_internals.py,
+  and `_keras_internals` is used only inside keras_switch/;
+* trainers/preflight.py imports no TensorFlow, Keras or keras_switch;
+* the first-party modules import each other without a cycle.
+"""
+
+import ast
+import glob
+import os
+
+from absl.testing import absltest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = ("keras_switch", "trainers", "configs", "benchmarks", "tests")
+
+
+def _module_name(path):
+    name = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+    return name[: -len(".__init__")] if name.endswith(".__init__") else name
+
+
+def _sources():
+    return {
+        _module_name(path): path
+        for package in PACKAGES
+        for path in glob.glob(os.path.join(ROOT, package, "**", "*.py"), recursive=True)
+    }
+
+
+def imports(path, modules, module_level_only=False):
+    """The modules `path` imports (absolute names; for `from a import b`, a.b
+    if that is a module, else a), at module level only if asked."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    nodes = tree.body if module_level_only else ast.walk(tree)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                found.add(candidate if candidate in modules else node.module)
+    return found
+
+
+class LayoutTest(absltest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.sources = _sources()
+        cls.imports = {name: imports(path, cls.sources) for name, path in cls.sources.items()}
+
+    def _importers(self, prefix):
+        return {
+            name for name, found in self.imports.items()
+            if any(m == prefix or m.startswith(prefix + ".") for m in found)
+        }
+
+    def test_the_library_knows_no_binary(self):
+        for package in ("trainers", "configs", "benchmarks"):
+            offenders = {n for n in self._importers(package) if n.startswith("keras_switch")}
+            self.assertEmpty(offenders, f"keras_switch imports {package}")
+
+    def test_nothing_depends_on_benchmarks(self):
+        offenders = {n for n in self._importers("benchmarks")
+                     if not n.startswith(("benchmarks", "tests.benchmarks"))}
+        self.assertEmpty(offenders)
+
+    def test_keras_internals_are_fenced_in_the_library(self):
+        self.assertEqual(self._importers("keras.src"), {"keras_switch._keras_internals"})
+        offenders = {n for n in self._importers("keras_switch._keras_internals")
+                     if not n.startswith("keras_switch")
+                     and n != "tests.keras_internals_test"}
+        self.assertEmpty(offenders)
+
+    def test_preflight_needs_no_tensorflow(self):
+        heavy = {m for m in self.imports["trainers.preflight"]
+                 if m.split(".")[0] in ("tensorflow", "keras", "keras_switch")}
+        self.assertEmpty(heavy)
+
+    def test_no_import_cycle(self):
+        graph = {
+            name: {m for m in imports(path, self.sources, module_level_only=True)
+                   if m in self.sources and m != name}
+            for name, path in self.sources.items()
+        }
+        state = {}
+
+        def visit(name, path):
+            state[name] = "open"
+            for dep in sorted(graph[name]):
+                if state.get(dep) == "open":
+                    self.fail("import cycle: " + " -> ".join(path + [dep]))
+                if dep not in state:
+                    visit(dep, path + [dep])
+            state[name] = "done"
+
+        for name in sorted(graph):
+            if name not in state:
+                visit(name, [name])
+
+    def test_a_cycle_would_be_noticed(self):
+        with self.assertRaises(AssertionError):
+            graph_test = LayoutTest("test_no_import_cycle")
+            graph_test.sources = {"a": "a.py", "b": "b.py"}
+            original = globals()["imports"]
+            try:
+                globals()["imports"] = lambda path, modules, module_level_only=False: (
+                    {"b"} if path == "a.py" else {"a"})
+                graph_test.test_no_import_cycle()
+            finally:
+                globals()["imports"] = original
+
+
+if __name__ == "__main__":
+    absltest.main()
