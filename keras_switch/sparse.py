@@ -30,9 +30,8 @@ Products (`representation`), all of `activation(x @ kernel + bias)`:
 * ``"dense"``: `tf.matmul` with the kernel (rebuilt from the codes when
   stored as ``"delta"``).
 * ``"sparse_matmul"``: `tf.sparse.sparse_dense_matmul(x, kernel)` with the
-  kernel as a `tf.SparseTensor` (COO) in input-major order (the operand
-  orders TensorFlow offers measured alike; input-major entries up to 1.5x
-  faster than output-major ones at batch 1).
+  kernel as a `tf.SparseTensor` (COO) in input-major order, the faster one
+  at small batches (BENCHMARKS.md, "What the numbers say (issue 5)").
 * ``"csr"``: `tf.raw_ops.SparseMatrixMatMul` of the transposed kernel as a
   CSR matrix (TensorFlow's CSR kernels).
 * ``"gather"``: the input columns gathered at the nonzeros' input indices,
@@ -355,8 +354,8 @@ class SparseDense(keras.layers.Layer):
             return lambda: tf.matmul(x, kernel)
         outputs, inputs, values = coordinates
         if name == "sparse_matmul":
-            # Input-major order: up to 1.5x faster at batch 1 than the stored
-            # output-major one (measured; the same from batch 8 on).
+            # Input-major order: faster at small batches than the stored
+            # output-major one (BENCHMARKS.md, issue 5).
             kernel = tf.sparse.reorder(
                 tf.SparseTensor(
                     tf.stack([inputs, outputs], axis=1), values, [self.input_dim, self.units]
@@ -392,8 +391,7 @@ class SparseDense(keras.layers.Layer):
         compute_dtype = x.dtype
         # The common rank-2 case gets no reshapes, and the bias is a BiasAdd:
         # grappler fuses MatMul + BiasAdd (+ Relu) into one kernel, as it does
-        # for Keras' Dense. A plain add measured 1.3-1.4x Keras' export for
-        # LeNet-5 at batch 1 without oneDNN.
+        # for Keras' Dense (a plain add was slower: BENCHMARKS.md, issue 5).
         flat = x.shape.rank == 2
         if not flat:
             leading = tf.shape(x)[:-1]
