@@ -1,4 +1,5 @@
-"""Argument checks shared by the library's objects, and the error they raise.
+"""Argument checks shared by the library's objects, the error they raise,
+and the config protocol of its plain-Python objects.
 
 Each library object (`Switcher`, `SwitchSchedule`, the sparsity controls,
 `SwitchingModel.compile`) checks its own arguments, once, in its
@@ -71,3 +72,20 @@ def check_bool(name, value):
     if not isinstance(value, bool):
         raise ArgumentError(name, value, "a bool")
     return value
+
+
+class FromArguments:
+    """A plain-Python library object (not a Keras layer) whose config is its
+    constructor's arguments: `get_config()` returns them, `from_config`
+    passes them back, `repr` shows them."""
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"

@@ -33,6 +33,7 @@ import collections
 import keras
 
 from keras_switch.checks import ArgumentError
+from keras_switch.checks import FromArguments
 from keras_switch.checks import check_choice
 from keras_switch.checks import check_int
 
@@ -67,7 +68,7 @@ class Phase(collections.namedtuple("Phase", ["task", "switch", "stage", "mask_so
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")
-class SwitchSchedule:
+class SwitchSchedule(FromArguments):
     """When the task network and the switcher are updated.
 
     Args:
@@ -121,12 +122,4 @@ class SwitchSchedule:
             "warmup_steps": self.warmup_steps,
             "freeze_step": self.freeze_step,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"SwitchSchedule({args})"
 

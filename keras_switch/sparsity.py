@@ -51,6 +51,7 @@ import keras
 from keras import ops
 
 from keras_switch.checks import ArgumentError
+from keras_switch.checks import FromArguments
 from keras_switch.checks import check_choice
 from keras_switch.checks import check_int
 from keras_switch.checks import check_number
@@ -69,7 +70,7 @@ _BISECTION_STEPS = 24
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")
-class SparsityControl:
+class SparsityControl(FromArguments):
     """The pure task objective: no sparsity control (the base class).
 
     Subclasses override `penalty`, `place_thresholds` and `target`.
@@ -89,17 +90,6 @@ class SparsityControl:
 
     def check_schedule(self, schedule):
         """Raises ArgumentError if `schedule` cannot deliver this control."""
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")
