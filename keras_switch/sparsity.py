@@ -61,12 +61,13 @@ ALLOCATIONS = ("magnitude", "learned")
 # missed it (SwitchingModel.target_shortfall).
 TARGET_TOLERANCE = 0.005
 
-
-class TargetShortfallWarning(UserWarning):
-    """`SwitchingModel.fit()` ended with the sparsity short of the target."""
 # Halvings of the score range when placing a threshold: the 24 bits of a
 # float32 mantissa, so past float32 resolution of the scores' range.
 _BISECTION_STEPS = 24
+
+
+class TargetShortfallWarning(UserWarning):
+    """`SwitchingModel.fit()` ended with the sparsity short of the target."""
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")
