@@ -300,6 +300,19 @@ class BazelBuildTest(absltest.TestCase):
             if target.main is not None:
                 self.assertIn(target.main, target.srcs, f"{target.name}: main not in srcs")
 
+    def test_this_test_sees_every_file_it_checks(self):
+        # Under Bazel this file runs in its own runfiles tree, where
+        # test_every_label_resolves finds only the files of its data: a
+        # file named in BUILD but missing there fails under Bazel alone.
+        own = runfiles(self.targets, "bazel_build_test")[0]
+        named = {
+            _file_path(label)
+            for target in self.targets.values()
+            for label in target.srcs + target.data + target.deps
+            if _target_name(label) is None and label not in self.targets
+        }
+        self.assertEmpty(sorted(named - own), "add these to bazel_build_test's data")
+
     def test_every_test_has_a_size(self):
         for target in self.targets.values():
             if target.is_test:
