@@ -54,6 +54,9 @@ class TrainAndEvaluateTest(TestCase):
                          [int(np.count_nonzero(k)) for k in kernels])
         # Both exports reload and give the reported accuracy.
         (_, _), (x_test, y_test) = keras_switch.data.load_fashion_mnist(self.data_dir)
+        # The exports take standardised pixels, as report.json says.
+        self.assertEqual(written["input_standardization"], {"mean": 0.2860, "std": 0.3530})
+        x_test = (x_test - 0.2860) / 0.3530
         accuracy = np.mean(np.argmax(exported.predict(x_test, verbose=0), -1) == y_test)
         self.assertAlmostEqual(accuracy, written["test_accuracy"])
         for name in ("saved_model", "sparse"):

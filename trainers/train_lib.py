@@ -56,15 +56,18 @@ from trainers.checkpoints import StopOnNonFiniteLoss
 from trainers.checkpoints import inject_nan
 from trainers.warm_start import warm_start
 
-# Per-channel input normalisation, by dataset (none for the grey-scale ones).
+# Input standardisation by dataset, with the training pixels' mean and std
+# (none for scikit-learn's digits, whose tests pin raw inputs).
 NORMALIZE = {
+    "mnist": (switch_datasets.MNIST_MEAN, switch_datasets.MNIST_STD),
+    "fashion_mnist": (switch_datasets.FASHION_MNIST_MEAN, switch_datasets.FASHION_MNIST_STD),
     "cifar10": (switch_datasets.CIFAR10_MEAN, switch_datasets.CIFAR10_STD),
     "cifar100": (switch_datasets.CIFAR100_MEAN, switch_datasets.CIFAR100_STD),
 }
 REPORT_KEYS = (
     "model", "dataset", "test_accuracy", "fc_sparsity", "layers", "epochs",
     "steps", "train_seconds", "export_sizes", "sparse_layers", "target_sparsity",
-    "target_shortfall",
+    "target_shortfall", "input_standardization",
 )
 # report.json's "export_sizes": bytes on disk (sum of file sizes) and after
 # gzip -9 (keras_switch.export.gzip_size) of each export.
@@ -196,7 +199,17 @@ def _report(model, config, test, train_seconds):
         # A run never misses its target silently: None, or why it fell short.
         "target_sparsity": model.sparsity.target,
         "target_shortfall": model.target_shortfall(),
+        # What the exported models expect: inputs as (x - mean) / std of the
+        # [0, 1] pixels (None: the [0, 1] pixels as they are).
+        "input_standardization": _standardization(config.dataset),
     }
+
+
+def _standardization(dataset):
+    if dataset not in NORMALIZE:
+        return None
+    mean, std = NORMALIZE[dataset]
+    return {"mean": mean, "std": std}
 
 
 def _export(model, directory):
