@@ -52,7 +52,7 @@ def base_config(model, dataset, data_dir=None):
     config.schedule = ml_collections.ConfigDict(
         {
             "mode": "every_batch",
-            "switch_every": 50,
+            "switch_every": 100,
             "warmup_epochs": 0,
             "ramp_epochs": 5,
             "ramp_power": 3.0,
@@ -64,19 +64,12 @@ def base_config(model, dataset, data_dir=None):
 
 def mnist_config(model, dataset, data_dir=None):
     """LeNets on an MNIST-format dataset: 10 epochs, the 90% target ramped
-    over the first 8, the last 2 frozen; a switch step every 100 batches for
-    LeNet-300-100, every 50 for LeNet-5."""
+    over the first 8, the last 2 frozen, a switch step every 100 batches."""
     config = base_config(model, dataset, data_dir=data_dir)
     config.num_epochs = 10
     config.batch_size = 128
     config.schedule.ramp_epochs = 8
     config.schedule.freeze_epochs = 2
-    if model == "lenet300":
-        # Its FC stack is the whole step: a switch step every 100 batches
-        # costs 1.17x Dense per step against 1.31x every 50, at the same
-        # accuracy (BENCHMARKS.md). LeNet-5's convolutions dominate, so every
-        # 50 is cheap there (1.07x) and stays.
-        config.schedule.switch_every = 100
     return config
 
 

@@ -50,6 +50,17 @@ def check_int(name, value, minimum):
     return int(value)
 
 
+def check_int_or(name, value, minimum, words):
+    """`value` as an int >= `minimum`, or unchanged if it is one of the
+    strings (or None) in `words`."""
+    if (value is None or isinstance(value, str)) and value in words:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        shown = " or ".join(repr(word) for word in words)
+        raise ArgumentError(name, value, f"an integer >= {minimum} or {shown}")
+    return int(value)
+
+
 def check_number(name, value, expected, accept):
     """`value` as a float for which `accept(value)` holds; `expected` says
     what is accepted, in words."""

@@ -28,6 +28,7 @@ and where the thresholds go is the sparsity control's
 """
 
 import contextlib
+import inspect
 import math
 import warnings
 
@@ -40,6 +41,7 @@ from keras_switch import distribute
 from keras_switch.checks import ArgumentError
 from keras_switch.checks import check_bool
 from keras_switch.checks import check_choice
+from keras_switch.checks import check_int
 from keras_switch.export import sparsity_report
 from keras_switch.layers import ESTIMATORS
 from keras_switch.layers import straight_through
@@ -285,9 +287,35 @@ class SwitchingModel(keras.Model):
                 return
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
+    def plan(self, total_steps):
+        """Fills in the schedule's `freeze_step="auto"` and the target's
+        `ramp_steps="auto"` for a run of `total_steps` training steps, and
+        checks them against each other. `fit()` calls it with its epochs
+        times steps per epoch; call it yourself before `train_on_batch` or a
+        custom loop. Once filled in (or given), the steps stay: a later call
+        changes nothing, and they are saved with the model.
+
+        Raises:
+            ValueError: for a `total_steps` that is not a positive int, or an
+                explicit ramp that ends after the planned freeze step.
+        """
+        self._require_compiled()
+        total_steps = check_int("total_steps", total_steps, minimum=1)
+        self.schedule.plan(total_steps)
+        self.sparsity.plan(self.schedule, total_steps)
+        self.sparsity.check_schedule(self.schedule)
+
+    @property
+    def planned(self):
+        """Whether no "auto" step is left to fill in (see `plan`)."""
+        return (self.task_optimizer is not None and self.schedule.planned
+                and self.sparsity.planned)
+
     def fit(self, *args, **kwargs):
         self.build_optimizers()
         self._step_cache = None
+        if self.task_optimizer is not None and not self.planned:
+            args, kwargs = _with_planning(self, args, kwargs)
         history = super().fit(*args, **kwargs)
         shortfall = self.target_shortfall()
         if shortfall is not None:  # a run never misses its target silently
@@ -470,6 +498,10 @@ class SwitchingModel(keras.Model):
         if reached >= target - TARGET_TOLERANCE:
             return None
         step = int(ops.convert_to_numpy(self.switching_step))
+        if not self.planned:
+            return (f"sparsity {reached:.4f} is {target - reached:.4f} below the target "
+                    f"{target}: the model has not been trained (its schedule is "
+                    "not planned yet, see `plan`).")
         ramp_end = self.schedule.warmup_steps + self.sparsity.ramp_steps
         why = (
             f"training stopped at step {step}, before the target ramp ends at step "
@@ -542,6 +574,43 @@ def _check_compile_kwargs(kwargs, steps_per_execution):
         )
 
 
+class _PlanRun(keras.callbacks.Callback):
+    """Plans the model's "auto" steps from fit()'s epochs and steps per
+    epoch, before the first step."""
+
+    def __init__(self, switching_model):
+        super().__init__()
+        self._switching_model = switching_model
+
+    def on_train_begin(self, logs=None):
+        epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        if not steps:
+            raise ValueError(
+                "SwitchingModel.fit() plans the default schedule (the target "
+                "ramp, then a frozen mask for the last 20% of steps) from the "
+                "run's length, epochs x steps per epoch, but the number of "
+                "steps per epoch is unknown for this data. Pass "
+                "`steps_per_epoch`, call `model.plan(total_steps)` before "
+                "fit(), or compile with explicit steps (`SwitchSchedule("
+                "freeze_step=...)`, `target_ramp_steps`)."
+            )
+        self._switching_model.plan(epochs * steps)
+
+
+def _with_planning(model, args, kwargs):
+    """fit()'s arguments with `_PlanRun` first among its callbacks."""
+    bound = inspect.signature(keras.Model.fit).bind(model, *args, **kwargs)
+    callbacks = bound.arguments.get("callbacks")
+    planner = _PlanRun(model)
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        planner.set_model(model)
+        planner.set_params(callbacks.params)
+        callbacks.callbacks.insert(0, planner)
+    else:
+        bound.arguments["callbacks"] = [planner, *(callbacks or [])]
+    return bound.args[1:], bound.kwargs
+
+
 def _resolve_schedule(schedule):
     if schedule is None:
         return SwitchSchedule()
@@ -550,7 +619,8 @@ def _resolve_schedule(schedule):
     if isinstance(schedule, dict):
         return SwitchSchedule.from_config(schedule)
     if isinstance(schedule, SwitchSchedule):
-        return schedule
+        # A copy: fit() plans its "auto" steps for this model's run only.
+        return type(schedule).from_config(schedule.get_config())
     raise TypeError(
         "Received an invalid value for `schedule`, expected a "
         "keras_switch.SwitchSchedule, a mode name or None. "
@@ -576,7 +646,11 @@ def _resolve_sparsity(sparsity, shorthand, schedule):
             "keras_switch.sparsity control (TargetSparsity, SparsityPenalty, "
             f"SparsityControl) or None. Received: sparsity={sparsity!r}"
         )
+    else:  # a copy: fit() plans its "auto" steps for this model's run only
+        sparsity = type(sparsity).from_config(sparsity.get_config())
     try:
+        schedule.plan()  # "auto" steps that a given freeze step decides
+        sparsity.plan(schedule)
         sparsity.check_schedule(schedule)
     except ArgumentError as error:
         raise (error.renamed(SHORTHAND) if given else error) from None

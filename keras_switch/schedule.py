@@ -26,6 +26,15 @@ The switcher runs only on switch steps (and once at the first switching
 step): each switch step ends by storing the switcher's new hard masks, and
 the task steps in between use the stored masks. With `switch_every=k` a
 training step therefore costs about a Dense step plus `1/k` of a switch step.
+
+Defaults are the measured recipe (BENCHMARKS.md), planned by
+`SwitchingModel.fit()` from the run's length (`plan(total_steps)`):
+`freeze_step="auto"` freezes the mask for the last 20% of the steps after
+the warm-up; `switch_every="auto"` is a switch step every 100 batches
+(LeNet-300-100 trains at ~1.2x the Dense step time; every batch costs ~14x
+at the same accuracy), or often enough for 32 switch steps in a shorter run;
+a `TargetSparsity` with `ramp_steps="auto"` reaches its target where the
+mask freezes.
 """
 
 import collections
@@ -36,10 +45,27 @@ from keras_switch.checks import ArgumentError
 from keras_switch.checks import FromArguments
 from keras_switch.checks import check_choice
 from keras_switch.checks import check_int
+from keras_switch.checks import check_int_or
 
 MODES = ("every_batch", "alternate")
 
 STAGES = ("warmup", "switching", "frozen")
+
+AUTO = "auto"
+# The recipe (BENCHMARKS.md): the mask is final for the last 20% of switching
+# (2 of 10 epochs on the LeNets), after a ramp over the first 80%.
+AUTO_FREEZE_FRACTION = 0.8
+# switch_every="auto": a switch step every 100 batches (the recipe: ~1.2x the
+# Dense step time on LeNet-300-100, BENCHMARKS.md), or more often when the
+# switching stage is short, so that it holds at least 32 switch steps.
+DEFAULT_SWITCH_EVERY = 100
+MIN_SWITCH_STEPS = 32
+
+
+def planned_step(fraction, total_steps, warmup_steps):
+    """The step `fraction` of the way from the end of the warm-up to
+    `total_steps` (at least one step after the warm-up)."""
+    return warmup_steps + max(1, round(fraction * (total_steps - warmup_steps)))
 
 
 class Phase(collections.namedtuple("Phase", ["task", "switch", "stage", "mask_source"])):
@@ -74,20 +100,27 @@ class SwitchSchedule(FromArguments):
     Args:
         mode: One of `"every_batch"` or `"alternate"` (see the module doc).
         switch_every: With `mode="every_batch"`, one switch step every this
-            many task steps (positive int).
+            many task steps (positive int), or `"auto"` (the default, the
+            measured recipe): every 100 steps, or often enough for 32 switch
+            steps before the mask freezes (or the run ends) in a shorter run.
+            `"alternate"` takes no value here (1).
         warmup_steps: Dense warm-up steps before switching starts (>= 0).
         freeze_step: Step from which the mask is frozen and only the task
-            network trains, or `None` to switch until the end.
+            network trains; `None` to switch until the end; `"auto"` (the
+            default): 80% of the way from the warm-up to the end of the run,
+            which `SwitchingModel.fit()` fills in from its epochs and steps
+            (`plan`).
     """
 
     def __init__(
-        self, mode="every_batch", switch_every=1, warmup_steps=0, freeze_step=None
+        self, mode="every_batch", switch_every=None, warmup_steps=0, freeze_step=AUTO
     ):
         check_choice("mode", mode, MODES)
-        check_int("switch_every", switch_every, minimum=1)
+        if switch_every is None:
+            switch_every = AUTO if mode == "every_batch" else 1
+        switch_every = check_int_or("switch_every", switch_every, 1, (AUTO,))
         check_int("warmup_steps", warmup_steps, minimum=0)
-        if freeze_step is not None:
-            check_int("freeze_step", freeze_step, minimum=warmup_steps + 1)
+        freeze_step = check_int_or("freeze_step", freeze_step, warmup_steps + 1, (AUTO, None))
         if mode == "alternate" and switch_every != 1:
             raise ArgumentError("switch_every", switch_every, message=(
                 "`switch_every` only applies to mode='every_batch'. "
@@ -98,9 +131,35 @@ class SwitchSchedule(FromArguments):
         self.warmup_steps = warmup_steps
         self.freeze_step = freeze_step
 
+    @property
+    def planned(self):
+        """False while `freeze_step` or `switch_every` is still `"auto"`."""
+        return AUTO not in (self.freeze_step, self.switch_every)
+
+    def plan(self, total_steps=None):
+        """Fills in the `"auto"` steps for a run of `total_steps` steps (what
+        it can without them when None: `switch_every` from a given
+        `freeze_step`)."""
+        if self.freeze_step == AUTO and total_steps is not None:
+            self.freeze_step = planned_step(AUTO_FREEZE_FRACTION, total_steps,
+                                            self.warmup_steps)
+        end = total_steps if self.freeze_step is None else self.freeze_step
+        if self.switch_every == AUTO and end not in (None, AUTO):
+            switching = max(1, end - self.warmup_steps)
+            self.switch_every = max(1, min(DEFAULT_SWITCH_EVERY, switching // MIN_SWITCH_STEPS))
+
     def __call__(self, step):
         """The `Phase` of training step `step` (a Python int, from 0)."""
         step = int(step)
+        if not self.planned:
+            raise ValueError(
+                "This SwitchSchedule has steps left as 'auto' "
+                f"(freeze_step={self.freeze_step!r}, switch_every="
+                f"{self.switch_every!r}), which `fit()` fills in from the run's "
+                "length. Outside fit() (train_on_batch, a custom loop), call "
+                "`model.plan(total_steps)` first, or give them (`freeze_step`: "
+                "an int, or None for no frozen tail; `switch_every`: an int)."
+            )
         if step < self.warmup_steps:
             return Phase(task=True, switch=False, stage="warmup", mask_source="dense")
         if self.freeze_step is not None and step >= self.freeze_step:

@@ -53,8 +53,11 @@ from keras import ops
 from keras_switch.checks import ArgumentError
 from keras_switch.checks import FromArguments
 from keras_switch.checks import check_choice
-from keras_switch.checks import check_int
+from keras_switch.checks import check_int_or
 from keras_switch.checks import check_number
+from keras_switch.schedule import AUTO
+from keras_switch.schedule import AUTO_FREEZE_FRACTION
+from keras_switch.schedule import planned_step
 
 ALLOCATIONS = ("magnitude", "learned")
 # A run whose measured sparsity ends further than this below its target has
@@ -92,6 +95,12 @@ class SparsityControl(FromArguments):
     def check_schedule(self, schedule):
         """Raises ArgumentError if `schedule` cannot deliver this control."""
 
+    #: False while a step count of this control waits for `plan`.
+    planned = True
+
+    def plan(self, schedule, total_steps=None):
+        """Fills in step counts given as "auto" (none here)."""
+
 
 @keras.saving.register_keras_serializable(package="keras_switch")
 class SparsityPenalty(SparsityControl):
@@ -122,18 +131,21 @@ class TargetSparsity(SparsityControl):
             float in [0, 1).
         ramp_steps: Steps over which the target density moves from 1 to
             `1 - sparsity`, counted from the start of switching (0: the full
-            target at once).
+            target at once). `"auto"` (the default, the measured recipe): the
+            ramp ends where the schedule freezes the mask, or 80% of the way
+            through the run if it never does; `SwitchingModel.fit()` fills
+            it in (`plan`).
         ramp_power: Shape of the ramp, a number >= 1 (3: cubic, fast then
             slow; 1: linear).
         allocation: How the budget is split across layers, `"magnitude"` or
             `"learned"`.
     """
 
-    def __init__(self, sparsity, ramp_steps=0, ramp_power=3, allocation="magnitude"):
+    def __init__(self, sparsity, ramp_steps=AUTO, ramp_power=3, allocation="magnitude"):
         self.sparsity = check_number(
             "sparsity", sparsity, "a float in [0, 1)", lambda s: 0 <= s < 1
         )
-        self.ramp_steps = check_int("ramp_steps", ramp_steps, minimum=0)
+        self.ramp_steps = check_int_or("ramp_steps", ramp_steps, 0, (AUTO,))
         self.ramp_power = check_number(
             "ramp_power", ramp_power, "a number >= 1", lambda p: p >= 1
         )
@@ -143,11 +155,36 @@ class TargetSparsity(SparsityControl):
     def target(self):
         return self.sparsity
 
+    @property
+    def planned(self):
+        """False while `ramp_steps` is still `"auto"`."""
+        return self.ramp_steps != AUTO
+
+    def plan(self, schedule, total_steps=None):
+        """Fills in `ramp_steps="auto"`: the ramp ends where `schedule` (with
+        its own freeze step planned) freezes the mask, else 80% of the way
+        from the warm-up to `total_steps`; left as it is while neither is
+        known."""
+        if self.planned:
+            return
+        if schedule.freeze_step not in (None, AUTO):
+            self.ramp_steps = schedule.freeze_step - schedule.warmup_steps
+        elif total_steps is not None:
+            self.ramp_steps = planned_step(
+                AUTO_FREEZE_FRACTION, total_steps, schedule.warmup_steps
+            ) - schedule.warmup_steps
+
     def density(self, step):
         """The density asked for `step` steps after switching began (a
         number or a tensor; the ramp is done after `ramp_steps` steps).
         Plain Python for a number: the trainer checks schedules before
         TensorFlow may run anything."""
+        if not self.planned:
+            raise ValueError(
+                "TargetSparsity(ramp_steps='auto') ends its ramp where the mask "
+                "freezes, which `fit()` plans from the run's length. Outside "
+                "fit(), call `model.plan(total_steps)` first or give `ramp_steps`."
+            )
         progress = 1.0
         if self.ramp_steps and isinstance(step, numbers.Number):
             progress = min(max((step + 1) / self.ramp_steps, 0.0), 1.0)
@@ -160,6 +197,8 @@ class TargetSparsity(SparsityControl):
         """The ramp must end before the mask freezes: a mask frozen mid-ramp
         keeps the sparsity of that moment for good."""
         freeze, warmup = schedule.freeze_step, schedule.warmup_steps
+        if not self.planned or freeze == AUTO:
+            return  # "auto" ends the ramp at the freeze; plan() checks again
         if freeze is None or warmup + self.ramp_steps <= freeze:
             return
         reached = 1.0 - self.density(freeze - warmup)
@@ -248,7 +287,8 @@ SHORTHAND = {
     "ramp_power": "target_ramp_power",
     "allocation": "allocation",
 }
-_TARGET_DEFAULTS = {"target_ramp_steps": 0, "target_ramp_power": 3, "allocation": "magnitude"}
+_TARGET_DEFAULTS = {"target_ramp_steps": (0, AUTO), "target_ramp_power": (3,),
+                    "allocation": ("magnitude",)}
 
 
 def from_shorthand(target_sparsity=None, sparsity_penalty=None, target_ramp_steps=None,
@@ -270,7 +310,7 @@ def from_shorthand(target_sparsity=None, sparsity_penalty=None, target_ramp_step
             ramp = {ours: given[theirs] for ours, theirs in SHORTHAND.items() if theirs in given}
             return TargetSparsity(target_sparsity, **ramp)
         for key, value in given.items():
-            if value != _TARGET_DEFAULTS[key] or isinstance(value, bool):
+            if value not in _TARGET_DEFAULTS[key] or isinstance(value, bool):
                 raise ArgumentError(key, value, message=(
                     f"`{key}` only applies with `target_sparsity`. "
                     f"Received: {key}={value!r}, target_sparsity=None"))

@@ -74,7 +74,7 @@ class PhaseTest(TestCase):
         return model
 
     def test_task_phase_leaves_switcher_and_switch_phase_leaves_task(self):
-        model = self._model(SwitchSchedule(mode="alternate"))
+        model = self._model(SwitchSchedule(mode="alternate", freeze_step=None))
         (x, y), _ = digits(64)
         task0, switch0 = snapshot(model.task_variables), snapshot(model.switcher_variables)
         model.train_on_batch(x, y)  # step 0: task step only
@@ -89,7 +89,7 @@ class PhaseTest(TestCase):
         self.assertEqual(int(model.switch_optimizer.iterations), 1)
 
     def test_switch_step_gradients_are_nonzero(self):
-        model = self._model(SwitchSchedule())
+        model = self._model(SwitchSchedule(switch_every=1, freeze_step=None))
         (x, y), _ = digits(64)
         before = snapshot(model.switcher_variables)
         model.train_on_batch(x, y)
@@ -98,7 +98,7 @@ class PhaseTest(TestCase):
         self.assertTrue(all(_changed(before, after)))
 
     def test_every_k(self):
-        model = self._model(SwitchSchedule(switch_every=3))
+        model = self._model(SwitchSchedule(switch_every=3, freeze_step=None))
         (x, y), _ = digits(64)
         for _ in range(6):
             model.train_on_batch(x, y)
@@ -109,8 +109,8 @@ class PhaseTest(TestCase):
     def test_warmup_trains_dense_and_freeze_keeps_the_mask(self):
         model = mlp()
         compile_for_classes(
-            model, target_sparsity=0.8,
-            schedule=SwitchSchedule(warmup_steps=2, freeze_step=5),
+            model, target_sparsity=0.8, target_ramp_steps=0,
+            schedule=SwitchSchedule(switch_every=1, warmup_steps=2, freeze_step=5),
         )
         (x, y), _ = digits(64)
         switch0 = snapshot(model.switcher_variables)
@@ -140,7 +140,7 @@ class PhaseTest(TestCase):
 
     def test_step_counter_set_between_calls_is_followed(self):
         # The step is kept in Python within a call; a new call re-reads it.
-        model = self._model(SwitchSchedule(switch_every=4))
+        model = self._model(SwitchSchedule(switch_every=4, freeze_step=None))
         (x, y), _ = digits(64)
         model.fit(x, y, batch_size=32, epochs=1, verbose=0)
         self.assertEqual(int(model.switching_step), 2)
@@ -156,7 +156,8 @@ class PhaseTest(TestCase):
             tf.function(model.train_step)((x, y))
 
     def test_eager_train_step_follows_the_schedule(self):
-        model = compile_for_classes(mlp(), schedule="alternate", run_eagerly=True)
+        model = compile_for_classes(mlp(), run_eagerly=True,
+                                    schedule=SwitchSchedule(mode="alternate", freeze_step=None))
         (x, y), _ = digits(32)
         model.train_step((x, y))
         model.fit(x, y, batch_size=32, epochs=1, verbose=0)
@@ -217,6 +218,11 @@ class BudgetTest(TestCase):
 
     def _trained(self, steps=6, **kwargs):
         model = mlp(units=(48, 24))
+        # Every step a switch step and the full target at once: the masks
+        # after fit() are placed on the final kernels.
+        kwargs.setdefault("schedule", SwitchSchedule(switch_every=1, freeze_step=None))
+        if "target_sparsity" in kwargs:
+            kwargs.setdefault("target_ramp_steps", 0)
         compile_for_classes(model, **kwargs)
         (x, y), _ = digits(64 * steps)
         model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
@@ -244,8 +250,8 @@ class BudgetTest(TestCase):
 
     def test_task_steps_reuse_the_stored_mask(self):
         model = mlp()
-        compile_for_classes(model, target_sparsity=0.7,
-                            schedule=SwitchSchedule(switch_every=4))
+        compile_for_classes(model, target_sparsity=0.7, target_ramp_steps=0,
+                            schedule=SwitchSchedule(switch_every=4, freeze_step=None))
         (x, y), _ = digits(64)
         model.train_on_batch(x, y)  # step 0: switcher asked once, mask stored
         stored = snapshot([layer.mask for layer in model.switched_layers])
@@ -271,7 +277,8 @@ class BudgetTest(TestCase):
         for dense in (False, True):
             model = mlp()
             compile_for_classes(model, target_sparsity=0.8, train_pruned_weights=dense,
-                                schedule=SwitchSchedule(switch_every=100))
+                                target_ramp_steps=0,
+                                schedule=SwitchSchedule(switch_every=100, freeze_step=None))
             (x, y), _ = digits(64)
             model.train_on_batch(x, y)
             model.train_on_batch(x, y)  # the 0.8 mask is in place: task step
@@ -284,6 +291,70 @@ class BudgetTest(TestCase):
             )
             # Only the switched-off weights of used inputs can get a gradient.
             self.assertEqual(moved_off > 0, dense)
+
+
+class DefaultRecipeTest(TestCase):
+    """compile(target_sparsity=...) + fit() plans the measured recipe."""
+
+    def test_fit_plans_ramp_freeze_and_interval_from_its_length(self):
+        (x, y), _ = digits(64 * 10)
+        model = compile_for_classes(mlp(), target_sparsity=0.8)
+        self.assertFalse(model.planned)
+        model.fit(x, y, batch_size=64, epochs=5, verbose=0)  # 50 steps
+        self.assertTrue(model.planned)
+        self.assertEqual(model.schedule.freeze_step, 40)  # the last 20% frozen
+        self.assertEqual(model.sparsity.ramp_steps, 40)  # the target met there
+        self.assertEqual(model.schedule.switch_every, 1)  # 40 // 32
+        self.assertEqual(int(model.switch_optimizer.iterations), 40)
+        self.assertAlmostEqual(keras_switch.sparsity_report(model)["overall"], 0.8, delta=1e-3)
+        for layer in model.switched_layers:
+            self.assertEqual(float(layer.mask_frozen), 1.0)
+        # A second fit() keeps the plan (it is the model's, and saved with it).
+        model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+        self.assertEqual(model.schedule.freeze_step, 40)
+        path = self.get_temp_dir() + "/planned.keras"
+        model.save(path)
+        revived = keras.models.load_model(path)
+        self.assertEqual(revived.schedule.get_config(), model.schedule.get_config())
+        self.assertEqual(revived.sparsity.ramp_steps, 40)
+
+    def test_the_compiled_objects_are_copies(self):
+        schedule, target = SwitchSchedule(), keras_switch.TargetSparsity(0.5)
+        model = compile_for_classes(mlp(), schedule=schedule, sparsity=target)
+        model.plan(1000)
+        self.assertEqual((schedule.freeze_step, target.ramp_steps), ("auto", "auto"))
+        self.assertEqual((model.schedule.freeze_step, model.sparsity.ramp_steps), (800, 800))
+        self.assertEqual(model.schedule.switch_every, 25)
+
+    def test_outside_fit_the_run_must_be_planned(self):
+        (x, y), _ = digits(64)
+        model = compile_for_classes(mlp(), target_sparsity=0.5)
+        with self.assertRaisesRegex(ValueError, r"model\.plan\(total_steps\)"):
+            model.train_on_batch(x, y)
+        model.plan(10)
+        model.train_on_batch(x, y)
+        self.assertEqual(int(model.switching_step), 1)
+        with self.assertRaisesRegex(ValueError, "total_steps"):
+            model.plan(0)
+
+    def test_fit_on_data_of_unknown_length_asks_for_steps(self):
+        (x, y), _ = digits(128)
+        data = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(32)
+        model = compile_for_classes(mlp(), target_sparsity=0.5)
+        with self.assertRaisesRegex(ValueError, "steps_per_epoch"):
+            model.fit(data, epochs=1, shuffle=False, verbose=0)
+        self.assertEqual(int(model.switching_step), 0)
+        model.fit(data.repeat(), epochs=2, steps_per_epoch=4, shuffle=False, verbose=0)
+        self.assertEqual(model.schedule.freeze_step, round(0.8 * 8))
+
+    def test_explicit_steps_are_kept(self):
+        model = compile_for_classes(
+            mlp(), target_sparsity=0.5, target_ramp_steps=3,
+            schedule=SwitchSchedule(switch_every=2, freeze_step=None))
+        (x, y), _ = digits(64 * 4)
+        model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+        self.assertEqual((model.schedule.switch_every, model.schedule.freeze_step), (2, None))
+        self.assertEqual(model.sparsity.ramp_steps, 3)
 
 
 class CompileTest(TestCase, parameterized.TestCase):
@@ -339,7 +410,8 @@ class CompileTest(TestCase, parameterized.TestCase):
 
     def test_fit_that_ends_short_of_its_target_says_so(self):
         (x, y), _ = digits(64 * 4)
-        model = compile_for_classes(mlp(), target_sparsity=0.9, target_ramp_steps=1000)
+        model = compile_for_classes(mlp(), target_sparsity=0.9, target_ramp_steps=1000,
+                                    schedule=SwitchSchedule(freeze_step=None))
         with self.assertWarnsRegex(UserWarning, r"below the target 0\.9 .*stopped at step 4, "
                                    "before the target ramp ends at step 1000"):
             model.fit(x, y, batch_size=64, epochs=1, verbose=0)
@@ -350,6 +422,16 @@ class CompileTest(TestCase, parameterized.TestCase):
             reached.fit(x, y, batch_size=64, epochs=1, verbose=0)
         self.assertIsNone(reached.target_shortfall())
         self.assertIsNone(compile_for_classes(mlp(), sparsity_penalty=0.1).target_shortfall())
+
+    def test_a_ramp_longer_than_the_planned_run_is_refused_before_training(self):
+        (x, y), _ = digits(64 * 4)
+        model = compile_for_classes(mlp(), target_sparsity=0.9, target_ramp_steps=1000)
+        before = snapshot(model.weights)
+        with self.assertRaisesRegex(ValueError, r"ramp ends at step 1000.*freeze_step=3"):
+            model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+        self.assertEqual(int(model.switching_step), 0)
+        for a, b in zip(before, snapshot(model.weights)):
+            self.assertAllEqual(a, b)
 
     def test_optimizers_are_built_over_their_own_variables(self):
         model = compile_for_classes(mlp())

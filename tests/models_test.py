@@ -99,6 +99,7 @@ class TrainTest(TestCase):
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             target_sparsity=0.5,
         )
+        model.plan(total_steps=2)  # train_on_batch needs the run length: these two steps
         x = np.random.uniform(size=(4, *IMAGE)).astype("float32")
         y = np.random.randint(0, 10, size=(4,))
         for _ in range(2):

@@ -23,7 +23,8 @@ SWITCH = (False, True, "switching", "stored")
 
 class SwitchScheduleTest(TestCase, parameterized.TestCase):
     def test_every_batch(self):
-        self.assertEqual(phases(SwitchSchedule(), 3), [FIRST_BOTH, BOTH, BOTH])
+        schedule = SwitchSchedule(switch_every=1, freeze_step=None)
+        self.assertEqual(phases(schedule, 3), [FIRST_BOTH, BOTH, BOTH])
 
     def test_every_k_with_warmup_and_freeze(self):
         schedule = SwitchSchedule(switch_every=3, warmup_steps=2, freeze_step=9)
@@ -35,19 +36,56 @@ class SwitchScheduleTest(TestCase, parameterized.TestCase):
         )
 
     def test_alternate(self):
-        got = phases(SwitchSchedule(mode="alternate", warmup_steps=1), 5)
+        got = phases(SwitchSchedule(mode="alternate", warmup_steps=1, freeze_step=None), 5)
         self.assertEqual(got, [DENSE, FIRST_TASK, SWITCH, TASK, SWITCH])
 
     def test_phase_fields(self):
-        phase = SwitchSchedule()(0)
+        phase = SwitchSchedule(switch_every=1, freeze_step=None)(0)
         self.assertTrue(phase.task and phase.switch)
         self.assertEqual((phase.stage, phase.mask_source), ("switching", "switcher"))
         # The earlier names stay: `mask` is the mask source, `frozen` a stage.
         self.assertEqual(phase.mask, "switcher")
         self.assertFalse(phase.frozen)
-        frozen = SwitchSchedule(freeze_step=1)(5)
+        frozen = SwitchSchedule(switch_every=1, freeze_step=1)(5)
         self.assertTrue(frozen.frozen)
         self.assertEqual(frozen.stage, "frozen")
+
+    def test_defaults_are_planned_from_the_run_length(self):
+        schedule = SwitchSchedule()
+        self.assertEqual((schedule.switch_every, schedule.freeze_step), ("auto", "auto"))
+        self.assertFalse(schedule.planned)
+        with self.assertRaisesRegex(ValueError, r"plan\(total_steps\)"):
+            schedule(0)
+        # The recipe: 10 epochs of 469 steps, the last 2 frozen, every 100.
+        schedule.plan(4690)
+        self.assertEqual((schedule.switch_every, schedule.freeze_step), (100, 3752))
+        self.assertTrue(schedule.planned)
+        schedule.plan(10)  # planned once: a later plan changes nothing
+        self.assertEqual(schedule.freeze_step, 3752)
+
+    def test_auto_interval_gives_a_short_run_32_switch_steps(self):
+        schedule = SwitchSchedule(warmup_steps=10)
+        schedule.plan(570)
+        self.assertEqual(schedule.freeze_step, 10 + 448)  # 80% of the 560 after warm-up
+        self.assertEqual(schedule.switch_every, 448 // 32)
+        tiny = SwitchSchedule()
+        tiny.plan(5)
+        self.assertEqual((tiny.freeze_step, tiny.switch_every), (4, 1))
+
+    def test_given_freeze_step_decides_the_interval_without_a_run_length(self):
+        schedule = SwitchSchedule(freeze_step=640)
+        schedule.plan()
+        self.assertEqual(schedule.switch_every, 20)
+        endless = SwitchSchedule(freeze_step=None)
+        endless.plan()
+        self.assertEqual(endless.switch_every, "auto")  # needs the run length
+        endless.plan(100000)
+        self.assertEqual(endless.switch_every, 100)
+
+    def test_alternate_takes_no_interval(self):
+        self.assertEqual(SwitchSchedule(mode="alternate").switch_every, 1)
+        with self.assertRaisesRegex(ValueError, "switch_every"):
+            SwitchSchedule(mode="alternate", switch_every="auto")
 
     def test_round_trip(self):
         schedule = SwitchSchedule(mode="every_batch", switch_every=4, freeze_step=10)
@@ -63,6 +101,8 @@ class SwitchScheduleTest(TestCase, parameterized.TestCase):
         ("freeze_before_warmup", dict(warmup_steps=5, freeze_step=3), "freeze_step"),
         ("alternate_k", dict(mode="alternate", switch_every=2), "switch_every"),
         ("float", dict(switch_every=1.5), "switch_every"),
+        ("other_word", dict(switch_every="often"), "switch_every.*'auto'"),
+        ("freeze_word", dict(freeze_step="late"), "freeze_step.*'auto' or None"),
     )
     def test_invalid_arguments_raise(self, kwargs, name):
         with self.assertRaisesRegex(ValueError, name):

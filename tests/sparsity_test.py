@@ -50,7 +50,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
         self.assertAlmostEqual(control.density(500), 0.2)
         linear = TargetSparsity(0.8, ramp_steps=10, ramp_power=1)
         self.assertAlmostEqual(linear.density(4), 1 - 0.8 * 0.5)
-        self.assertAlmostEqual(TargetSparsity(0.9).density(0), 0.1)
+        self.assertAlmostEqual(TargetSparsity(0.9, ramp_steps=0).density(0), 0.1)
 
     def test_density_of_a_tensor_step_equals_the_python_one(self):
         control = TargetSparsity(0.9, ramp_steps=7, ramp_power=2)
@@ -67,7 +67,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
             layer.build((None, kernel.shape[0]))
             layer.kernel.assign(kernel)
         logits = [layer.switch_logits() for layer in layers]
-        moved = TargetSparsity(0.6).place_thresholds(layers, logits, step=0)
+        moved = TargetSparsity(0.6, ramp_steps=0).place_thresholds(layers, logits, step=0)
         # 40% of 10 connections: the 4 largest |w| over both layers (0.9,
         # 0.7, 0.6, 0.5); each layer keeps its share, ranked by its logits.
         masks = [np.asarray(m) > 0 for m in moved]
@@ -80,7 +80,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
         switcher = Switcher()
         layer = SwitchedDense(5, switcher=switcher)
         layer.build((None, 4))
-        moved = TargetSparsity(0.75, allocation="learned").place_thresholds(
+        moved = TargetSparsity(0.75, ramp_steps=0, allocation="learned").place_thresholds(
             [layer], [layer.switch_logits()], step=0)
         self.assertEqual(int(np.sum(np.asarray(moved[0]) > 0)), 5)
         self.assertNotEqual(float(switcher.threshold), 0.0)
@@ -91,7 +91,22 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
         layer = SwitchedDense(3, switcher=Switcher(magnitude_prior=0.0))
         layer.build((None, 3))
         with self.assertRaisesRegex(ValueError, "magnitude prior"):
-            TargetSparsity(0.5).place_thresholds([layer], [layer.switch_logits()], 0)
+            TargetSparsity(0.5, ramp_steps=0).place_thresholds([layer], [layer.switch_logits()], 0)
+
+    def test_auto_ramp_ends_where_the_mask_freezes(self):
+        control = TargetSparsity(0.9)
+        self.assertFalse(control.planned)
+        with self.assertRaisesRegex(ValueError, r"plan\(total_steps\)"):
+            control.density(0)
+        control.plan(SwitchSchedule(warmup_steps=100, freeze_step=900))
+        self.assertEqual(control.ramp_steps, 800)
+        self.assertAlmostEqual(control.density(799), 0.1)
+        never_frozen = TargetSparsity(0.9)
+        never_frozen.plan(SwitchSchedule(freeze_step=None), total_steps=1000)
+        self.assertEqual(never_frozen.ramp_steps, 800)  # 80% of the run
+        waiting = TargetSparsity(0.9)
+        waiting.plan(SwitchSchedule())  # neither a freeze step nor a length
+        self.assertEqual(waiting.ramp_steps, "auto")
 
     def test_a_ramp_ending_after_the_freeze_is_refused(self):
         control = TargetSparsity(0.95, ramp_steps=3752)
