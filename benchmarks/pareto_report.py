@@ -3,6 +3,7 @@ BENCHMARKS.md's accuracy section (every method, then keras-switch against
 each baseline and the issue-4 targets) and the plot."""
 
 import collections
+import math
 import os
 import statistics
 
@@ -12,6 +13,77 @@ BASELINES = ("tfmot", "gmp_global", "gmp_at_ks", "random_at_ks")
 # Accuracy targets of issue 4 (mean of seeds, same budget as the baselines).
 ISSUE_TARGETS = {("lenet300", 0.95): 0.890, ("lenet300", 0.98): 0.883,
                  ("lenet5", 0.95): 0.892, ("lenet5", 0.98): 0.880}
+
+
+# Issue 17's targets, on paired means over seeds: (model, target) -> the
+# least `ks - gmp_global` (pt); at every target also ks >= gmp_global - 0.1
+# and ks >= tfmot; dense - ks <= 0.3 pt for LeNet-300-100 at 98%.
+PAIRED_GOALS = {("lenet300", 0.99): 0.5, ("lenet300", 0.995): 0.5,
+                ("lenet5", 0.99): 0.5, ("lenet5", 0.995): 0.5}
+PAIRED_FLOOR = -0.1
+DENSE_GAP = {("lenet300", 0.98): 0.3}
+
+
+def paired(runs, method, other, model, target, other_target=None):
+    """Per seed `method - other` test accuracy (pt) over the seeds both ran
+    at (model, target): (seeds, differences, mean, standard error). `other`
+    is read at `other_target` (default `target`; None for dense)."""
+    other_target = target if other_target is None else other_target
+
+    def by_seed(name, at):
+        return {r["seed"]: r["test_accuracy"] for r in runs
+                if r["model"] == model and r["method"] == name and r["target"] == at}
+
+    mine = by_seed(method, target)
+    theirs = by_seed(other, None if other == "dense" else other_target)
+    seeds = sorted(set(mine) & set(theirs))
+    diffs = [100 * (mine[s] - theirs[s]) for s in seeds]
+    mean = _mean(diffs)
+    error = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+    return seeds, diffs, mean, error
+
+
+def paired_table(runs):
+    """keras-switch (and each ks_* variant) minus gmp_global, tfmot and
+    dense, paired by seed, with issue 17's targets."""
+    lines = [
+        "| model | target | method | seeds | ks − gmp_global per seed (pt) "
+        "| mean ± s.e. | ks − tfmot | dense − ks | issue 17 target | met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted({(r["model"], r["target"], r["method"]) for r in runs
+                   if r["method"].startswith("ks") and r["target"] is not None},
+                  key=lambda k: (list(report.MODEL_NAMES).index(k[0])
+                                 if k[0] in report.MODEL_NAMES else 9, k[1], k[2] != "ks", k[2]))
+    for model, target, method in keys:
+        seeds, diffs, mean, error = paired(runs, method, "gmp_global", model, target)
+        if not seeds:
+            continue
+        _, _, vs_tfmot, tfmot_error = paired(runs, method, "tfmot", model, target)
+        dense_seeds, _, dense_gap, dense_error = paired(runs, "dense", method, model, None,
+                                                        other_target=target)
+        goals, met = [], []
+        least = PAIRED_GOALS.get((model, target), PAIRED_FLOOR)
+        goals.append(f"vs gmp ≥ {least:+.1f}")
+        met.append("yes" if mean >= least else "**no**")
+        if not math.isnan(vs_tfmot):
+            goals.append("vs tfmot ≥ 0")
+            met.append("yes" if vs_tfmot >= 0 else "**no**")
+        if (model, target) in DENSE_GAP and dense_seeds:
+            goals.append(f"dense − ks ≤ {DENSE_GAP[(model, target)]:.1f}")
+            met.append("yes" if dense_gap <= DENSE_GAP[(model, target)] else "**no**")
+
+        def shown(value, err):
+            return "–" if math.isnan(value) else f"{value:+.2f} ± {err:.2f}"
+
+        lines.append(
+            f"| {report.MODEL_NAMES.get(model, model)} | {target:.3g} | {method} "
+            f"| {len(seeds)} | {' / '.join(f'{d:+.2f}' for d in diffs)} "
+            f"| **{shown(mean, error)}** | {shown(vs_tfmot, tfmot_error)} "
+            f"| {shown(dense_gap, dense_error) if dense_seeds else '–'} "
+            f"| {'; '.join(goals)} | {' / '.join(met)} |"
+        )
+    return "\n".join(lines)
 
 
 def _mean(values):
@@ -141,7 +213,9 @@ def section(payload):
     """(about, tables) of the pareto section, from the JSON payload (its
     "summary": `aggregate` of its "runs")."""
     rows = payload["summary"]
-    return "", markdown_table(rows) + "\n\n" + comparison_table(rows)
+    return "", (markdown_table(rows) + "\n\n" + comparison_table(rows) + "\n\n"
+                + "Paired by seed (the same init and data order for every method):\n\n"
+                + paired_table(payload["runs"]))
 
 
 def write(runs, output_dir, markdown=False, command=None):

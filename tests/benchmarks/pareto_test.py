@@ -172,5 +172,29 @@ class ReportTest(TestCase):
         self.assertIn("python -m benchmarks.pareto --x", text)
 
 
+    def test_paired_differences_by_seed(self):
+        def run(method, seed, accuracy, target=0.99):
+            return {"model": "lenet300", "method": method, "target": target,
+                    "seed": seed, "test_accuracy": accuracy}
+
+        runs = [run("ks", 0, 0.870), run("ks", 1, 0.860), run("ks", 2, 0.880),
+                run("gmp_global", 0, 0.865), run("gmp_global", 1, 0.850),
+                run("tfmot", 0, 0.800), run("tfmot", 1, 0.810),
+                run("dense", 0, 0.890, target=None), run("dense", 1, 0.880, target=None)]
+        seeds, diffs, mean, error = pareto_report.paired(runs, "ks", "gmp_global",
+                                                         "lenet300", 0.99)
+        self.assertEqual(seeds, [0, 1])  # seed 2 has no gmp_global run
+        self.assertAllClose(diffs, [0.5, 1.0])
+        self.assertAlmostEqual(mean, 0.75)
+        self.assertAlmostEqual(error, 0.25)  # stdev 0.354 / sqrt(2)
+        _, _, gap, _ = pareto_report.paired(runs, "dense", "ks", "lenet300", None,
+                                            other_target=0.99)
+        self.assertAlmostEqual(gap, 2.0)
+        table = pareto_report.paired_table(runs)
+        self.assertIn("| LeNet-300-100 | 0.99 | ks | 2 | +0.50 / +1.00 | **+0.75 ± 0.25** "
+                      "| +6.00 ± 1.00 | +2.00 ± 0.00 | vs gmp ≥ +0.5; vs tfmot ≥ 0 | yes / yes |",
+                      table)
+
+
 if __name__ == "__main__":
     tf.test.main()
