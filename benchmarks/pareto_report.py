@@ -77,13 +77,18 @@ def paired_table(runs):
             return "–" if math.isnan(value) else f"{value:+.2f} ± {err:.2f}"
 
         lines.append(
-            f"| {report.MODEL_NAMES.get(model, model)} | {target:.3g} | {method} "
+            f"| {report.MODEL_NAMES.get(model, model)} | {_shown_target(target)} | {method} "
             f"| {len(seeds)} | {' / '.join(f'{d:+.2f}' for d in diffs)} "
             f"| **{shown(mean, error)}** | {shown(vs_tfmot, tfmot_error)} "
             f"| {shown(dense_gap, dense_error) if dense_seeds else '–'} "
             f"| {'; '.join(goals)} | {' / '.join(met)} |"
         )
     return "\n".join(lines)
+
+
+def _shown_target(target):
+    """0.90, 0.95, ... with two decimals; 0.995 with three."""
+    return f"{target:.2f}" if round(target, 2) == target else f"{target:.3f}"
 
 
 def _mean(values):
@@ -133,7 +138,7 @@ def markdown_table(rows):
         overlap = "–"
         if r["top_magnitude_overlap"]:
             overlap = "/".join(f"{100 * v:.0f}%" for v in r["top_magnitude_overlap"].values())
-        target = "–" if r["target"] is None else f"{r['target']:.2f}"
+        target = "–" if r["target"] is None else _shown_target(r['target'])
         lines.append(
             f"| {report.MODEL_NAMES.get(r['model'], r['model'])} | {r['method']} | {target} "
             f"| {r['fc_sparsity']:.4f} | {r['hidden_sparsity']:.4f} | {per_layer} "
@@ -169,7 +174,7 @@ def comparison_table(rows):
             met.append("≥ baselines" if ks["mean_accuracy"] >= best else "**below a baseline**")
         met.append("sparsity" if ks["fc_sparsity"] >= target - 0.005 else "**sparsity missed**")
         lines.append(
-            f"| {report.MODEL_NAMES.get(model, model)} | {target:.2f} "
+            f"| {report.MODEL_NAMES.get(model, model)} | {_shown_target(target)} "
             f"| {ks['mean_accuracy']:.4f} ({ks['fc_sparsity']:.4f}) | " + " | ".join(cells)
             + f" | {gap} | {'–' if goal is None else f'{goal:.3f}'} | {', '.join(met)} |"
         )

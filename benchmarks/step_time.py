@@ -3,8 +3,10 @@ r"""Training step time and peak memory: keras-switch vs Dense (and TFMOT).
     python -m benchmarks.step_time
     python -m benchmarks.step_time --models=lenet300 --rounds=5
 
-Step time: in ONE process, a plain Keras 3 Dense model and the keras-switch
-model of the trainer's default recipe (`configs/common.py`) train on the same
+Step time: in ONE process, a plain Keras 3 Dense model, the keras-switch
+model of the trainer's default recipe (`configs/common.py`) and the same
+network compiled with only `target_sparsity` (the library's defaults, as
+`fit()` plans them for 10 epochs) train on the same
 fixed batches, each through its compiled train function (what `fit()` runs
 per batch; `train_on_batch` adds ~8 ms of Python per call, more than a
 LeNet-300-100 step), in interleaved windows (alternating which goes first),
@@ -110,6 +112,25 @@ def _switched_model(model_name, batch_size, target, phase):
     return model
 
 
+def _library_default_model(model_name, batch_size, target):
+    """keras-switch as a user who reads only README gets it: the library's
+    model with a shared `Switcher()`, `compile(target_sparsity=...)` and
+    nothing else, planned as `fit()` plans a 10-epoch run, set mid-ramp."""
+    import keras
+
+    import keras_switch as ks
+    from keras_switch import models
+
+    builders = {"lenet300": models.lenet_300_100, "lenet5": models.lenet_5}
+    model = builders[model_name](switcher=ks.Switcher())
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  target_sparsity=target, jit_compile=FLAGS.jit_compile)
+    steps_per_epoch = -(-60000 // batch_size)
+    model.plan(10 * steps_per_epoch)  # what fit(epochs=10) does first
+    model.switching_step.assign(steps_per_epoch * 2)
+    return model
+
+
 def _time(model, batches, steps):
     """ms per step of `steps` calls of the model's train function."""
     model.make_train_function()
@@ -127,6 +148,9 @@ def measure_step_time(model_name):
     for phase in ("switching", "frozen"):
         candidates[f"ks_{phase}"] = _switched_model(
             model_name, FLAGS.batch_size, FLAGS.target, phase)
+    if FLAGS.switch_every is None:  # the library's own defaults plan the same interval
+        candidates["ks_library_default"] = _library_default_model(
+            model_name, FLAGS.batch_size, FLAGS.target)
     every = candidates["ks_switching"].schedule.switch_every
     steps = every * FLAGS.window_switches
     # One warm-up window each traces every phase.
@@ -144,6 +168,9 @@ def measure_step_time(model_name):
         "ms_per_step": measured["ms"],
         "ratio_switching": measured["ratio"]["ks_switching"],
         "ratio_frozen": measured["ratio"]["ks_frozen"],
+        "ratio_library_default": measured["ratio"].get("ks_library_default"),
+        "library_default_switch_every": (candidates["ks_library_default"].schedule.switch_every
+                                         if "ks_library_default" in candidates else None),
     }
 
 
@@ -215,15 +242,23 @@ def section(payload):
 
 
 def markdown_table(results):
+    # Results measured before issue 17 have no library-default column.
+    library_column = any("ratio_library_default" in r for r in results)
     lines = [
         "| model | batch | Dense ms/step | keras-switch switching ms/step (ratio) "
-        "| keras-switch frozen ms/step (ratio) | switch_every | peak RSS Dense / keras-switch MiB (ratio) "
+        "| keras-switch frozen ms/step (ratio) | switch_every "
+        + ("| `compile(target_sparsity=...)` only, switching ms/step (ratio) "
+           if library_column else "")
+        + "| peak RSS Dense / keras-switch MiB (ratio) "
         "| TFMOT / Dense (Keras 2, own process) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|" + ("---|" if library_column else ""),
     ]
     for r in results:
         ms, memory = r["ms_per_step"], r["memory"]
-        tfmot = "–"
+        tfmot = library = "–"
+        if r.get("ratio_library_default") is not None:
+            library = (f"{ms['ks_library_default']:.2f} (**{r['ratio_library_default']:.2f}x**, "
+                       f"every {r['library_default_switch_every']})")
         if "tfmot" in r:
             tfmot = (f"{r['tfmot']['tfmot_ms']:.2f} / {r['tfmot']['dense_ms']:.2f} ms "
                      f"(**{r['tfmot']['ratio']:.2f}x**)")
@@ -231,11 +266,11 @@ def markdown_table(results):
             f"| {r['model']} | {r['batch_size']} | {ms['dense']:.2f} "
             f"| {ms['ks_switching']:.2f} (**{r['ratio_switching']:.2f}x**) "
             f"| {ms['ks_frozen']:.2f} ({r['ratio_frozen']:.2f}x) | {r['switch_every']} "
-            f"| {memory['peak_rss_mib']['dense']:.0f} / {memory['peak_rss_mib']['ks']:.0f} "
+            + (f"| {library} " if library_column else "")
+            + f"| {memory['peak_rss_mib']['dense']:.0f} / {memory['peak_rss_mib']['ks']:.0f} "
             f"({memory['ratio']:.2f}x) | {tfmot} |"
         )
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     app.run(main)
