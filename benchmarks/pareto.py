@@ -67,6 +67,13 @@ VARIANTS = {
     "ks_switcher_lr2_32x32": {"switch_optimizer.learning_rate": 1e-2,
                               "switcher.hidden_units": (32, 32)},
     "ks_prior_half": {"switcher.magnitude_prior": 0.5},
+    # The switcher's one threshold over all its scores also decides the
+    # per-layer split: at 99.5% a sparser output layer than global
+    # magnitude's wins (benchmarks.allocation).
+    "ks_learned_allocation_100": {"allocation": "learned"},
+    # Erdős–Rényi-Kernel per-layer budgets (more for the first layer at
+    # 99-99.5% than global magnitude gives it); the switcher picks within.
+    "ks_erk": {"allocation": "erk"},
 }
 
 FLAGS = flags.FLAGS

@@ -93,6 +93,33 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "magnitude prior"):
             TargetSparsity(0.5, ramp_steps=0).place_thresholds([layer], [layer.switch_logits()], 0)
 
+    def test_erk_counts_share_the_budget_by_fan_in_plus_fan_out(self):
+        shapes = [(784, 300), (300, 100), (100, 10)]
+        counts = [int(c) for c in sparsity.erk_keep_counts(shapes, 1331)]
+        self.assertEqual(sum(counts), 1331)
+        eps = 1331 / (1084 + 400 + 110)
+        self.assertAllClose(counts, [eps * 1084, eps * 400, eps * 110], atol=1)
+        # A kernel whose share exceeds its size keeps everything; the rest
+        # share what is left.
+        counts = [int(c) for c in sparsity.erk_keep_counts(shapes, 26620)]
+        self.assertEqual(counts[2], 1000)
+        self.assertEqual(sum(counts), 26620)
+        self.assertAllClose(counts[0] / counts[1], 1084 / 400, rtol=1e-3)
+        self.assertEqual([int(c) for c in sparsity.erk_keep_counts([(4, 3)], 100)], [12])
+
+    def test_erk_allocation_keeps_each_layers_count(self):
+        switcher = Switcher()
+        layers = []
+        for units, fan_in in ((30, 40), (10, 30)):
+            layer = SwitchedDense(units, switcher=switcher)
+            layer.build((None, fan_in))
+            layers.append(layer)
+        control = TargetSparsity(0.9, ramp_steps=0, allocation="erk")
+        moved = control.place_thresholds(layers, [l.switch_logits() for l in layers], step=0)
+        kept = [int(np.sum(np.asarray(m) > 0)) for m in moved]
+        self.assertEqual(kept, [int(c) for c in sparsity.erk_keep_counts(
+            [(40, 30), (30, 10)], round(0.1 * 1500))])
+
     def test_auto_ramp_ends_where_the_mask_freezes(self):
         control = TargetSparsity(0.9)
         self.assertFalse(control.planned)
