@@ -117,8 +117,14 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
         control = TargetSparsity(0.9, ramp_steps=0, allocation="erk")
         moved = control.place_thresholds(layers, [l.switch_logits() for l in layers], step=0)
         kept = [int(np.sum(np.asarray(m) > 0)) for m in moved]
-        self.assertEqual(kept, [int(c) for c in sparsity.erk_keep_counts(
-            [(40, 30), (30, 10)], round(0.1 * 1500))])
+        final = [int(c) for c in sparsity.erk_keep_counts([(40, 30), (30, 10)], 150)]
+        self.assertEqual(kept, final)
+        # Mid-ramp every layer is the same fraction of the way to its own
+        # final sparsity.
+        ramped = TargetSparsity(0.9, ramp_steps=10, ramp_power=1, allocation="erk")
+        moved = ramped.place_thresholds(layers, [l.switch_logits() for l in layers], step=4)
+        kept = [int(np.sum(np.asarray(m) > 0)) for m in moved]
+        self.assertEqual(kept, [round(n - (n - k) * 0.5) for n, k in zip((1200, 300), final)])
 
     def test_auto_ramp_ends_where_the_mask_freezes(self):
         control = TargetSparsity(0.9)
