@@ -39,41 +39,49 @@ from benchmarks import pareto_report
 
 METHODS = ("dense", "tfmot", "gmp_global", "ks", "gmp_at_ks", "random_at_ks")
 # Ablations of the keras-switch recipe: name -> config overrides.
+# Every ablation before issue 17 made allocation="erk" the default was
+# measured with the magnitude split: `_MAGNITUDE` pins it so they stay what
+# they were.
+_MAGNITUDE = {"allocation": "magnitude"}
 VARIANTS = {
     # Measured at the recipe's previous interval (a switch step every 50);
     # pinned so that they stay what they were.
-    "ks_prior_only": {"switch_optimizer.learning_rate": 0.0, "schedule.switch_every": 50},
+    "ks_prior_only": {"switch_optimizer.learning_rate": 0.0, "schedule.switch_every": 50,
+                      **_MAGNITUDE},
     "ks_learned_allocation": {"allocation": "learned", "schedule.switch_every": 50},
-    "ks_dense_grad": {"train_pruned_weights": True, "schedule.switch_every": 50},
-    "ks_switch_every_10": {"schedule.switch_every": 10},
-    "ks_switch_every_50": {"schedule.switch_every": 50},
-    "ks_switch_lr_1e-2": {"switch_optimizer.learning_rate": 1e-2, "schedule.switch_every": 50},
-    "ks_switch_lr_1e-1": {"switch_optimizer.learning_rate": 1e-1, "schedule.switch_every": 50},
+    "ks_dense_grad": {"train_pruned_weights": True, "schedule.switch_every": 50, **_MAGNITUDE},
+    "ks_switch_every_10": {"schedule.switch_every": 10, **_MAGNITUDE},
+    "ks_switch_every_50": {"schedule.switch_every": 50, **_MAGNITUDE},
+    "ks_switch_lr_1e-2": {"switch_optimizer.learning_rate": 1e-2, "schedule.switch_every": 50,
+                          **_MAGNITUDE},
+    "ks_switch_lr_1e-1": {"switch_optimizer.learning_rate": 1e-1, "schedule.switch_every": 50,
+                          **_MAGNITUDE},
     "ks_warmup_1": {"schedule.warmup_epochs": 1, "schedule.ramp_epochs": 7,
-                    "schedule.switch_every": 50},
+                    "schedule.switch_every": 50, **_MAGNITUDE},
     "ks_lr2_32x32": {"switch_optimizer.learning_rate": 1e-2, "switcher.hidden_units": (32, 32),
-                     "schedule.switch_every": 50},
-    "ks_lr2_every_100": {"switch_optimizer.learning_rate": 1e-2, "schedule.switch_every": 100},
-    "ks_lr2_every_20": {"switch_optimizer.learning_rate": 1e-2, "schedule.switch_every": 20},
+                     "schedule.switch_every": 50, **_MAGNITUDE},
+    "ks_lr2_every_100": {"switch_optimizer.learning_rate": 1e-2, "schedule.switch_every": 100,
+                         **_MAGNITUDE},
+    "ks_lr2_every_20": {"switch_optimizer.learning_rate": 1e-2, "schedule.switch_every": 20,
+                        **_MAGNITUDE},
     # No frozen tail: the switcher keeps updating the mask at the target
     # density through the last 2 epochs.
-    "ks_no_freeze": {"schedule.freeze_epochs": 0},
+    "ks_no_freeze": {"schedule.freeze_epochs": 0, **_MAGNITUDE},
     # The switch step's straight-through gradient is 1 for every switch
     # instead of sigmoid'(logit).
-    "ks_identity_estimator": {"switch_estimator": "identity"},
+    "ks_identity_estimator": {"switch_estimator": "identity", **_MAGNITUDE},
     # Issue 17's levers at 99-99.5%, at the recipe's interval (100): a
     # larger, faster-learning switcher; a weaker magnitude prior, so that
     # the learned correction weighs more against |w|.
     "ks_switcher_lr2_32x32": {"switch_optimizer.learning_rate": 1e-2,
-                              "switcher.hidden_units": (32, 32)},
-    "ks_prior_half": {"switcher.magnitude_prior": 0.5},
+                              "switcher.hidden_units": (32, 32), **_MAGNITUDE},
+    "ks_prior_half": {"switcher.magnitude_prior": 0.5, **_MAGNITUDE},
     # The switcher's one threshold over all its scores also decides the
-    # per-layer split: at 99.5% a sparser output layer than global
-    # magnitude's wins (benchmarks.allocation).
+    # per-layer split.
     "ks_learned_allocation_100": {"allocation": "learned"},
-    # Erdős–Rényi-Kernel per-layer budgets (more for the first layer at
-    # 99-99.5% than global magnitude gives it); the switcher picks within.
-    "ks_erk": {"allocation": "erk"},
+    # The recipe before issue 17: global magnitude pruning's split (the
+    # switcher picks within each layer), against ERK's now.
+    "ks_magnitude": dict(_MAGNITUDE),
 }
 
 FLAGS = flags.FLAGS

@@ -38,7 +38,7 @@ def base_config(model, dataset, data_dir=None):
     config.target_sparsity = config_dict.placeholder(float)
     config.target_sparsity = 0.9
     config.sparsity_penalty = config_dict.placeholder(float)
-    config.allocation = "magnitude"  # or "learned", "erk"
+    config.allocation = "erk"  # or "magnitude", "learned" (BENCHMARKS.md)
     config.train_pruned_weights = False
     config.switch_estimator = "sigmoid"  # or "identity"
     # Optimizers.

@@ -31,13 +31,16 @@ The controls:
   `ramp_steps` along `1 - sparsity * (1 - (1 - t)^p)`, t the ramp's
   progress in [0, 1], p = `ramp_power` (3: the gradual-pruning ramp of Zhu &
   Gupta 2017 that TFMOT's PolynomialDecay uses, fast at first and slow near
-  the target; 1: linear). `allocation="magnitude"` (default): each layer
-  keeps as many connections as the switcher's magnitude prior ranks above
-  one threshold over all layers (global magnitude pruning's split), and its
-  `switch_offset` keeps the switcher's highest-scoring ones: the switch step
-  learns the ranking *within* each layer. `"learned"`: the switcher's one
-  `threshold` over the scores of all its layers, so it also decides the
-  split (measured worse, BENCHMARKS.md).
+  the target; 1: linear). `allocation="erk"` (default): each layer ramps,
+  along that curve, to its Erdős–Rényi-Kernel share of the final budget
+  (`erk_keep_counts`), and its `switch_offset` keeps the switcher's
+  highest-scoring ones: the switch step learns the ranking *within* each
+  layer. `"magnitude"`: each layer keeps as many connections as the
+  switcher's magnitude prior ranks above one threshold over all layers
+  (global magnitude pruning's split; the default before issue 17, 0.6 pt
+  worse at 99.5%). `"learned"`: the switcher's one `threshold` over the
+  scores of all its layers, so it also decides the split (measured worse,
+  BENCHMARKS.md).
 
 Why thresholds and not a penalty toward the target: such a penalty taught
 the switcher to keep the smallest weights (BENCHMARKS.md, "What the numbers
@@ -137,14 +140,16 @@ class TargetSparsity(SparsityControl):
             it in (`plan`).
         ramp_power: Shape of the ramp, a number >= 1 (3: cubic, fast then
             slow; 1: linear).
-        allocation: How the budget is split across layers: `"magnitude"`
-            (global magnitude pruning's split), `"learned"` (the switcher's
-            one threshold) or `"erk"` (Erdős–Rényi-Kernel: a layer keeps in
-            proportion to fan-in + fan-out, capped at all of it; see
-            `erk_keep_counts`).
+        allocation: How the budget is split across layers: `"erk"` (the
+            default: Erdős–Rényi-Kernel, a layer keeps in proportion to
+            fan-in + fan-out at the target, capped at all of it, see
+            `erk_keep_counts`; +0.6 pt over `"magnitude"` at 99.5% on
+            LeNet-300-100, within noise at 90-99%, BENCHMARKS.md),
+            `"magnitude"` (global magnitude pruning's split, the default
+            before issue 17) or `"learned"` (the switcher's one threshold).
     """
 
-    def __init__(self, sparsity, ramp_steps=AUTO, ramp_power=3, allocation="magnitude"):
+    def __init__(self, sparsity, ramp_steps=AUTO, ramp_power=3, allocation="erk"):
         self.sparsity = check_number(
             "sparsity", sparsity, "a float in [0, 1)", lambda s: 0 <= s < 1
         )
@@ -336,7 +341,7 @@ SHORTHAND = {
     "allocation": "allocation",
 }
 _TARGET_DEFAULTS = {"target_ramp_steps": (0, AUTO), "target_ramp_power": (3,),
-                    "allocation": ("magnitude",)}
+                    "allocation": ("magnitude", "erk")}
 
 
 def from_shorthand(target_sparsity=None, sparsity_penalty=None, target_ramp_steps=None,

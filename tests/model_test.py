@@ -229,7 +229,7 @@ class BudgetTest(TestCase):
         return model
 
     def test_magnitude_allocation_splits_the_budget_like_global_magnitude(self):
-        model = self._trained(target_sparsity=0.9)
+        model = self._trained(target_sparsity=0.9, allocation="magnitude")
         layers = model.switched_layers
         kernels = [np.abs(layer.kernel.numpy()) for layer in layers]
         everything = np.sort(np.concatenate([k.ravel() for k in kernels]))
@@ -514,7 +514,8 @@ class SaveLoadTest(TestCase):
         with open(os.path.join(DATA, "legacy_expected.json")) as f:
             expected = json.load(f)
         (x, y), _ = digits(256)
-        controls = {"target": TargetSparsity(0.8, ramp_steps=6, ramp_power=2.0),
+        controls = {"target": TargetSparsity(0.8, ramp_steps=6, ramp_power=2.0,
+                                             allocation="magnitude"),
                     "penalty": SparsityPenalty(0.05)}
         for name, want in expected.items():
             with warnings.catch_warnings():

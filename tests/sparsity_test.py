@@ -67,7 +67,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
             layer.build((None, kernel.shape[0]))
             layer.kernel.assign(kernel)
         logits = [layer.switch_logits() for layer in layers]
-        moved = TargetSparsity(0.6, ramp_steps=0).place_thresholds(layers, logits, step=0)
+        moved = TargetSparsity(0.6, ramp_steps=0, allocation="magnitude").place_thresholds(layers, logits, step=0)
         # 40% of 10 connections: the 4 largest |w| over both layers (0.9,
         # 0.7, 0.6, 0.5); each layer keeps its share, ranked by its logits.
         masks = [np.asarray(m) > 0 for m in moved]
@@ -91,7 +91,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
         layer = SwitchedDense(3, switcher=Switcher(magnitude_prior=0.0))
         layer.build((None, 3))
         with self.assertRaisesRegex(ValueError, "magnitude prior"):
-            TargetSparsity(0.5, ramp_steps=0).place_thresholds([layer], [layer.switch_logits()], 0)
+            TargetSparsity(0.5, ramp_steps=0, allocation="magnitude").place_thresholds([layer], [layer.switch_logits()], 0)
 
     def test_erk_counts_share_the_budget_by_fan_in_plus_fan_out(self):
         shapes = [(784, 300), (300, 100), (100, 10)]
