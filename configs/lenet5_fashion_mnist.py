@@ -4,8 +4,8 @@
 
 Fashion-MNIST ships offline (Debian's dataset-fashion-mnist).
 Measured here (2-core CPU, seed 0, 2026-11-29, standardised inputs, a switch
-step every 100): test accuracy 0.8950 at FC sparsity 0.9000 (fc1/fc2/fc3
-0.9399/0.7442/0.4893), 102 s of training on a loaded machine (10 epochs).
+step every 100, ERK split): test accuracy 0.8968 at FC sparsity 0.9000
+(fc1/fc2/fc3 0.9220/0.8543/0.1940), 53 s of training (10 epochs).
 BENCHMARKS.md compares this recipe with TFMOT and magnitude pruning.
 """
 
