@@ -121,8 +121,7 @@ def _library_default_model(model_name, batch_size, target):
     import keras_switch as ks
     from keras_switch import models
 
-    builders = {"lenet300": models.lenet_300_100, "lenet5": models.lenet_5}
-    model = builders[model_name](switcher=ks.Switcher())
+    model = models.MODELS[model_name](switcher=ks.Switcher())
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   target_sparsity=target, jit_compile=FLAGS.jit_compile)
     steps_per_epoch = -(-60000 // batch_size)

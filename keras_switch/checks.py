@@ -43,21 +43,14 @@ class ArgumentError(ValueError):
         )
 
 
-def check_int(name, value, minimum):
-    """`value` as an int >= `minimum` (bools are not ints here)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ArgumentError(name, value, f"an integer >= {minimum}")
-    return int(value)
-
-
-def check_int_or(name, value, minimum, words):
-    """`value` as an int >= `minimum`, or unchanged if it is one of the
-    strings (or None) in `words`."""
+def check_int(name, value, minimum, words=()):
+    """`value` as an int >= `minimum` (bools are not ints here), or `value`
+    unchanged if it is one of `words` (strings, or None)."""
     if (value is None or isinstance(value, str)) and value in words:
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        shown = " or ".join(repr(word) for word in words)
-        raise ArgumentError(name, value, f"an integer >= {minimum} or {shown}")
+        shown = "".join(f" or {word!r}" for word in words)
+        raise ArgumentError(name, value, f"an integer >= {minimum}{shown}")
     return int(value)
 
 

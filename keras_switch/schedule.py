@@ -45,7 +45,6 @@ from keras_switch.checks import ArgumentError
 from keras_switch.checks import FromArguments
 from keras_switch.checks import check_choice
 from keras_switch.checks import check_int
-from keras_switch.checks import check_int_or
 
 MODES = ("every_batch", "alternate")
 
@@ -118,9 +117,9 @@ class SwitchSchedule(FromArguments):
         check_choice("mode", mode, MODES)
         if switch_every is None:
             switch_every = AUTO if mode == "every_batch" else 1
-        switch_every = check_int_or("switch_every", switch_every, 1, (AUTO,))
+        switch_every = check_int("switch_every", switch_every, 1, words=(AUTO,))
         check_int("warmup_steps", warmup_steps, minimum=0)
-        freeze_step = check_int_or("freeze_step", freeze_step, warmup_steps + 1, (AUTO, None))
+        freeze_step = check_int("freeze_step", freeze_step, warmup_steps + 1, words=(AUTO, None))
         if mode == "alternate" and switch_every != 1:
             raise ArgumentError("switch_every", switch_every, message=(
                 "`switch_every` only applies to mode='every_batch'. "

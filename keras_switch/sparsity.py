@@ -56,7 +56,7 @@ from keras import ops
 from keras_switch.checks import ArgumentError
 from keras_switch.checks import FromArguments
 from keras_switch.checks import check_choice
-from keras_switch.checks import check_int_or
+from keras_switch.checks import check_int
 from keras_switch.checks import check_number
 from keras_switch.schedule import AUTO
 from keras_switch.schedule import AUTO_FREEZE_FRACTION
@@ -153,7 +153,7 @@ class TargetSparsity(SparsityControl):
         self.sparsity = check_number(
             "sparsity", sparsity, "a float in [0, 1)", lambda s: 0 <= s < 1
         )
-        self.ramp_steps = check_int_or("ramp_steps", ramp_steps, 0, (AUTO,))
+        self.ramp_steps = check_int("ramp_steps", ramp_steps, 0, words=(AUTO,))
         self.ramp_power = check_number(
             "ramp_power", ramp_power, "a number >= 1", lambda p: p >= 1
         )
@@ -246,8 +246,9 @@ class TargetSparsity(SparsityControl):
     def _erk_counts(self, layers, step):
         """Each layer ramps to its own ERK sparsity at the target along the
         same curve, so the split holds all the way (ERK of the current
-        density instead kept the output layer dense until late in the ramp
-        and cost 0.7 pt at 99.5%, BENCHMARKS.md)."""
+        density instead kept the output layer dense until late in the ramp:
+        0.2 pt below global magnitude pruning at 99.5% where this is 0.7
+        above, BENCHMARKS.md)."""
         sizes = [math.prod(l.kernel.shape) for l in layers]
         final = erk_keep_counts([l.kernel.shape for l in layers],
                                 keep_count(1.0 - self.sparsity, sum(sizes)))
@@ -279,23 +280,26 @@ def erk_keep_counts(shapes, keep):
     kernels, a kernel that would get more than all of its entries keeping
     all of them (and `eps` found again for the rest), the counts summing to
     `keep` up to rounding. Against global magnitude pruning it gives a large
-    first layer more of a tiny budget: at 99.5% on LeNet-300-100 that split
-    scored +0.3 to +0.5 pt (BENCHMARKS.md, allocation at 99.5%).
+    first layer more of a tiny budget: at 99.5% on LeNet-300-100 magnitude
+    pruning at ERK's split scored +0.55 pt over its own split (BENCHMARKS.md,
+    issue 17).
 
     Returns int32 tensors, one per shape."""
     sizes = [float(math.prod(shape)) for shape in shapes]
     weights = [float(sum(shape)) for shape in shapes]
     keep = ops.cast(keep, "float32")
-    dense = [ops.zeros((), "bool") for _ in shapes]
-    for _ in shapes:  # each pass can only add dense kernels
+
+    def share(dense):  # eps once the `dense` kernels keep all their entries
         fixed = sum(ops.where(d, size, 0.0) for d, size in zip(dense, sizes))
         free = sum(ops.where(d, 0.0, w) for d, w in zip(dense, weights))
-        eps = (keep - fixed) / ops.maximum(free, 1.0)
+        return (keep - fixed) / ops.maximum(free, 1.0)
+
+    dense = [ops.zeros((), "bool") for _ in shapes]
+    for _ in shapes:  # each pass can only add dense kernels
+        eps = share(dense)
         dense = [ops.logical_or(d, eps * w >= size)
                  for d, w, size in zip(dense, weights, sizes)]
-    fixed = sum(ops.where(d, size, 0.0) for d, size in zip(dense, sizes))
-    free = sum(ops.where(d, 0.0, w) for d, w in zip(dense, weights))
-    eps = (keep - fixed) / ops.maximum(free, 1.0)
+    eps = share(dense)
     return [ops.cast(ops.round(ops.where(d, size, ops.minimum(eps * w, size))), "int32")
             for d, w, size in zip(dense, weights, sizes)]
 
