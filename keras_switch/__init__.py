@@ -2,7 +2,8 @@
 
 Public API: `Switcher`, `SwitchedDense`, `SwitchingModel`, `SwitchSchedule`,
 the sparsity controls `TargetSparsity`, `SparsityPenalty`, `SparsityControl`,
-`sparsity_report`, `strip_switches`, `export_sparse` (a SavedModel whose
+`switch_model` (switch an existing Keras model), `sparsity_report`,
+`strip_switches`, `export_sparse` (a SavedModel whose
 switched layers are stored and computed sparsely), `export_tflite`.
 """
 
@@ -28,6 +29,7 @@ from keras_switch.export import export_sparse
 from keras_switch.export import export_tflite
 from keras_switch.export import sparsity_report
 from keras_switch.export import strip_switches
+from keras_switch.convert import switch_model
 from keras_switch.layers import SwitchedDense
 from keras_switch.model import SwitchingModel
 from keras_switch.schedule import SwitchSchedule
@@ -50,4 +52,5 @@ __all__ = [
     "strip_switches",
     "export_sparse",
     "export_tflite",
+    "switch_model",
 ]

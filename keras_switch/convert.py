@@ -1,16 +1,191 @@
-"""Moving weights between plain Keras models and switched ones.
+"""Moving plain Keras models and weights into switched ones.
 
-`copy_weights(source, target)` copies the task weights of one model into
-another layer by layer, matching layers by name: a dense pretrained network
-(or a stripped export) warm-starts the `SwitchedDense` layers of the same
-names, and the reverse works too.
+* `switch_model(model, layers=None, switcher=None)` clones a Sequential or
+  functional model (nested models included) into a `SwitchingModel` whose
+  selected layers are switched, with the original weights: every switch
+  starts on, so the clone predicts exactly what the original does until it
+  is trained. This is how a pretrained model gets pruned.
+* `copy_weights(source, target)` copies the task weights of one model into
+  another layer by layer, matching layers by name: a dense pretrained network
+  (or a stripped export) warm-starts the `SwitchedDense` layers of the same
+  names, and the reverse works too.
 """
+
+import re
 
 import keras
 
 from keras_switch import _keras_internals
 from keras_switch.layers import SwitchedDense
+from keras_switch.layers import switched_layers
+from keras_switch.model import SwitchingModel
 from keras_switch.switcher import Switcher
+
+# Plain Keras layer class -> its switched counterpart, built from the plain
+# layer's config (exact classes only: a subclass may compute something else).
+COUNTERPARTS = {keras.layers.Dense: SwitchedDense}
+
+
+def switch_model(model, layers=None, switcher=None):
+    """A `SwitchingModel` clone of `model` with the selected layers switched.
+
+    The clone has `model`'s graph, layer names and **weights**; each
+    selected layer is replaced by its switched counterpart (`Dense` ->
+    `SwitchedDense`) with the same config and weights, and all of them share
+    one `Switcher`. A fresh switcher starts with every switch on (its
+    logits start >= `initial_logit` > 0), so before training the clone's
+    predictions equal `model`'s exactly. `model` itself is not changed.
+    Compile the clone like any `SwitchingModel`
+    (`compile(..., target_sparsity=0.9)`) and `fit()` it.
+
+    Args:
+        model: a built `keras.Sequential` or functional `keras.Model`;
+            nested Sequential/functional models are walked. Subclassed
+            models have no graph to clone: build them with `SwitchedDense`
+            layers and `SwitchingModel` as the base class instead.
+        layers: which layers to switch. `None` (default): every
+            `keras.layers.Dense` (the paper's fully connected layers).
+            Otherwise a list of layer names, a string (a regular expression
+            that a layer's whole name must match, `re.fullmatch`), or a
+            callable `layer -> bool`, asked for every layer (nested models'
+            layers included, not the models themselves).
+        switcher: the `Switcher` to share; default: a new `Switcher()`.
+
+    Returns:
+        A functional `SwitchingModel` named like `model`, not compiled.
+
+    Raises:
+        ValueError: `model` is subclassed, not built, or already has
+            switched layers; a selected layer's class has no switched
+            counterpart; a name in `layers` matches no layer; a regular
+            expression is invalid or matches no layer; nothing is selected.
+        TypeError: `model`, `layers` or `switcher` is of the wrong type.
+    """
+    _check_cloneable(model)
+    if switcher is None:
+        switcher = Switcher()
+    elif not isinstance(switcher, Switcher):
+        raise TypeError(
+            "switch_model: expected `switcher` to be a keras_switch.Switcher or "
+            f"None. Received: switcher={switcher!r}"
+        )
+    leaves = [layer for layer in _keras_internals.flatten_layers(model)[1:]
+              if not isinstance(layer, (keras.Model, keras.layers.InputLayer))]
+    selected = _select(model, leaves, layers)
+    pairs = []
+
+    def clone(layer):
+        if id(layer) in selected:
+            config = layer.get_config()
+            if config.pop("quantization_config", None) is not None:
+                raise ValueError(
+                    f"switch_model: layer {layer.name!r} is quantized; switch "
+                    "the float model, then quantize the stripped export."
+                )
+            new = COUNTERPARTS[type(layer)](switcher=switcher, **config)
+        else:
+            new = layer.__class__.from_config(layer.get_config())
+        pairs.append((layer, new))
+        return new
+
+    cloned = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    for old, new in pairs:
+        if id(old) in selected:
+            new.kernel.assign(old.kernel)
+            if old.bias is not None:
+                new.bias.assign(old.bias)
+        else:
+            new.set_weights(old.get_weights())
+    if isinstance(cloned, keras.Sequential):  # one input, one output
+        return SwitchingModel(cloned.inputs[0], cloned.outputs[0], name=model.name)
+    # The same input/output structure as `model` (a tensor, a list, a dict).
+    return SwitchingModel(cloned.input, cloned.output, name=model.name)
+
+
+def _check_cloneable(model):
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"switch_model: expected a keras.Model. Received: {model!r} "
+            f"(a {type(model).__name__})"
+        )
+    if not isinstance(model, (keras.Sequential, _keras_internals.Functional)):
+        raise ValueError(
+            f"switch_model: model {model.name!r} is a subclassed model "
+            f"({type(model).__name__}), which has no layer graph to clone. "
+            "Build it with keras_switch.SwitchedDense layers (one shared "
+            "keras_switch.Switcher) and keras_switch.SwitchingModel as its base "
+            "class, or write it as a Sequential or functional model."
+        )
+    if not model.built or not model.inputs:
+        raise ValueError(
+            f"switch_model: model {model.name!r} is not built. Give it a "
+            "keras.Input (or call it on data) first."
+        )
+    if switched_layers(model):
+        raise ValueError(
+            f"switch_model: model {model.name!r} already has switched layers "
+            f"{[layer.name for layer in switched_layers(model)]}. Strip them "
+            "first (keras_switch.strip_switches) or compile it as it is."
+        )
+
+
+def _select(model, leaves, layers):
+    """The ids of the `leaves` that `layers` selects (see `switch_model`)."""
+    names = [layer.name for layer in leaves]
+    if layers is None:
+        chosen = [layer for layer in leaves if type(layer) is keras.layers.Dense]
+        what = "layers=None (every keras.layers.Dense)"
+    elif isinstance(layers, str):
+        try:
+            pattern = re.compile(layers)
+        except re.error as error:
+            raise ValueError(
+                f"switch_model: layers={layers!r} is not a valid regular "
+                f"expression: {error}"
+            ) from None
+        chosen = [layer for layer in leaves if pattern.fullmatch(layer.name)]
+        what = f"the regular expression layers={layers!r}"
+    elif callable(layers):
+        chosen = []
+        for layer in leaves:
+            verdict = layers(layer)
+            if not isinstance(verdict, bool):
+                raise TypeError(
+                    f"switch_model: the `layers` predicate returned {verdict!r} "
+                    f"for layer {layer.name!r}; expected True or False."
+                )
+            if verdict:
+                chosen.append(layer)
+        what = "the `layers` predicate"
+    elif isinstance(layers, (list, tuple)) and all(isinstance(n, str) for n in layers):
+        missing = [name for name in layers if name not in names]
+        if missing:
+            raise ValueError(
+                f"switch_model: no layer of model {model.name!r} is named "
+                f"{missing}. Its layers: {names}"
+            )
+        wanted = set(layers)
+        chosen = [layer for layer in leaves if layer.name in wanted]
+        what = f"layers={list(layers)!r}"
+    else:
+        raise TypeError(
+            "switch_model: expected `layers` to be None, a list of layer names, "
+            f"a regular expression or a callable. Received: layers={layers!r}"
+        )
+    if not chosen:
+        raise ValueError(
+            f"switch_model: {what} selects no layer of model {model.name!r}. "
+            f"Its layers: {names}"
+        )
+    unsupported = [f"{layer.name!r} ({type(layer).__name__})"
+                   for layer in chosen if type(layer) not in COUNTERPARTS]
+    if unsupported:
+        raise ValueError(
+            f"switch_model: {what} selects layers without a switched "
+            f"counterpart: {', '.join(unsupported)}. Switchable classes: "
+            f"{sorted(cls.__name__ for cls in COUNTERPARTS)}"
+        )
+    return {id(layer) for layer in chosen}
 
 
 def copy_weights(source, target):

@@ -26,7 +26,10 @@ def straight_through(logits, estimator="sigmoid"):
     check_choice("estimator", estimator, ESTIMATORS)
     surrogate = logits if estimator == "identity" else ops.sigmoid(logits)
     hard = ops.cast(logits > 0, surrogate.dtype)
-    return hard + surrogate - ops.stop_gradient(surrogate)
+    # `surrogate - stop_gradient(surrogate)` is exactly 0, so the forward
+    # value is exactly the hard mask (`hard + surrogate - ...` is not: 1 + p
+    # - p rounds to 1 +- 1 ulp).
+    return hard + (surrogate - ops.stop_gradient(surrogate))
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")

@@ -1,5 +1,9 @@
-"""keras_switch.convert.copy_weights: exact weights copied by layer name,
-and the errors that name what does not fit."""
+"""keras_switch.convert: `switch_model` (a switched clone that predicts
+exactly what the original does, selection, errors, the pretrained-model
+path) and `copy_weights` (exact weights copied by layer name, and the errors
+that name what does not fit)."""
+
+import os
 
 import keras
 import numpy as np
@@ -8,8 +12,13 @@ import tensorflow as tf
 from keras_switch import SwitchedDense
 from keras_switch import Switcher
 from keras_switch import SwitchingModel
+from keras_switch import sparsity_report
+from keras_switch import strip_switches
+from keras_switch import switch_model
 from keras_switch.convert import copy_weights
 from tests.test_case import TestCase
+from tests.test_case import compile_for_classes
+from tests.test_case import digits
 from tests.test_case import snapshot
 
 
@@ -124,6 +133,168 @@ class CopyWeightsTest(TestCase):
         self.assertEqual(copy_weights(outer, target)["matched"], ["hidden", "norm", "head"])
         self.assertAllEqual(target.get_layer("head").kernel.numpy(),
                             inner.get_layer("head").kernel.numpy())
+
+
+def nested_net():
+    """Functional: Dense -> BatchNormalization -> nested Sequential (two
+    Dense, Dropout) -> a Dense head used twice (a shared layer) -> Add."""
+    inner = keras.Sequential([keras.Input((6,)),
+                              keras.layers.Dense(5, activation="relu", name="inner_a"),
+                              keras.layers.Dropout(0.2, name="drop"),
+                              keras.layers.Dense(4, activation="tanh", name="inner_b")],
+                             name="inner")
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(6, activation="relu", name="first")(inputs)
+    x = keras.layers.BatchNormalization(name="norm")(x)
+    x = inner(x)
+    head = keras.layers.Dense(4, use_bias=False, name="head")
+    outputs = keras.layers.Add(name="add")([head(x), head(head(x))])
+    model = keras.Model(inputs, outputs, name="nested")
+    set_weights(model)
+    return model
+
+
+def inputs_for(model, n=32, seed=0):
+    return np.random.RandomState(seed).normal(size=(n,) + model.input_shape[1:]).astype("float32")
+
+
+class SwitchModelTest(TestCase):
+    def test_sequential_predicts_exactly_as_the_original(self):
+        model = keras.Sequential([keras.Input((4,)),
+                                  keras.layers.Dense(8, activation="relu", name="a"),
+                                  keras.layers.Dense(3, activation="softmax", name="b")],
+                                 name="seq")
+        set_weights(model)
+        before = snapshot(model.weights)
+        switched = switch_model(model)
+        self.assertIsInstance(switched, SwitchingModel)
+        self.assertEqual(switched.name, "seq")
+        self.assertEqual([layer.name for layer in switched.switched_layers], ["a", "b"])
+        x = inputs_for(model)
+        self.assertAllEqual(switched.predict(x, verbose=0), model.predict(x, verbose=0))
+        self.assertAllEqual(switched(x, training=True), model(x, training=True))
+        for layer in switched.switched_layers:  # every switch starts on
+            self.assertAllEqual(layer.hard_mask(), np.ones(layer.kernel.shape))
+        # The original is untouched, and shares no variable with the clone.
+        for variable, value in zip(model.weights, before):
+            self.assertAllEqual(variable.numpy(), value)
+        self.assertEmpty({id(v) for v in model.weights} & {id(v) for v in switched.weights})
+
+    def test_functional_nested_and_shared_layers(self):
+        model = nested_net()
+        switched = switch_model(model)
+        self.assertEqual([layer.name for layer in switched.switched_layers],
+                         ["first", "inner_a", "inner_b", "head"])
+        self.assertLen(switched.switchers, 1)  # one switcher serves them all
+        x = inputs_for(model)
+        self.assertAllEqual(switched.predict(x, verbose=0), model.predict(x, verbose=0))
+        # The nested Sequential stays a nested model; the shared head stays one layer.
+        self.assertIsInstance(switched.get_layer("inner"), keras.Sequential)
+        self.assertEqual([layer.name for layer in switched.layers].count("head"), 1)
+        # BatchNormalization's moving statistics came along.
+        for have, want in zip(switched.get_layer("norm").weights, model.get_layer("norm").weights):
+            self.assertAllEqual(have.numpy(), want.numpy())
+
+    def test_selection_by_names_regex_and_predicate(self):
+        model = nested_net()
+        by_names = switch_model(model, layers=["inner_b", "first"])
+        self.assertEqual([layer.name for layer in by_names.switched_layers], ["first", "inner_b"])
+        by_regex = switch_model(model, layers="inner_.*")
+        self.assertEqual([layer.name for layer in by_regex.switched_layers],
+                         ["inner_a", "inner_b"])
+        # The whole name must match: "inner" alone matches no layer name.
+        with self.assertRaisesRegex(ValueError, "regular expression layers='inner' "
+                                                "selects no layer"):
+            switch_model(model, layers="inner")
+        by_predicate = switch_model(
+            model, layers=lambda layer: getattr(layer, "use_bias", True) is False)
+        self.assertEqual([layer.name for layer in by_predicate.switched_layers], ["head"])
+        # Layers left plain stay plain, with their weights.
+        self.assertIs(type(by_predicate.get_layer("first")), keras.layers.Dense)
+        x = inputs_for(model)
+        for switched in (by_names, by_regex, by_predicate):
+            self.assertAllEqual(switched.predict(x, verbose=0), model.predict(x, verbose=0))
+
+    def test_given_switcher_is_shared(self):
+        switcher = Switcher(hidden_units=(4,))
+        switched = switch_model(nested_net(), switcher=switcher)
+        self.assertEqual(switched.switchers, [switcher])
+
+    def test_errors_name_what_is_wrong(self):
+        model = nested_net()
+        cases = [
+            (["first", "nope"], ValueError, "no layer of model 'nested' is named \\['nope'\\]"),
+            ("(", ValueError, "layers='\\(' is not a valid regular expression"),
+            ("zz.*", ValueError, "selects no layer of model 'nested'. Its layers: "),
+            (["norm"], ValueError, "without a switched counterpart: 'norm' "
+                                   "\\(BatchNormalization\\)"),
+            (lambda layer: isinstance(layer, keras.layers.Add), ValueError,
+             "'add' \\(Add\\)"),
+            (lambda layer: 1, TypeError, "predicate returned 1 for layer 'first'"),
+            (3, TypeError, "expected `layers` to be None, a list of layer names"),
+        ]
+        for layers, error, message in cases:
+            with self.subTest(layers=layers), self.assertRaisesRegex(error, message):
+                switch_model(model, layers=layers)
+        with self.assertRaisesRegex(TypeError, "expected `switcher` to be a keras_switch.Switcher"):
+            switch_model(model, switcher="switcher")
+        with self.assertRaisesRegex(TypeError, "expected a keras.Model"):
+            switch_model(keras.layers.Dense(3))
+
+        class Subclassed(keras.Model):
+            def __init__(self):
+                super().__init__(name="sub")
+                self.dense = keras.layers.Dense(2)
+
+            def call(self, x):
+                return self.dense(x)
+
+        with self.assertRaisesRegex(ValueError, "model 'sub' is a subclassed model "
+                                                "\\(Subclassed\\).*SwitchingModel as its base"):
+            switch_model(Subclassed())
+        with self.assertRaisesRegex(ValueError, "is not built. Give it a keras.Input"):
+            switch_model(keras.Sequential([keras.layers.Dense(2)], name="unbuilt"))
+        with self.assertRaisesRegex(ValueError, "already has switched layers \\['hidden', 'head'\\]"):
+            switch_model(switched_net())
+        # Nothing was changed by the failed calls.
+        x = inputs_for(model)
+        self.assertAllEqual(switch_model(model).predict(x, verbose=0), model.predict(x, verbose=0))
+
+    def test_pretrained_model_switched_pruned_and_stripped(self):
+        (x, y), (x_test, _) = digits()
+        inputs = keras.Input((64,))
+        hidden = keras.layers.Dense(32, activation="relu", name="hidden")(inputs)
+        pretrained = keras.Model(inputs, keras.layers.Dense(10, name="logits")(hidden))
+        pretrained.compile(optimizer=keras.optimizers.Adam(1e-2),
+                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        pretrained.fit(x, y, epochs=3, batch_size=64, verbose=0)
+        switched = switch_model(pretrained)
+        self.assertAllEqual(switched.predict(x_test, verbose=0),
+                            pretrained.predict(x_test, verbose=0))
+        compile_for_classes(switched, target_sparsity=0.9)
+        history = switched.fit(x, y, epochs=3, batch_size=64, verbose=0)
+        self.assertGreater(history.history["accuracy"][-1], 0.8)
+        self.assertAllClose(sparsity_report(switched)["overall"], 0.9, atol=2e-3)
+        stripped = strip_switches(switched)
+        self.assertEqual([type(layer) for layer in stripped.layers[1:]],
+                         [keras.layers.Dense, keras.layers.Dense])
+        self.assertAllEqual(stripped.predict(x_test, verbose=0),
+                            switched.predict(x_test, verbose=0))
+
+    def test_keras_file_round_trip_in_safe_mode(self):
+        model = nested_net()
+        switched = switch_model(model)
+        compile_for_classes(switched, target_sparsity=0.5)
+        x = inputs_for(model)
+        switched.fit(x, np.zeros(len(x), "int32"), epochs=1, batch_size=8, verbose=0)
+        path = os.path.join(self.get_temp_dir(), "switched.keras")
+        switched.save(path)
+        loaded = keras.models.load_model(path)  # safe_mode=True
+        self.assertIsInstance(loaded, SwitchingModel)
+        self.assertLen(loaded.switchers, 1)
+        self.assertAllEqual(loaded.predict(x, verbose=0), switched.predict(x, verbose=0))
+        for have, want in zip(loaded.switched_layers, switched.switched_layers):
+            self.assertAllEqual(have.mask.numpy(), want.mask.numpy())
 
 
 if __name__ == "__main__":

@@ -175,13 +175,10 @@ class SwitchedDenseTest(TestCase, parameterized.TestCase):
         self.assertEqual(model.predict(np.ones((3, 6)), verbose=0).shape, (3, 2))
 
 
-if __name__ == "__main__":
-    tf.test.main()
-
-
 class StraightThroughTest(TestCase):
     def _forward_and_gradient(self, estimator):
-        logits = tf.constant([-3.0, -0.1, 0.2, 4.0])
+        # 0.1 and 1.4: logits where `1 + p - p` does not round back to 1.
+        logits = tf.constant([-3.0, -0.1, 0.1, 1.4])
         weights = tf.constant([1.0, 2.0, 3.0, 4.0])
         with tf.GradientTape() as tape:
             tape.watch(logits)
@@ -191,15 +188,19 @@ class StraightThroughTest(TestCase):
 
     def test_sigmoid_estimator(self):
         mask, grad, logits, weights = self._forward_and_gradient("sigmoid")
-        self.assertAllClose(mask, [0.0, 0.0, 1.0, 1.0], atol=1e-6)
+        self.assertAllEqual(mask, [0.0, 0.0, 1.0, 1.0])  # exactly the hard mask
         p = tf.sigmoid(logits)
         self.assertAllClose(grad, weights * p * (1 - p))
 
     def test_identity_estimator(self):
         mask, grad, _, weights = self._forward_and_gradient("identity")
-        self.assertAllClose(mask, [0.0, 0.0, 1.0, 1.0], atol=1e-6)
+        self.assertAllEqual(mask, [0.0, 0.0, 1.0, 1.0])
         self.assertAllClose(grad, weights)
 
     def test_unknown_estimator_raises(self):
         with self.assertRaisesRegex(ValueError, "estimator.*'gumbel'"):
             keras_switch.layers.straight_through(tf.zeros(3), "gumbel")
+
+
+if __name__ == "__main__":
+    tf.test.main()
