@@ -1,6 +1,6 @@
 """keras-switch: learn sparse fully connected layers with a switcher network.
 
-Public API: `Switcher`, `SwitchedDense`, `SwitchingModel`, `SwitchSchedule`,
+Public API: `Switcher`, `SwitchedDense`, `SwitchedConv2D`, `SwitchingModel`, `SwitchSchedule`,
 the sparsity controls `TargetSparsity`, `SparsityPenalty`, `SparsityControl`,
 `switch_model` (switch an existing Keras model), `sparsity_report`,
 `strip_switches`, `export_sparse` (a SavedModel whose
@@ -30,6 +30,7 @@ from keras_switch.export import export_tflite
 from keras_switch.export import sparsity_report
 from keras_switch.export import strip_switches
 from keras_switch.convert import switch_model
+from keras_switch.layers import SwitchedConv2D
 from keras_switch.layers import SwitchedDense
 from keras_switch.model import SwitchingModel
 from keras_switch.schedule import SwitchSchedule
@@ -43,6 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Switcher",
     "SwitchedDense",
+    "SwitchedConv2D",
     "SwitchingModel",
     "SwitchSchedule",
     "TargetSparsity",

@@ -64,7 +64,7 @@ class SwitchSummaries(keras.callbacks.Callback):
                 stage = model.schedule(max(last, 0)).stage
                 tf.summary.scalar("phase", float(STAGES.index(stage)))
             for layer in switched_layers(model):
-                probabilities = layer.switcher.probabilities(layer.kernel)
+                probabilities = layer.switch_probabilities()
                 tf.summary.histogram(
                     f"switch_probability/{layer.name}", probabilities
                 )
@@ -72,7 +72,8 @@ class SwitchSummaries(keras.callbacks.Callback):
                 tf.summary.histogram(
                     f"masked_weights/{layer.name}", kernel[kernel != 0]
                 )
-                mask = keras.ops.convert_to_numpy(layer.current_mask())
+                # A convolution's mask as the switcher reads it: [kh*kw*c_in, filters].
+                mask = keras.ops.convert_to_numpy(layer.switch_matrix(layer.current_mask()))
                 tf.summary.image(
                     f"mask/{layer.name}", mask[np.newaxis, :, :, np.newaxis]
                 )

@@ -16,6 +16,8 @@ import re
 import keras
 
 from keras_switch import _keras_internals
+from keras_switch.layers import SWITCHED_CLASSES
+from keras_switch.layers import SwitchedConv2D
 from keras_switch.layers import SwitchedDense
 from keras_switch.layers import switched_layers
 from keras_switch.model import SwitchingModel
@@ -23,7 +25,7 @@ from keras_switch.switcher import Switcher
 
 # Plain Keras layer class -> its switched counterpart, built from the plain
 # layer's config (exact classes only: a subclass may compute something else).
-COUNTERPARTS = {keras.layers.Dense: SwitchedDense}
+COUNTERPARTS = {keras.layers.Dense: SwitchedDense, keras.layers.Conv2D: SwitchedConv2D}
 
 
 def switch_model(model, layers=None, switcher=None):
@@ -31,8 +33,8 @@ def switch_model(model, layers=None, switcher=None):
 
     The clone has `model`'s graph, layer names and **weights**; each
     selected layer is replaced by its switched counterpart (`Dense` ->
-    `SwitchedDense`) with the same config and weights, and all of them share
-    one `Switcher`. A fresh switcher starts with every switch on (its
+    `SwitchedDense`, `Conv2D` -> `SwitchedConv2D`) with the same config and
+    weights, and all of them share one `Switcher`. A fresh switcher starts with every switch on (its
     logits start >= `initial_logit` > 0), so before training the clone's
     predictions equal `model`'s exactly. `model` itself is not changed.
     Compile the clone like any `SwitchingModel`
@@ -44,7 +46,9 @@ def switch_model(model, layers=None, switcher=None):
             models have no graph to clone: build them with `SwitchedDense`
             layers and `SwitchingModel` as the base class instead.
         layers: which layers to switch. `None` (default): every
-            `keras.layers.Dense` (the paper's fully connected layers).
+            `keras.layers.Dense` (the paper's fully connected layers; select
+            convolutions by name, pattern or predicate, e.g. ``lambda layer:
+            isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D))``).
             Otherwise a list of layer names, a string (a regular expression
             that a layer's whole name must match, `re.fullmatch`), or a
             callable `layer -> bool`, asked for every layer (nested models'
@@ -191,8 +195,8 @@ def _select(model, leaves, layers):
 def copy_weights(source, target):
     """Copies the weights of `source` into `target`, layer by layer by name.
 
-    A `keras.layers.Dense` or `SwitchedDense` layer gives its kernel and bias
-    (not a switched layer's mask or offsets), so a plain dense network and a
+    A `keras.layers.Dense`, `SwitchedDense` or `SwitchedConv2D` layer gives
+    its kernel and bias (not a switched layer's mask or offsets), so a plain dense network and a
     switched one with the same layer names exchange weights; any other layer
     with weights (`Conv2D`, `BatchNormalization`, ...) gives all of them, in
     order. Switchers are never copied. Nested models are walked; the layers
@@ -257,14 +261,14 @@ def _weight_layers(model):
     inside_switching = {
         id(inner)
         for layer in layers
-        if isinstance(layer, (Switcher, SwitchedDense))
+        if isinstance(layer, (Switcher,) + SWITCHED_CLASSES)
         for inner in _keras_internals.flatten_layers(layer)[1:]
     }
     out = {}
     for layer in layers[1:]:
         if id(layer) in inside_switching:
             continue
-        if isinstance(layer, (keras.layers.Dense, SwitchedDense)):
+        if isinstance(layer, (keras.layers.Dense,) + SWITCHED_CLASSES):
             weights = [("kernel", layer.kernel)]
             if layer.bias is not None:
                 weights.append(("bias", layer.bias))

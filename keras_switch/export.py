@@ -1,5 +1,5 @@
-"""After training: measure the switches, drop them for plain Dense layers,
-and export the sparse model for inference."""
+"""After training: measure the switches, drop them for plain Dense and
+Conv2D layers, and export the sparse model for inference."""
 
 import os
 import tempfile
@@ -10,10 +10,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_switch import _keras_internals
-from keras_switch.layers import SwitchedDense
+from keras_switch.layers import SWITCHED_CLASSES
 from keras_switch.layers import switched_layers
 from keras_switch.sparse import REPRESENTATIONS
 from keras_switch.sparse import batch_plan
+from keras_switch.sparse import SparseConv2D
 from keras_switch.sparse import SparseDense
 from keras_switch.switcher import Switcher
 
@@ -55,19 +56,25 @@ def sparsity_report(model):
     return {"layers": rows, "overall": zeros / entries if entries else 0.0}
 
 
+# The registered name of each switched layer class -> its plain Keras class.
+_PLAIN = {f"keras_switch>{cls.__name__}": cls.__name__[len("Switched"):]
+          for cls in SWITCHED_CLASSES}
+
+
 def _strip_config(config):
-    """A model config with every SwitchedDense turned into a Dense."""
+    """A model config with every SwitchedDense turned into a Dense and every
+    SwitchedConv2D into a Conv2D."""
     if isinstance(config, list):
         return [_strip_config(item) for item in config]
     if not isinstance(config, dict):
         return config
-    if config.get("registered_name") == "keras_switch>SwitchedDense":
+    if config.get("registered_name") in _PLAIN:
         layer_config = dict(config["config"])
         layer_config.pop("switcher", None)
         return {
             **config,
             "module": "keras.layers",
-            "class_name": "Dense",
+            "class_name": _PLAIN[config["registered_name"]],
             "registered_name": None,
             "config": layer_config,
         }
@@ -75,8 +82,9 @@ def _strip_config(config):
 
 
 def strip_switches(model):
-    """A plain Keras model: each SwitchedDense becomes a Dense layer whose
-    kernel is the switched layer's inference `kernel * mask`; no switcher.
+    """A plain Keras model: each SwitchedDense becomes a Dense layer (each
+    SwitchedConv2D a Conv2D) whose kernel is the switched layer's inference
+    `kernel * mask`; no switcher.
 
     Works for Sequential and functional models (nested ones included). The
     stripped model's predictions equal the switched model's inference
@@ -91,8 +99,8 @@ def strip_switches(model):
 
 
 def _strip(model, caller):
-    """`strip_switches(model)` and the stripped Dense layers that were
-    switched (a switcher attached), in model order."""
+    """`strip_switches(model)` and the stripped Dense / Conv2D layers that
+    were switched (a switcher attached), in model order."""
     if isinstance(model, keras.Sequential):
         rebuild = keras.Sequential.from_config
     elif isinstance(model, _keras_internals.Functional):
@@ -125,7 +133,7 @@ def _strip(model, caller):
     switched = []
     for source, target in zip(sources[1:], targets[1:]):
         values = _own_weights(source)
-        if isinstance(source, SwitchedDense):
+        if isinstance(source, SWITCHED_CLASSES):
             values = [source.effective_kernel()] + (
                 [source.bias] if source.use_bias else []
             )
@@ -213,17 +221,22 @@ def export_sparse(model, directory, representation="auto"):
         kernel = keras.ops.convert_to_numpy(layer.kernel)
         nonzeros = int(np.count_nonzero(kernel))
         density = nonzeros / kernel.size
-        chosen = representation
-        if representation == "auto":
-            chosen = auto_representation(kernel.shape, density)
-        replacements[id(layer)] = SparseDense.from_kernel(
-            kernel,
-            bias=keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None,
-            representation=chosen,
-            activation=layer.activation,
-            name=layer.name,
-            dtype=layer.dtype_policy,
-        )
+        bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
+        common = dict(bias=bias, activation=layer.activation, name=layer.name,
+                      dtype=layer.dtype_policy)
+        if isinstance(layer, keras.layers.Conv2D):
+            # Compact storage, dense convolution (the only product it has).
+            chosen = "dense"
+            replacements[id(layer)] = SparseConv2D.from_kernel(
+                kernel, representation=chosen, strides=layer.strides,
+                padding=layer.padding, data_format=layer.data_format,
+                dilation_rate=layer.dilation_rate, groups=layer.groups, **common)
+        else:
+            chosen = representation
+            if representation == "auto":
+                chosen = auto_representation(kernel.shape, density)
+            replacements[id(layer)] = SparseDense.from_kernel(
+                kernel, representation=chosen, **common)
         rows.append(
             {
                 "name": layer.name,

@@ -1,6 +1,8 @@
-"""`SwitchedDense`: a Dense layer whose connections a switcher turns on or off."""
+"""Switched layers: `SwitchedDense` and `SwitchedConv2D`, a Dense and a
+Conv2D layer whose connections a switcher turns on or off."""
 
 import contextlib
+import math
 
 import keras
 from keras import ops
@@ -32,93 +34,28 @@ def straight_through(logits, estimator="sigmoid"):
     return hard + (surrogate - ops.stop_gradient(surrogate))
 
 
-@keras.saving.register_keras_serializable(package="keras_switch")
-class SwitchedDense(keras.layers.Layer):
-    """Densely connected layer with a learned 0/1 switch on every connection.
+class _SwitchedKernel:
+    """The switches of a layer with a `kernel` whose last axis is its output
+    units: the stored mask, the offset, freezing and the masked kernel,
+    computed here and nowhere else (`SwitchedDense`, `SwitchedConv2D`).
 
-    `output = activation(dot(input, kernel * mask) + bias)`, where `mask` is
-    the hard 0/1 output of a (usually shared) `Switcher` read off the current
-    `kernel`. With `switcher=None` the layer is exactly `keras.layers.Dense`.
-
-    Which mask is used:
-
-    * inference (`training` false): the deterministic hard mask
-      `switcher(kernel) > 0`, or the stored mask once the mask is frozen
-      (`freeze_mask()`); a frozen layer never runs the switcher;
-    * `training=True` outside a `SwitchingModel`: the hard mask in the forward
-      pass and the straight-through gradient `d mask / d logits :=
-      sigmoid'(logits)` in the backward pass, so a plain `fit()` trains the
-      switcher jointly with the kernel;
-    * inside `SwitchingModel.train_step` the model hands each layer the mask
-      of the current phase (see `SwitchingModel`).
-
-    Gradient to the kernel is `grad(kernel * mask) * mask`: switched-off
-    weights receive no update, so they are kept, frozen, for the switcher to
-    reconsider later. A `SwitchingModel` compiled with
-    `train_pruned_weights=True` instead passes the gradient to switched-off
-    weights too while the mask can still change (see there).
-
-    Args:
-        units: Positive integer, dimensionality of the output space.
-        activation: Activation function to use (default: none).
-        use_bias: Whether the layer uses a bias vector.
-        kernel_initializer: Initializer for the `kernel` weights matrix.
-        bias_initializer: Initializer for the bias vector.
-        kernel_regularizer: Regularizer applied to the (unmasked) kernel.
-        bias_regularizer: Regularizer applied to the bias vector.
-        activity_regularizer: Regularizer applied to the output.
-        kernel_constraint: Constraint applied to the (unmasked) kernel.
-        bias_constraint: Constraint applied to the bias vector.
-        switcher: A `keras_switch.Switcher` (share one instance across the
-            layers of a model) or `None` for a plain Dense layer.
-        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
-
-    Input shape:
-        N-D tensor with shape `(batch_size, ..., input_dim)`.
-
-    Output shape:
-        N-D tensor with shape `(batch_size, ..., units)`.
+    The switcher reads every kernel as a matrix `[in, out]`: a Dense kernel
+    as it is, a convolution kernel `[kh, kw, c_in, c_out]` as `[kh * kw *
+    c_in, c_out]`, one row per input connection of a filter (a position of
+    the window on an input channel) and one column per filter, so its row
+    and column features are the same statistics as a Dense layer's: an input
+    connection's weight across filters, and a filter's (an output unit's)
+    incoming weights. The mask and logits have the kernel's own shape.
     """
 
-    def __init__(
-        self,
-        units,
-        activation=None,
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        bias_constraint=None,
-        switcher=None,
-        **kwargs,
-    ):
-        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-            raise ValueError(
-                "Received an invalid value for `units`, expected a positive "
-                f"integer. Received: units={units!r}"
-            )
+    def _init_switches(self, switcher):
         if switcher is not None and not isinstance(switcher, Switcher):
             raise TypeError(
                 "Received an invalid value for `switcher`, expected a "
                 "`keras_switch.Switcher` instance or None. "
                 f"Received: switcher={switcher!r}"
             )
-        self.units = units
-        self.activation = keras.activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
         self.switcher = switcher
-        self.input_spec = keras.layers.InputSpec(min_ndim=2)
-        self.supports_masking = True
         # Set by SwitchingModel (trace time only) to impose the mask of the
         # current training phase; None means "decide from `training`".
         self._phase_mask = None
@@ -128,56 +65,66 @@ class SwitchedDense(keras.layers.Layer):
     def switched(self):
         return self.switcher is not None
 
-    def build(self, input_shape):
-        input_dim = input_shape[-1]
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(input_dim, self.units),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
+    def _build_switches(self):
+        """Creates the switch state once `self.kernel` exists."""
+        if not self.switched:
+            return
+        shape = tuple(self.kernel.shape)
+        if not self.switcher.built:
+            self.switcher.build(_matrix_shape(shape))
+        # The stored mask: what a frozen layer uses, and the last mask the
+        # task network was trained with. Same value on every replica.
+        self.mask = self.add_weight(
+            name="mask",
+            shape=shape,
+            initializer="ones",
+            trainable=False,
+            aggregation="only_first_replica",
         )
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.units,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
-        else:
-            self.bias = None
+        # Subtracted from this layer's switch logits. 0 unless a
+        # SwitchingModel sets it (per-layer budgets, see there).
+        self.switch_offset = self.add_weight(
+            name="switch_offset",
+            shape=(),
+            initializer="zeros",
+            trainable=False,
+            aggregation="only_first_replica",
+        )
+        self.mask_frozen = self.add_weight(
+            name="mask_frozen",
+            shape=(),
+            initializer="zeros",
+            trainable=False,
+            aggregation="only_first_replica",
+        )
+
+    def switch_matrix(self, kernel=None):
+        """`kernel` (default: this layer's) as the switcher reads it, `[in, out]`."""
+        kernel = self.kernel if kernel is None else kernel
+        if len(kernel.shape) == 2:
+            return kernel
+        return ops.reshape(kernel, _matrix_shape(tuple(kernel.shape)))
+
+    def _with_switcher(self, config):
+        """`config` with the switcher, if any, by value: the config stays
+        JSON; marked shared, so loading a `.keras` file links every layer
+        back to one switcher (outside a `.keras` load,
+        `SwitchingModel.from_config` re-links by name)."""
         if self.switched:
-            if not self.switcher.built:
-                self.switcher.build((input_dim, self.units))
-            # The stored mask: what a frozen layer uses, and the last mask the
-            # task network was trained with. Same value on every replica.
-            self.mask = self.add_weight(
-                name="mask",
-                shape=(input_dim, self.units),
-                initializer="ones",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
-            # Subtracted from this layer's switch logits. 0 unless a
-            # SwitchingModel sets it (per-layer budgets, see there).
-            self.switch_offset = self.add_weight(
-                name="switch_offset",
-                shape=(),
-                initializer="zeros",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
-            self.mask_frozen = self.add_weight(
-                name="mask_frozen",
-                shape=(),
-                initializer="zeros",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
-        self.input_spec = keras.layers.InputSpec(
-            min_ndim=2, axes={-1: input_dim}
-        )
+            config["switcher"] = serialize_shared(self.switcher)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("switcher") is not None:
+            config["switcher"] = deserialize_shared(config["switcher"])
+        return cls(**config)
+
+    def switch_probabilities(self):
+        """`sigmoid` of the switcher's logits (offset not applied), kernel-shaped."""
+        return ops.reshape(self.switcher.probabilities(self.switch_matrix()),
+                           tuple(self.kernel.shape))
 
     # -- the mask, and the masked kernel: computed here and nowhere else ----
 
@@ -186,8 +133,12 @@ class SwitchedDense(keras.layers.Layer):
         return ops.cast(self.switch_logits() > 0, self.compute_dtype)
 
     def switch_logits(self):
-        """The switcher's logits for this kernel, less `switch_offset`."""
-        return self.switcher(self.kernel) - self.switch_offset
+        """The switcher's logits for this kernel, less `switch_offset`
+        (kernel-shaped)."""
+        logits = self.switcher(self.switch_matrix())
+        if len(self.kernel.shape) != 2:
+            logits = ops.reshape(logits, tuple(self.kernel.shape))
+        return logits - self.switch_offset
 
     def straight_through_mask(self):
         """Hard mask forward; gradient of sigmoid(logits) backward."""
@@ -261,6 +212,119 @@ class SwitchedDense(keras.layers.Layer):
                 "built. Call the layer or its model on data first."
             )
 
+
+
+def _matrix_shape(shape):
+    """`[..., out]` -> `[prod(...), out]`: a kernel as the switcher reads it."""
+    return (math.prod(shape[:-1]), shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class SwitchedDense(_SwitchedKernel, keras.layers.Layer):
+    """Densely connected layer with a learned 0/1 switch on every connection.
+
+    `output = activation(dot(input, kernel * mask) + bias)`, where `mask` is
+    the hard 0/1 output of a (usually shared) `Switcher` read off the current
+    `kernel`. With `switcher=None` the layer is exactly `keras.layers.Dense`.
+
+    Which mask is used:
+
+    * inference (`training` false): the deterministic hard mask
+      `switcher(kernel) > 0`, or the stored mask once the mask is frozen
+      (`freeze_mask()`); a frozen layer never runs the switcher;
+    * `training=True` outside a `SwitchingModel`: the hard mask in the forward
+      pass and the straight-through gradient `d mask / d logits :=
+      sigmoid'(logits)` in the backward pass, so a plain `fit()` trains the
+      switcher jointly with the kernel;
+    * inside `SwitchingModel.train_step` the model hands each layer the mask
+      of the current phase (see `SwitchingModel`).
+
+    Gradient to the kernel is `grad(kernel * mask) * mask`: switched-off
+    weights receive no update, so they are kept, frozen, for the switcher to
+    reconsider later. A `SwitchingModel` compiled with
+    `train_pruned_weights=True` instead passes the gradient to switched-off
+    weights too while the mask can still change (see there).
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        activation: Activation function to use (default: none).
+        use_bias: Whether the layer uses a bias vector.
+        kernel_initializer: Initializer for the `kernel` weights matrix.
+        bias_initializer: Initializer for the bias vector.
+        kernel_regularizer: Regularizer applied to the (unmasked) kernel.
+        bias_regularizer: Regularizer applied to the bias vector.
+        activity_regularizer: Regularizer applied to the output.
+        kernel_constraint: Constraint applied to the (unmasked) kernel.
+        bias_constraint: Constraint applied to the bias vector.
+        switcher: A `keras_switch.Switcher` (share one instance across the
+            layers of a model) or `None` for a plain Dense layer.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Input shape:
+        N-D tensor with shape `(batch_size, ..., input_dim)`.
+
+    Output shape:
+        N-D tensor with shape `(batch_size, ..., units)`.
+    """
+
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        switcher=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+            raise ValueError(
+                "Received an invalid value for `units`, expected a positive "
+                f"integer. Received: units={units!r}"
+            )
+        self.units = units
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self._init_switches(switcher)
+        self.input_spec = keras.layers.InputSpec(min_ndim=2)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(input_dim, self.units),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.units,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        else:
+            self.bias = None
+        self._build_switches()
+        self.input_spec = keras.layers.InputSpec(
+            min_ndim=2, axes={-1: input_dim}
+        )
+
     # -- Dense ---------------------------------------------------------------
 
     def call(self, inputs, training=None):
@@ -301,26 +365,113 @@ class SwitchedDense(keras.layers.Layer):
                 ),
             }
         )
-        if self.switched:
-            # By value, so the config stays JSON; marked shared, so loading a
-            # `.keras` file links every layer back to one switcher (outside a
-            # `.keras` load, `SwitchingModel.from_config` re-links by name).
-            config["switcher"] = serialize_shared(self.switcher)
-        return config
+        return self._with_switcher(config)
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("switcher") is not None:
-            config["switcher"] = deserialize_shared(config["switcher"])
-        return cls(**config)
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class SwitchedConv2D(_SwitchedKernel, keras.layers.Conv2D):
+    """2D convolution with a learned 0/1 switch on every kernel entry.
+
+    `keras.layers.Conv2D` (same arguments, same computation) with its kernel
+    multiplied by the mask of a (usually shared) `Switcher`; with
+    `switcher=None` it is exactly Conv2D. The switcher reads the kernel
+    `[kh, kw, c_in, filters]` as a matrix `[kh * kw * c_in, filters]` (see
+    `_SwitchedKernel`); the mask, its freezing and the training phases work
+    as in `SwitchedDense`. Not supported from Conv2D: `lora_rank`.
+
+    Args:
+        filters, kernel_size, strides, padding, data_format, dilation_rate,
+            groups, activation, use_bias, kernel_initializer,
+            bias_initializer, kernel_regularizer, bias_regularizer,
+            activity_regularizer, kernel_constraint, bias_constraint: as
+            `keras.layers.Conv2D`.
+        switcher: A `keras_switch.Switcher` or `None` for a plain Conv2D.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        switcher=None,
+        **kwargs,
+    ):
+        if kwargs.pop("lora_rank", None) or kwargs.pop("lora_alpha", None):
+            raise ValueError(
+                "SwitchedConv2D does not support LoRA (`lora_rank`): switch the "
+                "full kernel, or merge the LoRA weights into it first."
+            )
+        super().__init__(
+            filters=filters,
+            kernel_size=kernel_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            groups=groups,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
+        self._init_switches(switcher)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_switches()
+
+    def call(self, inputs, training=None):
+        outputs = self.convolution_op(inputs, self.effective_kernel(bool(training)))
+        if self.use_bias:
+            if self.data_format == "channels_last":
+                shape = (1,) * (self.rank + 1) + (self.filters,)
+            else:
+                shape = (1, self.filters) + (1,) * self.rank
+            outputs = ops.add(outputs, ops.reshape(self.bias, shape))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    # Conv2D saves only its kernel and bias; every variable (the mask, the
+    # offset, the frozen flag) must survive a `.keras` round trip.
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
+    def get_config(self):
+        return self._with_switcher(super().get_config())
+
+
+SWITCHED_CLASSES = (SwitchedDense, SwitchedConv2D)
 
 
 def switched_layers(model):
-    """Every `SwitchedDense` of `model` that has a switcher, in model order
-    (nested models included)."""
+    """Every switched layer (`SwitchedDense`, `SwitchedConv2D`) of `model`
+    that has a switcher, in model order (nested models included)."""
     return [
         layer
         for layer in _keras_internals.flatten_layers(model)
-        if isinstance(layer, SwitchedDense) and layer.switched
+        if isinstance(layer, _SwitchedKernel) and layer.switched
     ]

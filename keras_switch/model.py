@@ -85,7 +85,7 @@ class _LastValue(keras.metrics.Metric):
 
 @keras.saving.register_keras_serializable(package="keras_switch")
 class SwitchingModel(keras.Model):
-    """A `keras.Model` whose `SwitchedDense` layers learn their own sparsity.
+    """A `keras.Model` whose switched layers (`SwitchedDense`, `SwitchedConv2D`) learn their own sparsity.
 
     Use it like `keras.Model`: functionally, `SwitchingModel(inputs,
     outputs)`, or as a base class (`class Net(SwitchingModel)`), then
@@ -130,7 +130,7 @@ class SwitchingModel(keras.Model):
 
     @property
     def switched_layers(self):
-        """Every `SwitchedDense` with a switcher, in model order."""
+        """Every switched layer with a switcher, in model order."""
         return switched_layers(self)
 
     @property

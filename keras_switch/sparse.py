@@ -1,4 +1,5 @@
-"""`SparseDense`: a frozen Dense layer stored and computed in a sparse form.
+"""`SparseDense`: a frozen Dense layer stored and computed in a sparse form
+(and `SparseConv2D`, a frozen Conv2D whose kernel is stored the same way).
 
 `keras_switch.export_sparse` replaces each switched layer of a stripped
 model by one of these for inference. The layer has no weights: its kernel
@@ -50,6 +51,7 @@ representation: its output is `activation(bias)`.
 """
 
 import base64
+import math
 
 import keras
 import numpy as np
@@ -432,3 +434,132 @@ class SparseDense(keras.layers.Layer):
         for key in ("codes", "values", "bias"):
             config[key] = _array_from_config(config.get(key))
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class SparseConv2D(SparseDense):
+    """Inference-only Conv2D whose fixed kernel is stored compactly.
+
+    `output = activation(conv2d(input, kernel) + bias)` as
+    `keras.layers.Conv2D`, with the kernel `[kh, kw, c_in, filters]` stored
+    as `SparseDense` stores the matrix `[kh * kw * c_in, filters]` (the same
+    ``"delta"`` or ``"dense"`` storage). The convolution itself is dense:
+    the kernel is decoded from constants, which grappler folds once, so the
+    export is small on disk and a call costs what Conv2D's does. Build one
+    with `SparseConv2D.from_kernel`.
+
+    Args:
+        units: The number of filters.
+        input_dim: `kh * kw * c_in` (`c_in` per group).
+        storage, codes, values, bias, activation: as `SparseDense`, for the
+            matrix view of the kernel.
+        representation: ``"dense"`` (the only product of a convolution).
+        kernel_size, strides, padding, data_format, dilation_rate, groups:
+            as `keras.layers.Conv2D` (`kernel_size` and the tuples in full).
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+    """
+
+    def __init__(
+        self,
+        units,
+        input_dim,
+        storage,
+        codes,
+        values,
+        bias=None,
+        representation="dense",
+        activation=None,
+        kernel_size=(1, 1),
+        strides=(1, 1),
+        padding="valid",
+        data_format="channels_last",
+        dilation_rate=(1, 1),
+        groups=1,
+        **kwargs,
+    ):
+        if representation != "dense":
+            raise ValueError(
+                "SparseConv2D computes a dense convolution of its compactly "
+                "stored kernel: `representation` must be 'dense'. Received: "
+                f"representation={representation!r}"
+            )
+        super().__init__(units, input_dim, storage, codes, values, bias=bias,
+                         representation=representation, activation=activation, **kwargs)
+        # A Conv2D (never built, not kept as a sub-layer) normalises the
+        # arguments as Conv2D does and raises its errors for bad ones.
+        conv = keras.layers.Conv2D(
+            units, kernel_size, strides=strides, padding=padding, data_format=data_format,
+            dilation_rate=dilation_rate, groups=groups, use_bias=False,
+        )
+        self.conv_config = {
+            "kernel_size": tuple(conv.kernel_size),
+            "strides": tuple(conv.strides),
+            "padding": conv.padding,
+            "data_format": conv.data_format,
+            "dilation_rate": tuple(conv.dilation_rate),
+            "groups": conv.groups,
+        }
+        kernel_size = self.conv_config["kernel_size"]
+        if input_dim % math.prod(kernel_size):
+            raise ValueError(
+                f"input_dim={input_dim} is not a multiple of kh * kw = "
+                f"{math.prod(kernel_size)} (kernel_size={kernel_size})"
+            )
+        self.kernel_shape = kernel_size + (input_dim // math.prod(kernel_size), units)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    @classmethod
+    def from_kernel(cls, kernel, bias=None, representation="dense", **kwargs):
+        """A `SparseConv2D` holding `kernel` `[kh, kw, c_in, filters]` in its
+        smallest storage; the convolution's arguments as keywords."""
+        kernel = np.asarray(kernel)
+        if kernel.ndim != 4:
+            raise ValueError(
+                "SparseConv2D.from_kernel expects a kernel [kh, kw, c_in, "
+                f"filters]. Received: kernel with shape {kernel.shape}"
+            )
+        matrix = kernel.reshape(-1, kernel.shape[-1])
+        storage, codes, values = encode_kernel(matrix)
+        return cls(
+            units=kernel.shape[-1],
+            input_dim=matrix.shape[0],
+            storage=storage,
+            codes=codes,
+            values=values,
+            bias=bias,
+            representation=representation,
+            kernel_size=kernel.shape[:2],
+            **kwargs,
+        )
+
+    def dense_kernel(self):
+        """The dense kernel `[kh, kw, c_in, filters]` as a NumPy array."""
+        return super().dense_kernel().reshape(self.kernel_shape)
+
+    def call(self, inputs):
+        x = tf.convert_to_tensor(inputs)
+        compute_dtype = x.dtype
+        dtype = self.values.dtype
+        kernel = tf.reshape(self._kernel_tensor(), self.kernel_shape)
+        conv = self.conv_config
+        y = keras.ops.conv(
+            tf.cast(x, dtype), kernel, strides=conv["strides"], padding=conv["padding"],
+            data_format=conv["data_format"], dilation_rate=conv["dilation_rate"],
+        )
+        if self.bias is not None:
+            layout = "NHWC" if conv["data_format"] == "channels_last" else "NCHW"
+            y = tf.nn.bias_add(y, tf.constant(self.bias, dtype), data_format=layout)
+        y = tf.cast(y, compute_dtype)
+        if self.activation is not None:
+            y = self.activation(y)
+        return y
+
+    def compute_output_shape(self, input_shape):
+        conv = keras.layers.Conv2D(self.units, use_bias=False, **self.conv_config)
+        return conv.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({key: list(value) if isinstance(value, tuple) else value
+                       for key, value in self.conv_config.items()})
+        return config

@@ -6,7 +6,7 @@ Design (our choice; the paper's abstract leaves it open):
   It turns every entry ``w_ij`` of a ``[in, out]`` kernel into a small vector
   of *per-connection features* and maps each feature vector to a logit with
   one small MLP whose weights do not depend on the kernel's shape. One
-  instance therefore serves every ``SwitchedDense`` of a model, whatever its
+  instance therefore serves every switched layer of a model, whatever its
   size, and what it learns on one layer transfers to the others.
 * **Scale-free features.** Kernels of different layers live on different
   scales (fan-in dependent initialisations, weight decay). Each feature is

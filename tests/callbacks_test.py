@@ -2,9 +2,12 @@
 
 import os
 
+import keras
+import numpy as np
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
+import keras_switch
 from keras_switch import SwitchSchedule
 from keras_switch.callbacks import SwitchSummaries
 from tests.test_case import TestCase
@@ -41,6 +44,32 @@ class SwitchSummariesTest(TestCase):
         sparsity = [value for _, value in _scalars(logdir, "sparsity/overall")]
         self.assertEqual(sparsity[0], 0.0)  # dense warm-up
         self.assertAlmostEqual(sparsity[-1], 0.5, delta=0.01)
+
+    def test_convolutions_log_their_masks_as_matrices(self):
+        switcher = keras_switch.Switcher()
+        inputs = keras.Input((8, 8, 1))
+        x = keras_switch.SwitchedConv2D(4, 3, activation="relu", switcher=switcher,
+                                        name="conv")(inputs)
+        x = keras.layers.Flatten()(x)
+        model = keras_switch.SwitchingModel(
+            inputs, keras_switch.SwitchedDense(10, switcher=switcher, name="head")(x))
+        compile_for_classes(model, target_sparsity=0.5)
+        (x, y), _ = digits(64 * STEPS_PER_EPOCH)
+        logdir = self.create_tempdir().full_path
+        model.fit(x.reshape(-1, 8, 8, 1), y, batch_size=64, epochs=2, verbose=0,
+                  callbacks=[SwitchSummaries(logdir)])
+        accumulator = event_accumulator.EventAccumulator(
+            os.path.join(logdir, "switches"), size_guidance={"tensors": 0})
+        accumulator.Reload()
+        tags = accumulator.Tags()["tensors"]
+        for tag in ("mask/conv", "switch_probability/conv", "masked_weights/conv",
+                    "sparsity/conv"):
+            self.assertIn(tag, tags)
+        image = accumulator.Tensors("mask/conv")[-1]
+        # An image summary holds width, height, then the encoded image.
+        width, height = tf.make_ndarray(image.tensor_proto)[:2]
+        self.assertEqual((int(height), int(width)), (3 * 3 * 1, 4))
+        self.assertEqual(np.asarray(model.get_layer("conv").mask).shape, (3, 3, 1, 4))
 
 
 if __name__ == "__main__":

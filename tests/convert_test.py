@@ -281,6 +281,29 @@ class SwitchModelTest(TestCase):
         self.assertAllEqual(stripped.predict(x_test, verbose=0),
                             switched.predict(x_test, verbose=0))
 
+    def test_convolutions_are_switched_when_selected(self):
+        inputs = keras.Input((8, 8, 2))
+        x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(inputs)
+        x = keras.layers.MaxPooling2D(name="pool")(x)
+        x = keras.layers.Conv2D(6, 3, strides=2, name="conv2")(x)
+        x = keras.layers.Flatten(name="flat")(x)
+        model = keras.Model(inputs, keras.layers.Dense(3, name="fc")(x), name="cnn")
+        set_weights(model)
+        x = inputs_for(model)
+        # The default is the paper's FC layers only.
+        self.assertEqual([layer.name for layer in switch_model(model).switched_layers], ["fc"])
+        every = switch_model(model, layers=lambda layer: isinstance(
+            layer, (keras.layers.Dense, keras.layers.Conv2D)))
+        self.assertEqual([type(layer).__name__ for layer in every.switched_layers],
+                         ["SwitchedConv2D", "SwitchedConv2D", "SwitchedDense"])
+        self.assertAllEqual(every.predict(x, verbose=0), model.predict(x, verbose=0))
+        self.assertEqual(every.get_layer("conv2").strides, (2, 2))
+        # copy_weights moves a switched convolution's kernel and bias back out.
+        plain = keras.models.clone_model(model)
+        copied = copy_weights(every, plain)
+        self.assertEqual(copied["matched"], ["conv1", "conv2", "fc"])
+        self.assertAllEqual(plain.predict(x, verbose=0), model.predict(x, verbose=0))
+
     def test_keras_file_round_trip_in_safe_mode(self):
         model = nested_net()
         switched = switch_model(model)

@@ -35,10 +35,21 @@ def _mirrored():
     return _MIRRORED[0]
 
 
-def _train(strategy, schedule, steps=6, **compile_kwargs):
+def _cnn():
+    """8x8 digits as images: SwitchedConv2D -> SwitchedConv2D -> SwitchedDense."""
+    switcher = keras_switch.Switcher()
+    inputs = keras.Input((64,))
+    x = keras.layers.Reshape((8, 8, 1))(inputs)
+    x = keras_switch.SwitchedConv2D(6, 3, activation="relu", switcher=switcher)(x)
+    x = keras_switch.SwitchedConv2D(8, 3, strides=2, activation="relu", switcher=switcher)(x)
+    x = keras.layers.Flatten()(x)
+    return keras_switch.SwitchingModel(inputs, keras_switch.SwitchedDense(10, switcher=switcher)(x))
+
+
+def _train(strategy, schedule, steps=6, net=mlp, **compile_kwargs):
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = mlp()
+        model = net()
         compile_for_classes(model, schedule=schedule, **compile_kwargs)
     (x, y), _ = digits(64 * steps)
     model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
@@ -51,6 +62,8 @@ class MirroredTest(TestCase, parameterized.TestCase):
 
     @parameterized.named_parameters(
         ("every_batch_target", SwitchSchedule(), dict(target_sparsity=0.6)),
+        ("convolutions_target", SwitchSchedule(switch_every=2), dict(target_sparsity=0.6,
+                                                                     net=_cnn)),
         ("alternate_target", SwitchSchedule(mode="alternate"), dict(target_sparsity=0.5)),
         ("every_k_l1_frozen", SwitchSchedule(switch_every=2, freeze_step=5),
          dict(sparsity_penalty=5.0)),

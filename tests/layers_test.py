@@ -1,4 +1,5 @@
 import json
+import os
 
 import keras
 import numpy as np
@@ -173,6 +174,147 @@ class SwitchedDenseTest(TestCase, parameterized.TestCase):
         # Plain fit trains the shared switcher jointly (straight-through).
         self.assertTrue(any(np.any(a != b) for a, b in zip(before, after)))
         self.assertEqual(model.predict(np.ones((3, 6)), verbose=0).shape, (3, 2))
+
+
+def small_cnn(switcher, data_format="channels_last"):
+    """Input 8x8x3 -> SwitchedConv2D (same) -> SwitchedConv2D (strided,
+    dilated off) -> Flatten -> SwitchedDense: a SwitchingModel."""
+    shape = (8, 8, 3) if data_format == "channels_last" else (3, 8, 8)
+    inputs = keras.Input(shape)
+    x = keras_switch.SwitchedConv2D(4, 3, padding="same", activation="relu",
+                                    data_format=data_format, switcher=switcher, name="conv1")(inputs)
+    x = keras_switch.SwitchedConv2D(6, (2, 3), strides=2, data_format=data_format,
+                                    switcher=switcher, name="conv2")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = SwitchedDense(5, switcher=switcher, name="head")(x)
+    return keras_switch.SwitchingModel(inputs, outputs)
+
+
+class SwitchedConv2DTest(TestCase, parameterized.TestCase):
+    def _pair(self, **kwargs):
+        """A plain Conv2D and a SwitchedConv2D with the same arguments and weights."""
+        plain = keras.layers.Conv2D(**kwargs)
+        switched = keras_switch.SwitchedConv2D(switcher=Switcher(), **kwargs)
+        x = np.random.RandomState(0).normal(size=(2, 9, 7, 4)).astype("float32")
+        plain(x), switched(x)
+        rng = np.random.RandomState(1)
+        for a, b in zip(plain.weights, switched.weights):
+            value = rng.normal(size=a.shape).astype("float32")
+            a.assign(value), b.assign(value)
+        return plain, switched, x
+
+    @parameterized.parameters(
+        dict(filters=3, kernel_size=3),
+        dict(filters=5, kernel_size=(2, 3), strides=2, padding="same", activation="relu"),
+        dict(filters=2, kernel_size=3, dilation_rate=2, use_bias=False),
+    )
+    def test_all_ones_mask_equals_conv2d_exactly(self, **kwargs):
+        plain, switched, x = self._pair(**kwargs)
+        self.assertAllEqual(switched.hard_mask(), np.ones(switched.kernel.shape))
+        self.assertAllEqual(switched(x), plain(x))
+        self.assertAllEqual(switched(x, training=True), plain(x))
+
+    def test_mask_has_the_kernel_shape_and_zeroes_its_entries(self):
+        plain, switched, x = self._pair(filters=3, kernel_size=3)
+        mask = np.random.RandomState(2).binomial(1, 0.3, switched.kernel.shape).astype("float32")
+        switched.freeze_mask(mask)
+        self.assertEqual(tuple(switched.mask.shape), (3, 3, 4, 3))
+        self.assertAllEqual(switched.effective_kernel(), plain.kernel.numpy() * mask)
+        expected = keras.ops.conv(x, plain.kernel.numpy() * mask) + plain.bias.numpy()
+        self.assertAllClose(switched(x), expected, atol=1e-5)
+
+    def test_switcher_reads_the_kernel_as_a_matrix(self):
+        _, switched, _ = self._pair(filters=3, kernel_size=(2, 3))
+        matrix = switched.switch_matrix()
+        self.assertEqual(tuple(matrix.shape), (2 * 3 * 4, 3))
+        self.assertAllEqual(
+            switched.switch_logits(),
+            np.reshape(switched.switcher(matrix), (2, 3, 4, 3)),
+        )
+        self.assertEqual(tuple(switched.switch_probabilities().shape), (2, 3, 4, 3))
+
+    def test_switched_off_weights_get_no_gradient(self):
+        _, switched, x = self._pair(filters=3, kernel_size=3)
+        mask = np.zeros(switched.kernel.shape, "float32")
+        mask[..., 0] = 1.0
+        switched.freeze_mask(mask)
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(switched(x, training=True))
+        grad = tape.gradient(total, switched.kernel).numpy()
+        self.assertAllEqual(grad[..., 1:], np.zeros_like(grad[..., 1:]))
+        self.assertGreater(np.abs(grad[..., 0]).sum(), 0.0)
+
+    def test_layer_test_with_and_without_a_switcher(self):
+        # kernel, bias and the switcher's 5 trainable weights; mask,
+        # switch_offset, mask_frozen and the switcher's threshold.
+        self.run_layer_test(
+            keras_switch.SwitchedConv2D,
+            dict(filters=3, kernel_size=3, padding="same", activation="relu",
+                 switcher=Switcher()),
+            input_shape=(2, 6, 6, 2), expected_output_shape=(2, 6, 6, 3),
+            expected_num_trainable_weights=7, expected_num_non_trainable_weights=4,
+        )
+        self.run_layer_test(
+            keras_switch.SwitchedConv2D, dict(filters=3, kernel_size=2, use_bias=False),
+            input_shape=(2, 5, 5, 2), expected_output_shape=(2, 4, 4, 3),
+            expected_num_trainable_weights=1,
+        )
+
+    def test_serialization_and_keras_file_keep_the_mask(self):
+        layer = keras_switch.SwitchedConv2D(4, 3, switcher=Switcher(hidden_units=(4,)), name="sc")
+        revived = self.run_serialization_test(layer)
+        self.assertIsInstance(revived.switcher, Switcher)
+        model = small_cnn(Switcher())
+        x = np.random.RandomState(0).normal(size=(4, 8, 8, 3)).astype("float32")
+        model(x)
+        for layer in model.switched_layers:
+            rng = np.random.RandomState(3)
+            layer.freeze_mask(rng.binomial(1, 0.5, layer.kernel.shape))
+        path = os.path.join(self.get_temp_dir(), "cnn.keras")
+        model.save(path)
+        loaded = keras.models.load_model(path)  # safe mode
+        self.assertEqual(len(loaded.switchers), 1)
+        for have, want in zip(loaded.switched_layers, model.switched_layers):
+            self.assertAllEqual(have.mask.numpy(), want.mask.numpy())
+            self.assertEqual(float(have.mask_frozen.numpy()), 1.0)
+        self.assertAllEqual(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+    def test_lora_and_bad_switcher_raise(self):
+        with self.assertRaisesRegex(ValueError, "does not support LoRA"):
+            keras_switch.SwitchedConv2D(3, 3, lora_rank=2)
+        with self.assertRaisesRegex(TypeError, "expected a `keras_switch.Switcher`"):
+            keras_switch.SwitchedConv2D(3, 3, switcher="no")
+
+    @parameterized.parameters("channels_last", "channels_first")
+    def test_trains_to_a_target_and_strips_to_conv2d(self, data_format):
+        if data_format == "channels_first" and not tf.config.list_physical_devices("GPU"):
+            x_shape = (3, 8, 8)
+            # TensorFlow's CPU Conv2D has no NCHW kernel: the layer must still
+            # build and report the same shapes; training runs on GPUs only.
+            model = small_cnn(Switcher(), data_format)
+            self.assertEqual(tuple(model.get_layer("conv1").mask.shape), (3, 3, 3, 4))
+            self.assertEqual(model.input_shape[1:], x_shape)
+            return
+        model = small_cnn(Switcher(), data_format)
+        rng = np.random.RandomState(0)
+        x = rng.normal(size=(64, 8, 8, 3)).astype("float32")
+        y = rng.randint(0, 5, size=64)
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      target_sparsity=0.8)
+        model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+        report = keras_switch.sparsity_report(model)
+        self.assertAlmostEqual(report["overall"], 0.8, delta=0.005)
+        self.assertEqual([row["shape"] for row in report["layers"]],
+                         [[3, 3, 3, 4], [2, 3, 4, 6], [72, 5]])
+        for row in report["layers"]:
+            self.assertGreater(row["sparsity"], 0.0)
+        stripped = keras_switch.strip_switches(model)
+        self.assertEqual([type(layer).__name__ for layer in stripped.layers[1:]],
+                         ["Conv2D", "Conv2D", "Flatten", "Dense"])
+        self.assertAllClose(stripped.predict(x, verbose=0), model.predict(x, verbose=0),
+                            atol=1e-5)
+        self.assertEqual(int(np.count_nonzero(stripped.get_layer("conv1").kernel.numpy())),
+                         report["layers"][0]["nonzeros"])
 
 
 class StraightThroughTest(TestCase):

@@ -377,6 +377,96 @@ class ExportSparseTest(TestCase):
         self.assertAllClose(_load_and_serve(result["directory"], self.x[:1])[0], want, atol=1e-5)
 
 
+def _switched_cnn():
+    """Conv (same, relu) -> strided conv without bias -> Flatten -> Dense,
+    every layer switched, masks frozen at 90% / 95% / 90%."""
+    switcher = Switcher()
+    inputs = keras.Input((10, 10, 3))
+    x = keras_switch.SwitchedConv2D(8, 3, padding="same", activation="relu",
+                                    bias_initializer="random_normal", switcher=switcher,
+                                    name="conv1")(inputs)
+    x = keras_switch.SwitchedConv2D(16, (3, 2), strides=2, use_bias=False,
+                                    switcher=switcher, name="conv2")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = SwitchedDense(4, switcher=switcher, name="head")(x)
+    model = keras_switch.SwitchingModel(inputs, outputs)
+    mask_all(model, [0.9, 0.95, 0.9])
+    return model
+
+
+class ConvolutionExportTest(TestCase):
+    def test_export_sparse_stores_convolutions_compactly(self):
+        model = _switched_cnn()
+        x = np.random.RandomState(3).normal(size=(5, 10, 10, 3)).astype("float32")
+        want = keras_switch.strip_switches(model).predict(x, verbose=0)
+        directory = self.create_tempdir().full_path
+        result = keras_switch.export_sparse(model, os.path.join(directory, "sparse"))
+        rows = {row["name"]: row for row in result["layers"]}
+        self.assertEqual(rows["conv1"]["shape"], [3, 3, 3, 8])
+        self.assertEqual(rows["conv1"]["nonzeros"], 216 - round(0.9 * 216))
+        self.assertEqual(rows["conv2"]["representation"], "dense")
+        (got,) = _load_and_serve(result["directory"], x)
+        self.assertAllClose(got, want, atol=1e-5)
+        # A fresh interpreter without keras_switch serves it too.
+        np.save(os.path.join(directory, "x.npy"), x)
+        run = subprocess.run(
+            [sys.executable, "-c", FRESH_PROCESS, os.path.join(directory, "x.npy"),
+             os.path.join(directory, "out.npz"), result["directory"]],
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+            capture_output=True, text=True, timeout=240,
+        )
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with np.load(os.path.join(directory, "out.npz")) as fresh:
+            self.assertAllClose(fresh["0_0"], want, atol=1e-5)
+        # Each convolution is stored compactly: the export of the sparse
+        # model is smaller than the dense one's by about the density.
+        dense = _switched_cnn()
+        for layer in dense.switched_layers:
+            layer.freeze_mask(np.ones(layer.kernel.shape, "float32"))
+        dense_dir = keras_switch.export_sparse(dense, os.path.join(directory, "dense"))
+        self.assertLess(export.gzip_size(result["directory"]),
+                        export.gzip_size(dense_dir["directory"]))
+
+    def test_sparse_conv2d_layer(self):
+        rng = np.random.RandomState(0)
+        kernel = exact_mask((3, 2, 4, 5), 0.8, rng) * rng.normal(size=(3, 2, 4, 5))
+        kernel = kernel.astype("float32")
+        bias = rng.normal(size=(5,)).astype("float32")
+        layer = keras_switch.sparse.SparseConv2D.from_kernel(
+            kernel, bias=bias, strides=(1, 2), padding="same", activation="relu")
+        self.assertEqual(layer.storage, "delta")
+        self.assertAllEqual(layer.dense_kernel(), kernel)
+        x = rng.normal(size=(2, 7, 6, 4)).astype("float32")
+        conv = keras.layers.Conv2D(5, (3, 2), strides=(1, 2), padding="same", activation="relu")
+        conv(x)
+        conv.set_weights([kernel, bias])
+        self.assertAllClose(layer(x), conv(x), atol=1e-5)
+        self.assertEqual(layer.compute_output_shape((None, 7, 6, 4)), (None, 7, 3, 5))
+        revived = keras_switch.sparse.SparseConv2D.from_config(
+            json.loads(json.dumps(layer.get_config())))
+        self.assertAllClose(revived(x), conv(x), atol=1e-5)
+        with self.assertRaisesRegex(ValueError, "representation` must be 'dense'"):
+            keras_switch.sparse.SparseConv2D.from_kernel(kernel, representation="csr")
+        with self.assertRaisesRegex(ValueError, "expects a kernel \\[kh, kw, c_in"):
+            keras_switch.sparse.SparseConv2D.from_kernel(kernel[0, 0])
+
+    def test_export_tflite_of_a_switched_cnn(self):
+        model = _switched_cnn()
+        x = np.random.RandomState(4).normal(size=(2, 10, 10, 3)).astype("float32")
+        want = keras_switch.strip_switches(model)(x)
+        path = os.path.join(self.create_tempdir().full_path, "cnn.tflite")
+        keras_switch.export_tflite(model, path)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"\s*Warning: tf.lite.Interpreter is deprecated")
+            interpreter = tf.lite.Interpreter(model_path=path)
+        (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+        interpreter.resize_tensor_input(given["index"], x.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(given["index"], x)
+        interpreter.invoke()
+        self.assertAllClose(interpreter.get_tensor(taken["index"]), want, atol=1e-4)
+
+
 class SizeTest(TestCase):
     def test_gzip_size_is_deterministic(self):
         directory = self.create_tempdir().full_path
