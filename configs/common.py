@@ -39,6 +39,9 @@ def base_config(model, dataset, data_dir=None):
     config.target_sparsity = 0.9
     config.sparsity_penalty = config_dict.placeholder(float)
     config.allocation = "erk"  # or "magnitude", "learned" (BENCHMARKS.md)
+    # "fc": the fully connected layers (the paper's); "all": every Dense and
+    # Conv2D layer (README, "Prune your own model").
+    config.switched_layers = "fc"
     config.train_pruned_weights = False
     config.switch_estimator = "sigmoid"  # or "identity"
     # Optimizers.

@@ -67,6 +67,16 @@ class ScheduleAndSparsityTest(TestCase, parameterized.TestCase):
                                     r".*expected a positive number"):
             build.build_model(_config(**{"switcher.prior_scale": 0.0}), (28, 28))
 
+    def test_switched_layers(self):
+        fc = build.build_model(_config(model="lenet5"), (28, 28))
+        self.assertEqual([layer.name for layer in fc.switched_layers], ["fc1", "fc2", "fc3"])
+        every = build.build_model(_config(model="lenet5", switched_layers="all"), (28, 28))
+        self.assertEqual([layer.name for layer in every.switched_layers],
+                         ["conv1", "conv2", "fc1", "fc2", "fc3"])
+        with self.assertRaisesRegex(ConfigError, r"^config\.switched_layers='conv': .*expected "
+                                    r"one of \('fc', 'all'\)"):
+            build.build_model(_config(switched_layers="conv"), (28, 28))
+
 
 if __name__ == "__main__":
     tf.test.main()

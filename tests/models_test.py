@@ -18,8 +18,14 @@ def switched_shapes(model):
 
 
 class LeNetTest(TestCase):
-    def test_lenet_300_100(self):
+    def test_plain_without_a_switcher(self):
         model = lenet_300_100()
+        self.assertNotIsInstance(model, keras_switch.SwitchingModel)
+        self.assertEqual([type(layer) for layer in model.layers[2:]], [keras.layers.Dense] * 3)
+        self.assertEqual([layer.name for layer in model.layers[2:]], ["fc1", "fc2", "fc3"])
+
+    def test_lenet_300_100(self):
+        model = lenet_300_100(switcher=keras_switch.Switcher())
         self.assertIsInstance(model, keras_switch.SwitchingModel)
         shapes = [r["shape"] for r in keras_switch.sparsity_report(model)["layers"]]
         self.assertEqual(shapes, [[784, 300], [300, 100], [100, 10]])
@@ -74,6 +80,29 @@ class RegistryTest(TestCase, parameterized.TestCase):
         self.assertLen(model.switchers, 1)
         self.assertIs(model.switchers[0], switcher)
 
+    @parameterized.named_parameters(
+        ("lenet5", "lenet5", (28, 28), ["conv1", "conv2", "fc1", "fc2", "fc3"], 5),
+        ("mobilenet", "mobilenet", IMAGE, None, 15),  # first conv, 13 pointwise, head
+    )
+    def test_all_switches_convolutions_too(self, name, input_shape, names, count):
+        model = build_model(name, input_shape, 10, switched_layers="all")
+        self.assertLen(model.switched_layers, count)
+        if names:
+            self.assertEqual([layer.name for layer in model.switched_layers], names)
+        self.assertLen(model.switchers, 1)
+        kinds = {type(layer).__name__ for layer in model.switched_layers}
+        self.assertEqual(kinds, {"SwitchedConv2D", "SwitchedDense"})
+        # Depthwise convolutions have no switched counterpart: left plain.
+        self.assertEqual(
+            [type(layer).__name__ for layer in keras_switch.strip_switches(model).layers
+             if "Conv" in type(layer).__name__ and "Depthwise" not in type(layer).__name__],
+            ["Conv2D"] * (count - len([l for l in model.switched_layers
+                                        if isinstance(l, keras_switch.SwitchedDense)])))
+
+    def test_unknown_switched_layers_raises(self):
+        with self.assertRaisesRegex(ValueError, "switched_layers.*'conv'"):
+            build_model("lenet5", (28, 28), 10, switched_layers="conv")
+
     def test_unknown_name_raises(self):
         with self.assertRaisesRegex(
             ValueError,
@@ -94,7 +123,7 @@ class RegistryTest(TestCase, parameterized.TestCase):
 
 class TrainTest(TestCase):
     def test_resnet18_train_on_batch(self):
-        model = resnet18()
+        model = resnet18(switcher=keras_switch.Switcher())
         model.compile(
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             target_sparsity=0.5,

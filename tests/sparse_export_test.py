@@ -336,7 +336,7 @@ class ExportSparseTest(TestCase):
             keras_switch.export_sparse(unbuilt, self.tmp)
 
     def test_lenet5_round_trip(self):
-        model = models.lenet_5()
+        model = models.lenet_5(switcher=Switcher())
         model(np.zeros((1, 28, 28), "float32"))
         mask_all(model, [0.95, 0.9, 0.5])
         result = keras_switch.export_sparse(model, os.path.join(self.tmp, "lenet5"))
@@ -490,7 +490,7 @@ class SizeTest(TestCase):
 
 class ExportTfliteTest(TestCase):
     def test_lenet300_matches_stripped_model_and_is_stored_sparsely(self):
-        model = models.lenet_300_100()
+        model = models.lenet_300_100(switcher=Switcher())
         model(np.zeros((1, 28, 28), "float32"))
         mask_all(model, [0.95, 0.95, 0.95])
         x = np.random.RandomState(6).uniform(size=(3, 28, 28)).astype("float32")

@@ -36,7 +36,7 @@ class WarmStartTest(TestCase):
         with contextlib.redirect_stdout(io.StringIO()) as out:
             warm_start(fresh, path)
         self.assertRegex(out.getvalue(), r"^Initialised 5 layer\(s\) from .*/model\.keras: "
-                                         r"conv2d, conv2d_1, fc1, fc2, fc3\n$")
+                                         r"conv1, conv2, fc1, fc2, fc3\n$")
         for layer in export.layers:
             for weight, target in zip(layer.weights, fresh.get_layer(layer.name).weights):
                 self.assertAllEqual(weight.numpy(), target.numpy())

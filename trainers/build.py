@@ -92,14 +92,17 @@ def schedule_and_sparsity(config, steps_per_epoch):
 
 
 def build_model(config, input_shape):
-    """The config's model on inputs of `input_shape`, with one switcher
-    built from `config.switcher`. Call it inside the strategy's scope."""
+    """The config's model on inputs of `input_shape`, the layers
+    `config.switched_layers` names switched by one switcher built from
+    `config.switcher`. Call it inside the strategy's scope."""
     num_classes = switch_data.DATASETS[config.dataset]["num_classes"]
     with config_errors(config, lambda argument: f"switcher.{argument}"):
         switcher = keras_switch.Switcher(**dict(config.switcher))
-    return switch_models.build_model(
-        config.model, tuple(input_shape), num_classes, switcher=switcher
-    )
+    with config_errors(config, {"switched_layers": "switched_layers"}):
+        return switch_models.build_model(
+            config.model, tuple(input_shape), num_classes, switcher=switcher,
+            switched_layers=config.switched_layers,
+        )
 
 
 def compile_model(model, config, steps_per_epoch):

@@ -67,7 +67,7 @@ NORMALIZE = {
 REPORT_KEYS = (
     "model", "dataset", "test_accuracy", "fc_sparsity", "layers", "epochs",
     "steps", "train_seconds", "export_sizes", "sparse_layers", "target_sparsity",
-    "target_shortfall", "input_standardization",
+    "target_shortfall", "input_standardization", "switched_layers", "sparsity",
 )
 # report.json's "export_sizes": bytes on disk (sum of file sizes) and after
 # gzip -9 (keras_switch.export.gzip_size) of each export.
@@ -191,7 +191,9 @@ def _report(model, config, test, train_seconds):
         "model": config.model,
         "dataset": config.dataset,
         "test_accuracy": _accuracy(keras_switch.strip_switches(model), test),
-        "fc_sparsity": sparsity["overall"],
+        # Over the fully connected (Dense) layers; "sparsity" is over every
+        # switched layer, convolutions too with switched_layers="all".
+        "fc_sparsity": _fc_sparsity(sparsity["layers"]),
         "layers": sparsity["layers"],
         "epochs": config.num_epochs,
         "steps": int(keras.ops.convert_to_numpy(model.switching_step)),
@@ -202,7 +204,17 @@ def _report(model, config, test, train_seconds):
         # What the exported models expect: inputs as (x - mean) / std of the
         # [0, 1] pixels (None: the [0, 1] pixels as they are).
         "input_standardization": _standardization(config.dataset),
+        "switched_layers": config.switched_layers,
+        "sparsity": sparsity["overall"],
     }
+
+
+def _fc_sparsity(layers):
+    """Zeros / entries over the rank-2 (Dense) kernels of `layers`."""
+    fc = [row for row in layers if len(row["shape"]) == 2]
+    entries = sum(math.prod(row["shape"]) for row in fc)
+    nonzeros = sum(row["nonzeros"] for row in fc)
+    return 1.0 - nonzeros / entries if entries else 0.0
 
 
 def _standardization(dataset):
@@ -253,7 +265,9 @@ def _export(model, directory):
 
 def _print_summary(report):
     print(f"\n{report['model']} on {report['dataset']}: test accuracy "
-          f"{report['test_accuracy']:.4f}, FC sparsity {report['fc_sparsity']:.4f}, "
+          f"{report['test_accuracy']:.4f}, FC sparsity {report['fc_sparsity']:.4f}"
+          + (f" (all switched layers {report['sparsity']:.4f})"
+             if report["switched_layers"] != "fc" else "") + ", "
           f"{report['steps']} steps in {report['train_seconds']:.0f} s")
     print(f"  {'layer':<16} {'shape':>11} {'nonzeros':>9} {'sparsity':>9}")
     for row in report["layers"]:

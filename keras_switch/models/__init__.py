@@ -1,10 +1,17 @@
-"""Task networks with switched fully connected layers.
+"""Task networks: LeNet-300-100, LeNet-5, ResNet18/34, VGG16, MobileNet.
 
-Every builder returns a functional `keras_switch.SwitchingModel` of logits
-whose convolution trunk is plain Keras and whose fully connected layers are
-`SwitchedDense` layers sharing one `Switcher`. `build_model(name, ...)` picks
-a builder from `MODELS` by name.
+Every builder returns a plain functional `keras.Model` of logits whose fully
+connected layers are named `fc1`, `fc2`, ...; given a `switcher=`, it returns
+the `keras_switch.SwitchingModel` that `switch_model` makes of it, with those
+FC layers switched. `build_model(name, ..., switched_layers=...)` picks a
+builder from `MODELS` by name and switches the FC layers (`"fc"`) or every
+Dense and Conv2D layer (`"all"`).
 """
+
+import keras
+
+from keras_switch.checks import check_choice
+from keras_switch.convert import switch_model
 
 from keras_switch.models.lenet import lenet_5
 from keras_switch.models.lenet import lenet_300_100
@@ -23,38 +30,49 @@ MODELS = {
 }
 
 
-def build_model(name, input_shape, num_classes, switcher=None, **kwargs):
-    """Builds the task network registered in `MODELS` under `name`.
+def _every_dense_and_conv(layer):
+    return type(layer) in (keras.layers.Dense, keras.layers.Conv2D)
+
+
+# Which layers `build_model` switches: `switch_model`'s `layers` argument.
+# (MobileNet's DepthwiseConv2D layers have no switched counterpart: "all"
+# switches its pointwise convolutions, its first conv and its head.)
+SWITCHED_LAYERS = {"fc": None, "all": _every_dense_and_conv}
+
+
+def build_model(name, input_shape, num_classes, switcher=None, switched_layers="fc",
+                **kwargs):
+    """Builds the task network registered in `MODELS` under `name`, switched.
 
     Args:
         name: A key of `MODELS`.
         input_shape: Shape of one input example.
         num_classes: Number of output logits.
         switcher: The shared `Switcher`; a new default one when `None`.
+        switched_layers: `"fc"` (the fully connected layers, the paper's
+            choice) or `"all"` (every Dense and Conv2D layer).
         **kwargs: Further arguments of that builder (e.g. `head_units`).
 
     Returns:
         A functional `keras_switch.SwitchingModel`.
 
     Raises:
-        ValueError: If `name` is not a key of `MODELS`.
+        ValueError: If `name` is not a key of `MODELS`, or `switched_layers`
+            is not one of `SWITCHED_LAYERS`.
     """
+    check_choice("switched_layers", switched_layers, tuple(SWITCHED_LAYERS))
     if name not in MODELS:
         raise ValueError(
             "Received an invalid value for `model`, expected one of "
             f"{list(MODELS)}. Received: model={name!r}"
         )
-    builder = MODELS[name]
-    return builder(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        switcher=switcher,
-        **kwargs,
-    )
+    plain = MODELS[name](input_shape=input_shape, num_classes=num_classes, **kwargs)
+    return switch_model(plain, layers=SWITCHED_LAYERS[switched_layers], switcher=switcher)
 
 
 __all__ = [
     "MODELS",
+    "SWITCHED_LAYERS",
     "build_model",
     "lenet_300_100",
     "lenet_5",

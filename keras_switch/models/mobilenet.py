@@ -1,10 +1,10 @@
-"""MobileNet v1 for 32x32 images with a switched fully connected head."""
+"""MobileNet v1 for 32x32 images with a fully connected head (switched when
+given a switcher)."""
 
 import keras
 
-from keras_switch.model import SwitchingModel
-from keras_switch.models.head import switched_head
-from keras_switch.switcher import Switcher
+from keras_switch.models.head import dense_head
+from keras_switch.models.head import switched_if
 
 # (pointwise filters, depthwise stride) of the 13 depthwise-separable blocks:
 # the ImageNet plan with the first conv at stride 1, so 32x32 ends at 2x2.
@@ -36,22 +36,23 @@ def mobilenet(
     head_units=(),
     width_multiplier=1.0,
 ):
-    """MobileNet v1 for 32x32 images as a functional SwitchingModel.
+    """MobileNet v1 for 32x32 images: a plain functional `keras.Model`, or
+    with a `switcher` a `SwitchingModel` with its FC head switched.
 
     Plain Keras trunk: 3x3 conv 32 at stride 1, then 13 depthwise-separable
     blocks with pointwise widths 64, 128, 128, 256, 256, 512 x6, 1024, 1024
     (stride 2 at the first 128, 256, 512 and 1024 blocks, so 32x32 ends at
     2x2); every conv is followed by BatchNorm and ReLU. Global average
-    pooling. Switched head, all layers sharing one switcher: one
-    `SwitchedDense` ReLU layer per entry of `head_units` (`fc1`, ...), then
-    the `SwitchedDense(num_classes)` logits; the default `()` is a single
+    pooling. Head: one `Dense` ReLU layer per entry of `head_units` (`fc1`, ...), then
+    the `Dense(num_classes)` logits; the default `()` is a single
     switched output layer.
 
     Args:
         input_shape: Shape of one image, `(height, width, channels)`.
         num_classes: Number of output logits.
-        switcher: The shared `Switcher`; a new default one when `None`.
-        head_units: Widths of the hidden switched layers.
+        switcher: `None` for the plain Keras model; a `Switcher` for a
+            `SwitchingModel` whose FC layers it switches (`switch_model`).
+        head_units: Widths of the hidden FC layers.
         width_multiplier: Scales every conv width (at least 1 channel).
 
     Raises:
@@ -70,7 +71,6 @@ def mobilenet(
     def width(filters):
         return max(1, int(filters * width_multiplier))
 
-    switcher = Switcher() if switcher is None else switcher
     inputs = keras.Input(input_shape, name="image")
     x = keras.layers.Conv2D(width(32), 3, padding="same", use_bias=False)(inputs)
     x = keras.layers.BatchNormalization()(x)
@@ -78,5 +78,5 @@ def mobilenet(
     for filters, strides in _BLOCKS:
         x = _separable_block(x, width(filters), strides)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = switched_head(x, num_classes, switcher, head_units=head_units)
-    return SwitchingModel(inputs, outputs, name="mobilenet")
+    outputs = dense_head(x, num_classes, head_units=head_units)
+    return switched_if(keras.Model(inputs, outputs, name="mobilenet"), switcher)

@@ -1,10 +1,10 @@
-"""CIFAR-style ResNet-18/34 with a switched fully connected head."""
+"""CIFAR-style ResNet-18/34 with a fully connected head (switched when
+given a switcher)."""
 
 import keras
 
-from keras_switch.model import SwitchingModel
-from keras_switch.models.head import switched_head
-from keras_switch.switcher import Switcher
+from keras_switch.models.head import dense_head
+from keras_switch.models.head import switched_if
 
 _WIDTHS = (64, 128, 256, 512)
 
@@ -40,8 +40,7 @@ def _basic_block(x, filters, strides, name):
 
 
 def _resnet(blocks, name, input_shape, num_classes, switcher, head_units):
-    """Stem, four BasicBlock stages, global average pooling, switched head."""
-    switcher = Switcher() if switcher is None else switcher
+    """Stem, four BasicBlock stages, global average pooling, FC head."""
     inputs = keras.Input(input_shape, name="image")
     x = _conv_bn(inputs, _WIDTHS[0], 1, "stem")
     for stage, (filters, count) in enumerate(zip(_WIDTHS, blocks), start=1):
@@ -49,29 +48,30 @@ def _resnet(blocks, name, input_shape, num_classes, switcher, head_units):
             strides = 2 if stage > 1 and block == 1 else 1
             x = _basic_block(x, filters, strides, f"stage{stage}_block{block}")
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    outputs = switched_head(x, num_classes, switcher, head_units=head_units)
-    return SwitchingModel(inputs, outputs, name=name)
+    outputs = dense_head(x, num_classes, head_units=head_units)
+    return switched_if(keras.Model(inputs, outputs, name=name), switcher)
 
 
 def resnet18(
     input_shape=(32, 32, 3), num_classes=10, switcher=None, head_units=(512,)
 ):
-    """ResNet-18 for 32x32 images as a functional SwitchingModel.
+    """ResNet-18 for 32x32 images: a plain functional `keras.Model`, or
+    with a `switcher` a `SwitchingModel` with its FC head switched.
 
     Plain Keras trunk: 3x3 stem conv 64 (stride 1, no max-pool), then
     BasicBlock stages of [2, 2, 2, 2] blocks with widths 64, 128, 256, 512;
     stages 2-4 start with stride 2 and a 1x1 projection shortcut; every conv
     is followed by BatchNorm and ReLU. Global average pooling gives 512
-    features. Switched head, all layers sharing one switcher: one
-    `SwitchedDense` ReLU layer per entry of `head_units` (`fc1`, ...), then
-    the `SwitchedDense(num_classes)` logits.
+    features. Head: one `Dense` ReLU layer per entry of `head_units` (`fc1`, ...), then
+    the `Dense(num_classes)` logits.
 
     Args:
         input_shape: Shape of one image, `(height, width, channels)`.
         num_classes: Number of output logits.
-        switcher: The shared `Switcher`; a new default one when `None`.
-        head_units: Widths of the hidden switched layers; `()` gives a single
-            switched output layer.
+        switcher: `None` for the plain Keras model; a `Switcher` for a
+            `SwitchingModel` whose FC layers it switches (`switch_model`).
+        head_units: Widths of the hidden FC layers; `()` gives a single
+            output layer.
     """
     return _resnet(
         (2, 2, 2, 2), "resnet18", input_shape, num_classes, switcher, head_units
@@ -81,16 +81,18 @@ def resnet18(
 def resnet34(
     input_shape=(32, 32, 3), num_classes=10, switcher=None, head_units=(512,)
 ):
-    """ResNet-34 for 32x32 images as a functional SwitchingModel.
+    """ResNet-34 for 32x32 images: a plain functional `keras.Model`, or
+    with a `switcher` a `SwitchingModel` with its FC head switched.
 
     As `resnet18` with BasicBlock stages of [3, 4, 6, 3] blocks.
 
     Args:
         input_shape: Shape of one image, `(height, width, channels)`.
         num_classes: Number of output logits.
-        switcher: The shared `Switcher`; a new default one when `None`.
-        head_units: Widths of the hidden switched layers; `()` gives a single
-            switched output layer.
+        switcher: `None` for the plain Keras model; a `Switcher` for a
+            `SwitchingModel` whose FC layers it switches (`switch_model`).
+        head_units: Widths of the hidden FC layers; `()` gives a single
+            output layer.
     """
     return _resnet(
         (3, 4, 6, 3), "resnet34", input_shape, num_classes, switcher, head_units
