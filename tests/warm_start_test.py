@@ -6,6 +6,7 @@ import os
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import keras_switch
@@ -40,6 +41,21 @@ class WarmStartTest(TestCase):
         for layer in export.layers:
             for weight, target in zip(layer.weights, fresh.get_layer(layer.name).weights):
                 self.assertAllEqual(weight.numpy(), target.numpy())
+
+    def test_a_plain_zoo_model_warm_starts_every_switched_layer(self):
+        config = _config("lenet5")
+        config.switched_layers = "all"
+        pretrained = keras_switch.models.lenet_5()  # plain Keras, as a user trains it
+        path = os.path.join(self.create_tempdir().full_path, "pretrained.keras")
+        pretrained.save(path)
+        model = train_lib.build_model(config, (28, 28))
+        with contextlib.redirect_stdout(io.StringIO()):
+            warm_start(model, path)
+        self.assertEqual([type(layer).__name__ for layer in model.switched_layers],
+                         ["SwitchedConv2D"] * 2 + ["SwitchedDense"] * 3)
+        x = np.random.RandomState(0).normal(size=(4, 28, 28)).astype("float32")
+        # Every switch starts on: the switched model predicts what the pretrained one does.
+        self.assertAllEqual(model.predict(x, verbose=0), pretrained.predict(x, verbose=0))
 
     def test_none_is_a_no_op(self):
         model = train_lib.build_model(_config("lenet300"), (28, 28))
