@@ -73,30 +73,15 @@ class _SwitchedKernel:
         if not self.switcher.built:
             self.switcher.build(_matrix_shape(shape))
         # The stored mask: what a frozen layer uses, and the last mask the
-        # task network was trained with. Same value on every replica.
-        self.mask = self.add_weight(
-            name="mask",
-            shape=shape,
-            initializer="ones",
-            trainable=False,
-            aggregation="only_first_replica",
-        )
-        # Subtracted from this layer's switch logits. 0 unless a
-        # SwitchingModel sets it (per-layer budgets, see there).
-        self.switch_offset = self.add_weight(
-            name="switch_offset",
-            shape=(),
-            initializer="zeros",
-            trainable=False,
-            aggregation="only_first_replica",
-        )
-        self.mask_frozen = self.add_weight(
-            name="mask_frozen",
-            shape=(),
-            initializer="zeros",
-            trainable=False,
-            aggregation="only_first_replica",
-        )
+        # task network was trained with. `switch_offset` is subtracted from
+        # this layer's switch logits: 0 unless a SwitchingModel sets it
+        # (per-layer budgets, see there). Same values on every replica.
+        for name, weight_shape, initial in (("mask", shape, "ones"),
+                                            ("switch_offset", (), "zeros"),
+                                            ("mask_frozen", (), "zeros")):
+            setattr(self, name, self.add_weight(
+                name=name, shape=weight_shape, initializer=initial, trainable=False,
+                aggregation="only_first_replica"))
 
     def switch_matrix(self, kernel=None):
         """`kernel` (default: this layer's) as the switcher reads it, `[in, out]`."""

@@ -69,6 +69,20 @@ def _branches_model():
     return model
 
 
+def run_tflite(path, x):
+    """The output of the TFLite model at `path` on `x`."""
+    with warnings.catch_warnings():
+        # TF 2.21 still ships it, with a warning naming ai_edge_litert.
+        warnings.filterwarnings("ignore", r"\s*Warning: tf.lite.Interpreter is deprecated")
+        interpreter = tf.lite.Interpreter(model_path=path)
+    (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+    interpreter.resize_tensor_input(given["index"], x.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(given["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(taken["index"])
+
+
 def _load_and_serve(directory, x):
     loaded = tf.saved_model.load(directory)
     return [np.asarray(y) for y in tf.nest.flatten(loaded.serve(tf.constant(x)))]
@@ -456,15 +470,7 @@ class ConvolutionExportTest(TestCase):
         want = keras_switch.strip_switches(model)(x)
         path = os.path.join(self.create_tempdir().full_path, "cnn.tflite")
         keras_switch.export_tflite(model, path)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", r"\s*Warning: tf.lite.Interpreter is deprecated")
-            interpreter = tf.lite.Interpreter(model_path=path)
-        (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
-        interpreter.resize_tensor_input(given["index"], x.shape)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(given["index"], x)
-        interpreter.invoke()
-        self.assertAllClose(interpreter.get_tensor(taken["index"]), want, atol=1e-4)
+        self.assertAllClose(run_tflite(path, x), want, atol=1e-4)
 
 
 class SizeTest(TestCase):
@@ -500,16 +506,7 @@ class ExportTfliteTest(TestCase):
         for sparse in (True, False):
             path = os.path.join(directory, f"{sparse}.tflite")
             self.assertEqual(keras_switch.export_tflite(model, path, sparse=sparse), path)
-            with warnings.catch_warnings():
-                # TF 2.21 still ships it, with a warning naming ai_edge_litert.
-                warnings.filterwarnings("ignore", r"\s*Warning: tf.lite.Interpreter is deprecated")
-                interpreter = tf.lite.Interpreter(model_path=path)
-            (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
-            interpreter.resize_tensor_input(given["index"], x.shape)
-            interpreter.allocate_tensors()
-            interpreter.set_tensor(given["index"], x)
-            interpreter.invoke()
-            self.assertAllClose(interpreter.get_tensor(taken["index"]), want, atol=1e-5)
+            self.assertAllClose(run_tflite(path, x), want, atol=1e-5)
             sizes[sparse] = os.path.getsize(path)
         self.assertCountEqual(os.listdir(directory), ["True.tflite", "False.tflite"])
         self.assertLess(sizes[True], 0.1 * sizes[False])
