@@ -43,6 +43,7 @@ METHODS = ("dense", "tfmot", "gmp_global", "ks", "gmp_at_ks", "random_at_ks")
 # measured with the magnitude split: `_MAGNITUDE` pins it so they stay what
 # they were.
 _MAGNITUDE = {"allocation": "magnitude"}
+_NEIGHBOUR_FEATURES = ("magnitude", "row", "column", "fan_in", "fan_out", "unit_in", "unit_out")
 VARIANTS = {
     # Measured at the recipe's previous interval (a switch step every 50);
     # pinned so that they stay what they were.
@@ -76,6 +77,12 @@ VARIANTS = {
     "ks_switcher_lr2_32x32": {"switch_optimizer.learning_rate": 1e-2,
                               "switcher.hidden_units": (32, 32), **_MAGNITUDE},
     "ks_prior_half": {"switcher.magnitude_prior": 0.5, **_MAGNITUDE},
+    # Knowledge from the neighbouring layers: the live weight into the
+    # connection's input unit (previous layer) and out of its output unit
+    # (next layer), on the recipe (ERK split); and with a 10x faster switcher.
+    "ks_neighbours": {"switcher.features": _NEIGHBOUR_FEATURES},
+    "ks_neighbours_lr2": {"switcher.features": _NEIGHBOUR_FEATURES,
+                          "switch_optimizer.learning_rate": 1e-2},
     # The switcher's one threshold over all its scores also decides the
     # per-layer split.
     "ks_learned_allocation_100": {"allocation": "learned"},

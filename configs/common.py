@@ -29,6 +29,9 @@ def base_config(model, dataset, data_dir=None):
     config.switcher = ml_collections.ConfigDict(
         {
             "hidden_units": (8,),
+            # keras_switch.switcher.DEFAULT_FEATURES (configs import no
+            # TensorFlow; tests/configs_test.py checks they agree).
+            "features": ("magnitude", "row", "column", "fan_in", "fan_out"),
             "initial_logit": 2.0,
             "magnitude_prior": 1.0,
             "prior_scale": 1e-3,

@@ -60,10 +60,18 @@ class _SwitchedKernel:
         # current training phase; None means "decide from `training`".
         self._phase_mask = None
         self._phase_dense_gradient = False
+        # (previous, next) switched layer of a chain; set by `link_neighbours`.
+        self._neighbours = _Untracked((None, None))
 
     @property
     def switched(self):
         return self.switcher is not None
+
+    def neighbours(self):
+        """`(previous, next)` switched layer of a chain, or None each
+        (`link_neighbours` sets them). A method, not a property: Keras'
+        saving walks properties, and these point back at this layer."""
+        return self._neighbours.value
 
     def _build_switches(self):
         """Creates the switch state once `self.kernel` exists."""
@@ -108,8 +116,29 @@ class _SwitchedKernel:
 
     def switch_probabilities(self):
         """`sigmoid` of the switcher's logits (offset not applied), kernel-shaped."""
-        return ops.reshape(self.switcher.probabilities(self.switch_matrix()),
-                           tuple(self.kernel.shape))
+        probabilities = self.switcher.probabilities(self.switch_matrix(),
+                                                    context=self.unit_context())
+        return ops.reshape(probabilities, tuple(self.kernel.shape))
+
+    def unit_context(self):
+        """`(unit_in, unit_out)` for a switcher with the ``unit_in`` /
+        ``unit_out`` features (else None): the live weight (kernel times
+        stored mask) into each input unit in the previous layer and out of
+        each output unit in the next one, relative to its mean (ones where
+        there is no such layer)."""
+        if not self.switcher.uses_context:
+            return None
+        rows, cols = _matrix_shape(tuple(self.kernel.shape))
+        previous, following = self.neighbours()
+
+        def strength(layer, axis, size):
+            if layer is None:
+                return ops.ones((size,), self.compute_dtype)
+            live = ops.sum(ops.abs(layer.kernel * ops.cast(layer.mask, layer.kernel.dtype)),
+                           axis=axis)
+            return live / (ops.mean(live) + 1e-8)
+
+        return strength(previous, 0, rows), strength(following, 1, cols)
 
     # -- the mask, and the masked kernel: computed here and nowhere else ----
 
@@ -120,7 +149,7 @@ class _SwitchedKernel:
     def switch_logits(self):
         """The switcher's logits for this kernel, less `switch_offset`
         (kernel-shaped)."""
-        logits = self.switcher(self.switch_matrix())
+        logits = self.switcher(self.switch_matrix(), context=self.unit_context())
         if len(self.kernel.shape) != 2:
             logits = ops.reshape(logits, tuple(self.kernel.shape))
         return logits - self.switch_offset
@@ -197,6 +226,14 @@ class _SwitchedKernel:
                 "built. Call the layer or its model on data first."
             )
 
+
+
+class _Untracked:
+    """Holds a value out of Keras' sight: a layer attribute holding other
+    layers would make them its sub-layers (their weights its weights)."""
+
+    def __init__(self, value):
+        self.value = value
 
 
 def _matrix_shape(shape):
@@ -450,6 +487,22 @@ class SwitchedConv2D(_SwitchedKernel, keras.layers.Conv2D):
 
 
 SWITCHED_CLASSES = (SwitchedDense, SwitchedConv2D)
+
+
+def link_neighbours(layers):
+    """Sets each layer's `neighbours`: consecutive switched Dense layers (in
+    `layers`' order) where one's units are the next one's inputs form a
+    chain; every other side is None. What the ``unit_in`` / ``unit_out``
+    switcher features read."""
+    pairs = {id(layer): [None, None] for layer in layers}
+    for a, b in zip(layers, layers[1:]):
+        if (isinstance(a, SwitchedDense) and isinstance(b, SwitchedDense) and a.built
+                and b.built and a.kernel.shape[1] == b.kernel.shape[0]):
+            pairs[id(a)][1], pairs[id(b)][0] = b, a
+    for layer in layers:
+        # Mutated in place: setting a layer attribute to layers would make
+        # Keras track them as its sub-layers.
+        layer._neighbours.value = tuple(pairs[id(layer)])
 
 
 def switched_layers(model):

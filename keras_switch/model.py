@@ -44,6 +44,7 @@ from keras_switch.checks import check_choice
 from keras_switch.checks import check_int
 from keras_switch.export import sparsity_report
 from keras_switch.layers import ESTIMATORS
+from keras_switch.layers import link_neighbours
 from keras_switch.layers import straight_through
 from keras_switch.layers import switched_layers
 from keras_switch.schedule import SwitchSchedule
@@ -130,8 +131,11 @@ class SwitchingModel(keras.Model):
 
     @property
     def switched_layers(self):
-        """Every switched layer with a switcher, in model order."""
-        return switched_layers(self)
+        """Every switched layer with a switcher, in model order (their
+        `neighbours` linked on the way: see `link_neighbours`)."""
+        layers = switched_layers(self)
+        link_neighbours(layers)
+        return layers
 
     @property
     def switchers(self):
@@ -552,6 +556,7 @@ class FunctionalSwitchingModel(SwitchingModel, _keras_internals.Functional):
             self, inputs, outputs, name=name, **kwargs
         )
         self._init_switching_state()
+        link_neighbours(switched_layers(self))  # the layers are built by now
 
 
 def _check_compile_kwargs(kwargs, steps_per_execution):

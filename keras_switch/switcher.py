@@ -23,7 +23,18 @@ Design (our choice; the paper's abstract leaves it open):
                         denser than large ones: a learned, non-uniform
                         per-layer allocation)
   ``fan_out``           ``log(out) / 10``
+  ``unit_in``           the connection's input unit's live incoming weight in
+                        the *previous* switched layer, ``sum_h |w_hi| m_hi``
+                        over its stored mask, relative to the mean over units
+                        (1 without one): knowledge from the neighbouring layer
+  ``unit_out``          the same for the output unit's live outgoing weight in
+                        the *next* switched layer
   ====================  =====================================================
+
+  ``unit_in`` and ``unit_out`` need the layer's neighbours, which a
+  `SwitchingModel` links for Dense layers that form a chain in model order
+  (each one's units the next one's inputs); they are not in the defaults:
+  measured no better than the defaults at 99-99.5% (BENCHMARKS.md, issue 17).
 
 * **Starts as global magnitude pruning.** Every logit is a fixed *prior*
   plus the MLP's learned *correction*::
@@ -66,7 +77,10 @@ from keras import ops
 from keras_switch.checks import ArgumentError
 from keras_switch.checks import check_number
 
-FEATURES = ("signed", "magnitude", "row", "column", "fan_in", "fan_out")
+FEATURES = ("signed", "magnitude", "row", "column", "fan_in", "fan_out", "unit_in",
+            "unit_out")
+# Features read from the neighbouring layers (`context`), not the kernel.
+CONTEXT_FEATURES = ("unit_in", "unit_out")
 # Default input features. "signed" is left out: with it a fresh switcher can
 # switch off weights by sign (e.g. all positive weights of a ReLU layer), which
 # killed every network we tried; magnitude-type features rank connections.
@@ -188,8 +202,16 @@ class Switcher(keras.layers.Layer):
             aggregation="only_first_replica",
         )
 
-    def connection_features(self, kernel):
-        """The per-connection features, shape ``[in, out, len(features)]``."""
+    @property
+    def uses_context(self):
+        """Whether any feature reads the neighbouring layers (`context`)."""
+        return any(name in CONTEXT_FEATURES for name in self.features)
+
+    def connection_features(self, kernel, context=None):
+        """The per-connection features, shape ``[in, out, len(features)]``.
+
+        `context`: `(unit_in [in], unit_out [out])` for the features
+        ``unit_in`` / ``unit_out``, or None (both all ones)."""
         w = ops.stop_gradient(ops.convert_to_tensor(kernel, self.compute_dtype))
         if len(w.shape) != 2:
             raise ValueError(
@@ -208,6 +230,10 @@ class Switcher(keras.layers.Layer):
             / (ops.mean(magnitude, axis=0, keepdims=True) + _EPS),
             "fan_in": lambda: ops.full_like(w, math.log(fan_in) / 10.0),
             "fan_out": lambda: ops.full_like(w, math.log(fan_out) / 10.0),
+            "unit_in": lambda: ops.ones_like(w) if context is None else ops.broadcast_to(
+                ops.expand_dims(ops.stop_gradient(context[0]), 1), w.shape),
+            "unit_out": lambda: ops.ones_like(w) if context is None else ops.broadcast_to(
+                ops.expand_dims(ops.stop_gradient(context[1]), 0), w.shape),
         }
         return ops.stack([columns[name]() for name in self.features], axis=-1)
 
@@ -217,9 +243,9 @@ class Switcher(keras.layers.Layer):
         w = ops.stop_gradient(ops.convert_to_tensor(kernel, self.compute_dtype))
         return self.magnitude_prior * ops.log1p(ops.abs(w) / self.prior_scale)
 
-    def correction(self, kernel):
+    def correction(self, kernel, context=None):
         """The learned part of the logits (bias included), ``[in, out]``."""
-        features = self.connection_features(kernel)
+        features = self.connection_features(kernel, context)
         if not self.built:  # called directly rather than through __call__
             self.build(tuple(features.shape[:2]))
         h = features
@@ -243,17 +269,17 @@ class Switcher(keras.layers.Layer):
             return self.features
         return tuple(f for f in self.features if f not in _CONSTANT_FEATURES)
 
-    def call(self, kernel):
-        logits = self.correction(kernel) - self.threshold
+    def call(self, kernel, context=None):
+        logits = self.correction(kernel, context) - self.threshold
         if self.magnitude_prior:
             logits = logits + self.prior(kernel)
         return logits
 
-    def probabilities(self, kernel):
-        return ops.sigmoid(self(kernel))
+    def probabilities(self, kernel, context=None):
+        return ops.sigmoid(self(kernel, context=context))
 
-    def hard_mask(self, kernel):
-        return ops.cast(self(kernel) > 0, self.compute_dtype)
+    def hard_mask(self, kernel, context=None):
+        return ops.cast(self(kernel, context=context) > 0, self.compute_dtype)
 
     def compute_output_shape(self, kernel_shape):
         return tuple(kernel_shape)

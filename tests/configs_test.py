@@ -87,5 +87,19 @@ def trains_a_few_steps(test, name):
         test.assertAlmostEqual(report["fc_sparsity"], config.target_sparsity, delta=0.01)
 
 
+class SwitcherDefaultsTest(TestCase):
+    def test_config_switcher_defaults_are_the_library_defaults(self):
+        import inspect
+
+        from configs import common
+        from keras_switch import Switcher
+
+        config = common.base_config("lenet300", "fashion_mnist").switcher
+        defaults = inspect.signature(Switcher.__init__).parameters
+        for key, value in config.items():
+            self.assertEqual(tuple(value) if isinstance(value, tuple) else value,
+                             defaults[key].default, msg=key)
+
+
 if __name__ == "__main__":
     tf.test.main()
