@@ -317,7 +317,56 @@ class SwitchedConv2DTest(TestCase, parameterized.TestCase):
                          report["layers"][0]["nonzeros"])
 
 
-class StraightThroughTest(TestCase):
+class NeighboursTest(TestCase):
+    def _chain(self, features=None):
+        from keras_switch.switcher import DEFAULT_FEATURES
+
+        switcher = Switcher(features=features or DEFAULT_FEATURES + ("unit_in", "unit_out"))
+        inputs = keras.Input((8, 8, 1))
+        x = keras_switch.SwitchedConv2D(2, 3, switcher=switcher, name="conv")(inputs)
+        x = keras.layers.Flatten()(x)
+        x = SwitchedDense(5, switcher=switcher, name="a")(x)
+        x = SwitchedDense(4, switcher=switcher, name="b")(x)
+        x = SwitchedDense(3, switcher=switcher, name="c")(x)
+        return keras_switch.SwitchingModel(inputs, x)
+
+    def test_chained_dense_layers_are_linked(self):
+        model = self._chain()
+        names = {layer.name: tuple(n.name if n else None for n in layer.neighbours())
+                 for layer in model.switched_layers}
+        # The convolution is not part of a Dense chain.
+        self.assertEqual(names, {"conv": (None, None), "a": (None, "b"), "b": ("a", "c"),
+                                 "c": ("b", None)})
+        # Links are not Keras tracking: no layer holds its neighbours' weights
+        # (kernel, bias, mask, switch_offset, mask_frozen, the switcher's 6).
+        self.assertLen(model.get_layer("b").weights, 11)
+
+    def test_unit_context_is_the_neighbours_live_weight(self):
+        model = self._chain()
+        a, b, c = (model.get_layer(name) for name in "abc")
+        a.freeze_mask(np.random.RandomState(0).binomial(1, 0.5, a.kernel.shape))
+        unit_in, unit_out = b.unit_context()
+        live_in = np.abs(a.kernel.numpy() * a.mask.numpy()).sum(axis=0)
+        live_out = np.abs(c.kernel.numpy() * c.mask.numpy()).sum(axis=1)
+        self.assertAllClose(unit_in, live_in / live_in.mean(), atol=1e-5)
+        self.assertAllClose(unit_out, live_out / live_out.mean(), atol=1e-5)
+        self.assertAllEqual(a.unit_context()[0], np.ones(a.kernel.shape[0]))  # no previous
+        self.assertIsNone(self._chain(features=("magnitude",)).get_layer("b").unit_context())
+
+    def test_trains_saves_and_loads(self):
+        model = self._chain()
+        x = np.random.RandomState(0).normal(size=(64, 8, 8, 1)).astype("float32")
+        y = np.random.RandomState(1).randint(0, 3, size=64)
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      target_sparsity=0.7)
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        self.assertAlmostEqual(keras_switch.sparsity_report(model)["overall"], 0.7, delta=0.01)
+        path = os.path.join(self.get_temp_dir(), "chain.keras")
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        self.assertEqual(loaded.get_layer("b").neighbours()[0].name, "a")
+        self.assertAllEqual(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
     def _forward_and_gradient(self, estimator):
         # 0.1 and 1.4: logits where `1 + p - p` does not round back to 1.
         logits = tf.constant([-3.0, -0.1, 0.1, 1.4])

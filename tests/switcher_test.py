@@ -57,6 +57,22 @@ class SwitcherTest(TestCase, parameterized.TestCase):
         features = switcher.connection_features(np.ones((3, 2), "float32") * 0.5)
         self.assertEqual(tuple(features.shape), (3, 2, len(FEATURES)))
 
+    def test_unit_features_read_the_context(self):
+        switcher = Switcher(features=("magnitude", "unit_in", "unit_out"))
+        self.assertTrue(switcher.uses_context)
+        self.assertFalse(Switcher().uses_context)
+        kernel = np.ones((3, 2), "float32")
+        alone = switcher.connection_features(kernel).numpy()
+        self.assertAllEqual(alone[..., 1:], np.ones((3, 2, 2)))  # no neighbours: ones
+        unit_in, unit_out = np.array([0.5, 1.0, 1.5], "float32"), np.array([2.0, 0.0], "float32")
+        features = switcher.connection_features(kernel, (unit_in, unit_out)).numpy()
+        self.assertAllEqual(features[..., 1], np.tile(unit_in[:, None], (1, 2)))
+        self.assertAllEqual(features[..., 2], np.tile(unit_out[None, :], (3, 1)))
+        # The context changes the logits through the learned correction
+        # (its linear path starts at 0: give it weight).
+        switcher.linear_kernel.assign(np.ones(switcher.linear_kernel.shape, "float32"))
+        self.assertNotAllClose(switcher(kernel, context=(unit_in, unit_out)), switcher(kernel))
+
     def test_serialization(self):
         self.run_serialization_test(Switcher(hidden_units=(8, 4), initial_logit=3.0))
 
