@@ -70,6 +70,7 @@ class SwitcherTest(TestCase, parameterized.TestCase):
         self.assertAllEqual(features[..., 2], np.tile(unit_out[None, :], (3, 1)))
         # The context changes the logits through the learned correction
         # (its linear path starts at 0: give it weight).
+        kernel = np.random.RandomState(0).normal(size=(3, 2)).astype("float32")
         switcher(kernel)  # builds it
         switcher.linear_kernel.assign(np.ones(switcher.linear_kernel.shape, "float32"))
         self.assertNotAllClose(switcher(kernel, context=(unit_in, unit_out)), switcher(kernel))
