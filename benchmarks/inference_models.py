@@ -48,15 +48,15 @@ def build_model(name, seed, train_epochs=0, data_dir=None):
     from that init."""
     import keras
 
+    import keras_switch
     from benchmarks import common
     from keras_switch import data as switch_data
     from keras_switch import models
 
     keras.utils.set_random_seed(seed)
-    builders = {"lenet300": models.lenet_300_100, "lenet5": models.lenet_5}
-    if name not in builders:
-        raise ValueError(f"model must be one of {sorted(builders)}. Received: {name!r}")
-    model = builders[name]()
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}. Received: {name!r}")
+    model = models.MODELS[name](switcher=keras_switch.Switcher())
     weights = common.initial_weights(name, seed)
     if train_epochs:
         (x, y), _ = common.load_data(data_dir)
