@@ -1,7 +1,8 @@
 """keras-switch: learn sparse fully connected layers with a switcher network.
 
 Public API: `Switcher`, `SwitchedDense`, `SwitchedConv2D`, `SwitchingModel`, `SwitchSchedule`,
-the sparsity controls `TargetSparsity`, `SparsityPenalty`, `SparsityControl`,
+the sparsity controls `TargetSparsity`, `SparsityPenalty`, `AccuracyBudget`,
+`SparsityControl`,
 `switch_model` (switch an existing Keras model), `sparsity_report`,
 `strip_switches`, `export_sparse` (a SavedModel whose
 switched layers are stored and computed sparsely), `export_tflite`.
@@ -34,6 +35,7 @@ from keras_switch.layers import SwitchedConv2D
 from keras_switch.layers import SwitchedDense
 from keras_switch.model import SwitchingModel
 from keras_switch.schedule import SwitchSchedule
+from keras_switch.sparsity import AccuracyBudget
 from keras_switch.sparsity import SparsityControl
 from keras_switch.sparsity import SparsityPenalty
 from keras_switch.sparsity import TargetSparsity
@@ -49,6 +51,7 @@ __all__ = [
     "SwitchSchedule",
     "TargetSparsity",
     "SparsityPenalty",
+    "AccuracyBudget",
     "SparsityControl",
     "sparsity_report",
     "strip_switches",

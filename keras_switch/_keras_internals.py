@@ -10,7 +10,9 @@ class itself. Layers are also walked recursively, which Keras only offers as
 `Layer._flatten_layers`, an optimizer's variable set is read to check it
 was built over the right variables, the compiled loss tracker (which
 Keras' own `train_step` updates) is updated by ours, and a fit() iterator's
-dataset is read for its element spec (see `SwitchingModel._maybe_symbolic_build`).
+dataset is read for its element spec (see `SwitchingModel._maybe_symbolic_build`),
+and a built model's state lock is lifted to add the variable an
+`AccuracyBudget` compile needs (`add_state_after_build`).
 
 `tests/keras_internals_test.py` pins every assumption made here, so a Keras
 release that moves them fails that test instead of failing users.
@@ -60,3 +62,16 @@ def creation_strategy(model):
     """The tf.distribute strategy `model` was created under (Keras' TF
     trainer records it), or None outside any strategy scope."""
     return getattr(model, "_distribute_strategy", None)
+
+
+def add_state_after_build(layer, name, value):
+    """Sets attribute `name` of a built `layer` to `value` (a variable), which
+    Keras then tracks (saved with the layer), past the lock `build()` puts
+    on new state."""
+    locked = layer._tracker.locked
+    layer._tracker.unlock()
+    try:
+        setattr(layer, name, value)
+    finally:
+        if locked:
+            layer._tracker.lock()

@@ -37,6 +37,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_switch import _keras_internals
+from keras_switch import budget
 from keras_switch import distribute
 from keras_switch.checks import ArgumentError
 from keras_switch.checks import check_bool
@@ -49,6 +50,9 @@ from keras_switch.layers import straight_through
 from keras_switch.layers import switched_layers
 from keras_switch.schedule import SwitchSchedule
 from keras_switch.sparsity import SHORTHAND
+from keras_switch.sparsity import AccuracyBudget
+from keras_switch.sparsity import BudgetExceededWarning
+from keras_switch.sparsity import BUDGET_STATE
 from keras_switch.sparsity import TARGET_TOLERANCE
 from keras_switch.sparsity import TargetShortfallWarning
 from keras_switch.sparsity import SparsityControl
@@ -122,6 +126,9 @@ class SwitchingModel(keras.Model):
         self.schedule = None
         self.sparsity = None
         self._phase = None
+        # An AccuracyBudget's state (sparsity.BUDGET_STATE), created by the
+        # compile() that first gives one; saved with the model.
+        self.budget_state = None
         # `switching_step` as a Python int between the steps of one fit() or
         # train_on_batch() call (reading the variable each step costs a
         # device sync); None: read the variable.
@@ -184,7 +191,8 @@ class SwitchingModel(keras.Model):
             task_optimizer, switch_optimizer: Optimizers (or names) for the
                 task variables and the switcher variables; two objects.
             sparsity: A `keras_switch.sparsity` control (`TargetSparsity`,
-                `SparsityPenalty`) or `None`: the pure task objective.
+                `SparsityPenalty`, `AccuracyBudget`: fit() then needs
+                held-out data) or `None`: the pure task objective.
             target_sparsity, target_ramp_steps, target_ramp_power,
                 allocation, sparsity_penalty: Shorthand for `sparsity`
                 (`keras_switch.sparsity.from_shorthand`); not with it.
@@ -225,10 +233,32 @@ class SwitchingModel(keras.Model):
         self.switch_optimizer = switch_optimizer
         self.schedule = schedule
         self.sparsity = sparsity
+        if isinstance(sparsity, AccuracyBudget):
+            self._reset_budget_state(sparsity)
         self.train_pruned_weights = train_pruned_weights
         self.switch_estimator = switch_estimator
         self._keras_compile_args = keras_args
         self.build_optimizers()
+
+    def _reset_budget_state(self, control):
+        initial = keras.ops.convert_to_tensor(control.initial_state(), "float32")
+        if self.budget_state is None:
+            _keras_internals.add_state_after_build(self, "budget_state", keras.Variable(
+                initial, trainable=False, aggregation="only_first_replica",
+                name="budget_state"))
+        else:
+            self.budget_state.assign(initial)
+        control.attach(self.budget_state)
+
+    def load_own_variables(self, store):
+        # A model saved compiled with an AccuracyBudget holds its state as
+        # the last own variable; loaded without compile() there is no
+        # variable to take it.
+        own = len(self._trainable_variables) + len(self._non_trainable_variables)
+        keys = list(store.keys())
+        if self.budget_state is None and len(keys) == own + 1:
+            store = {str(i): store[str(i)] for i in range(own)}
+        super().load_own_variables(store)
 
     def get_compile_config(self):
         if not self.compiled or self.sparsity is None:
@@ -318,6 +348,8 @@ class SwitchingModel(keras.Model):
     def fit(self, *args, **kwargs):
         self.build_optimizers()
         self._step_cache = None
+        if isinstance(self.sparsity, AccuracyBudget):
+            args, kwargs = _with_budget_checks(self, args, kwargs)
         if self.task_optimizer is not None and not self.planned:
             args, kwargs = _with_planning(self, args, kwargs)
         history = super().fit(*args, **kwargs)
@@ -325,7 +357,42 @@ class SwitchingModel(keras.Model):
         if shortfall is not None:  # a run never misses its target silently
             warnings.warn(f"SwitchingModel.fit(): {shortfall}", TargetShortfallWarning,
                           stacklevel=2)
+        outcome = self.budget_outcome()
+        if outcome is not None and not outcome["met"]:  # nor its budget
+            warnings.warn(f"SwitchingModel.fit(): {outcome['why']}", BudgetExceededWarning,
+                          stacklevel=2)
         return history
+
+    def budget_outcome(self):
+        """None without an `AccuracyBudget`; else a dict: `max_drop`,
+        `reference_validation_accuracy` (the dense reference on the
+        held-out data, None before it is measured), `validation_accuracy`
+        (the last held-out measurement: the end of the last epoch),
+        `sparsity` (over every switched layer, as `sparsity_report`),
+        `met` (whether the drop is within `max_drop`) and `why` (a sentence
+        saying so)."""
+        if not isinstance(self.sparsity, AccuracyBudget):
+            return None
+        state = dict(zip(BUDGET_STATE, (float(v) for v in
+                                        ops.convert_to_numpy(self.budget_state))))
+        reference = state["reference"] if state["reference"] >= 0 else None
+        accuracy = state["accuracy"] if state["accuracy"] >= 0 else None
+        sparsity = sparsity_report(self)["overall"]
+        budget = self.sparsity.max_drop
+        if reference is None:
+            met, why = False, (
+                "the AccuracyBudget never measured its dense reference: the "
+                "run ended before `reference_steps` of switching; train longer")
+        else:
+            drop = reference - accuracy
+            met = drop <= budget
+            why = (f"held-out accuracy {accuracy:.4f} is {drop * 100:.2f} pt below "
+                   f"the dense reference {reference:.4f} "
+                   f"({'within' if met else 'over'} the budget of {budget * 100:.2f} pt) "
+                   f"at sparsity {sparsity:.4f}")
+        return {"max_drop": budget, "reference_validation_accuracy": reference,
+                "validation_accuracy": accuracy, "sparsity": sparsity, "met": met,
+                "why": why}
 
     def train_on_batch(self, *args, **kwargs):
         self._step_cache = None
@@ -616,6 +683,41 @@ def _with_planning(model, args, kwargs):
     return bound.args[1:], bound.kwargs
 
 
+def _with_budget_checks(model, args, kwargs):
+    """fit()'s arguments with the held-out data the AccuracyBudget checks
+    (`validation_data`, or `validation_split` of array inputs, split here
+    as Keras would) and `budget.BudgetChecks` in front of the callbacks."""
+    bound = inspect.signature(keras.Model.fit).bind(model, *args, **kwargs)
+    arguments = bound.arguments
+    validation_data = arguments.get("validation_data")
+    split = arguments.get("validation_split", 0.0)
+    if validation_data is None and split:
+        x, y = arguments.get("x"), arguments.get("y")
+        if y is None or isinstance(x, tf.data.Dataset):
+            raise ValueError(
+                "AccuracyBudget with `validation_split` needs array inputs "
+                "`fit(x, y, ...)`; for a dataset, pass held-out data as "
+                "`validation_data`.")
+        (arguments["x"], arguments["y"]), validation_data = budget.split_heldout(x, y, split)
+        arguments["validation_split"] = 0.0
+        arguments["validation_data"] = validation_data
+    if validation_data is None:
+        raise ValueError(
+            "AccuracyBudget keeps the held-out accuracy within `max_drop` of "
+            "the dense reference, so fit() needs held-out data from the "
+            "training split: pass `validation_data=(x_heldout, y_heldout)` or "
+            "`validation_split=0.1` (never the test set).")
+    checks = budget.BudgetChecks(model, budget.heldout_arrays(validation_data))
+    callbacks = arguments.get("callbacks")
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        checks.set_model(model)
+        checks.set_params(callbacks.params)
+        callbacks.callbacks.insert(0, checks)
+    else:
+        arguments["callbacks"] = [checks, *(callbacks or [])]
+    return bound.args[1:], bound.kwargs
+
+
 def _resolve_schedule(schedule):
     if schedule is None:
         return SwitchSchedule()
@@ -649,7 +751,7 @@ def _resolve_sparsity(sparsity, shorthand, schedule):
         raise TypeError(
             "Received an invalid value for `sparsity`, expected a "
             "keras_switch.sparsity control (TargetSparsity, SparsityPenalty, "
-            f"SparsityControl) or None. Received: sparsity={sparsity!r}"
+            f"AccuracyBudget, SparsityControl) or None. Received: sparsity={sparsity!r}"
         )
     else:  # a copy: fit() plans its "auto" steps for this model's run only
         sparsity = type(sparsity).from_config(sparsity.get_config())

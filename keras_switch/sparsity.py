@@ -232,16 +232,7 @@ class TargetSparsity(SparsityControl):
         if self.allocation == "erk":
             return [_keep_in_layer(layer, l, count) for layer, l, count in
                     zip(layers, logits, self._erk_counts(layers, step))]
-        if not switcher.magnitude_prior:
-            raise ValueError(
-                "allocation='magnitude' needs a switcher with a magnitude prior. "
-                f"Received: magnitude_prior={switcher.magnitude_prior} "
-                f"(switcher '{switcher.name}')"
-            )
-        priors = [switcher.prior(layer.kernel) for layer in layers]
-        cut = threshold_keeping(_flat(priors), keep)
-        return [_keep_in_layer(layer, l, ops.sum(ops.cast(prior > cut, "int32")))
-                for layer, l, prior in zip(layers, logits, priors)]
+        return _magnitude_split(layers, logits, keep)
 
     def _erk_counts(self, layers, step):
         """Each layer ramps to its own ERK sparsity at the target along the
@@ -263,6 +254,217 @@ class TargetSparsity(SparsityControl):
             "ramp_power": self.ramp_power,
             "allocation": self.allocation,
         }
+
+
+# AccuracyBudget's state, one float32 vector on the model (saved in its
+# checkpoints): these are its entries.
+BUDGET_STATE = ("density", "reference", "best_density", "step", "accuracy",
+                "best_accuracy", "smoothed")
+# Weight of a new check in the smoothed held-out accuracy the controller
+# decides on (an exponential moving average): single checks swing by about
+# 0.4 pt with SGD's noise, as much as a 0.5 pt budget (BENCHMARKS.md).
+SMOOTHING = 0.5
+# reference_steps="auto": the dense phase that measures the reference is this
+# fraction of the steps from the warm-up to the freeze (2 of the LeNets' 10
+# epochs), long enough for the dense network to be near its plateau.
+AUTO_REFERENCE_FRACTION = 0.1
+# check_every="auto": about this many held-out checks in the search (one
+# every 100 steps on the LeNets), each aligned to end just before a switch step.
+AUTO_CHECKS = 30
+# The search's first step in log density (a prune of 26% of what is left per
+# check; 15 checks reach 99%), and the smallest the bisection halves it to.
+INITIAL_LOG_STEP = 0.3
+# The share of the budget the search may spend against the best held-out
+# accuracy so far: the network is still learning while it is pruned, which
+# hides part of what pruning costs (BENCHMARKS.md, "Automatic sparsity").
+DEFAULT_SEARCH_MARGIN = 0.25
+MIN_LOG_STEP = 0.02
+
+
+class BudgetExceededWarning(UserWarning):
+    """`SwitchingModel.fit()` ended with the held-out accuracy further below
+    the dense reference than an `AccuracyBudget` allows."""
+
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class AccuracyBudget(SparsityControl):
+    """The sparsest network whose held-out accuracy stays within `max_drop` of
+    its own dense reference, found in one run: the user gives the accuracy
+    they can spare, the run finds the sparsity.
+
+    How (each design choice measured in BENCHMARKS.md, "Automatic sparsity"):
+
+    1. **Reference.** The network trains dense for `reference_steps` after
+       the warm-up (all switches on), then its accuracy on the held-out data
+       (`fit(validation_data=...)` or `validation_split`, taken from the
+       training split) is the reference.
+    2. **Search.** Every `check_every` steps, just before a switch step, the
+       held-out accuracy of the network as it trains (its stored masks) is
+       measured. Within budget (`reference - accuracy <= max_drop`): the
+       density is lowered by a step in log density (first
+       `INITIAL_LOG_STEP`: 26% of what is left). Over budget: the step is
+       halved and the density goes back up by it (a bisection on the
+       boundary, as LOBSTER's back-off, arXiv 2011.09905). The switcher
+       places the thresholds at the controller's density each switch step,
+       split over layers as `allocation` says: which connections stay is the
+       switcher's choice, how many is the held-out data's.
+    3. **Fine-tune.** At the freeze step the density goes to the sparsest one
+       that was within budget at a check, and the mask stays frozen for the
+       rest of the run (the schedule's frozen tail).
+
+    `SwitchingModel.budget_outcome()` says at the end whether the final
+    network's held-out accuracy is within budget (`fit()` warns with
+    `BudgetExceededWarning` if not).
+
+    Args:
+        max_drop: The held-out accuracy the run may lose against the dense
+            reference, a fraction in (0, 1) (0.005 = 0.5 pt).
+        reference_steps: Dense steps after the warm-up before the reference
+            is measured; `"auto"` (the default): a quarter of the steps from
+            the warm-up to the freeze.
+        check_every: Steps between held-out checks, a multiple of the
+            schedule's `switch_every`; `"auto"` (the default): about 30
+            checks in the search.
+        allocation: How the density is split across layers: `"magnitude"`
+            (the default: global magnitude pruning's split, which moves
+            smoothly with the density) or `"erk"` (Erdős–Rényi-Kernel of the
+            current density).
+    """
+
+    def __init__(self, max_drop, reference_steps=AUTO, check_every=AUTO,
+                 allocation="magnitude", search_margin=DEFAULT_SEARCH_MARGIN):
+        self.max_drop = check_number(
+            "max_drop", max_drop, "a fraction in (0, 1), e.g. 0.005 for 0.5 pt",
+            lambda d: 0 < d < 1)
+        self.search_margin = check_number(
+            "search_margin", search_margin, "a number in (0, 1]", lambda m: 0 < m <= 1)
+        self.reference_steps = check_int("reference_steps", reference_steps, 1, words=(AUTO,))
+        self.check_every = check_int("check_every", check_every, 1, words=(AUTO,))
+        self.allocation = check_choice("allocation", allocation, ("magnitude", "erk"))
+        self._state = None
+
+    def attach(self, state):
+        """Hands the control the model's state variable (`BUDGET_STATE`)."""
+        self._state = state
+
+    @staticmethod
+    def initial_state():
+        return [1.0, -1.0, 1.0, INITIAL_LOG_STEP, -1.0, -1.0, -1.0]
+
+    @property
+    def planned(self):
+        return AUTO not in (self.reference_steps, self.check_every)
+
+    def plan(self, schedule, total_steps=None):
+        """Fills in the "auto" steps once the schedule's freeze step and
+        switch interval are known."""
+        if schedule.freeze_step in (None, AUTO) or schedule.switch_every == AUTO:
+            return
+        span = schedule.freeze_step - schedule.warmup_steps
+        if self.reference_steps == AUTO:
+            self.reference_steps = max(1, round(AUTO_REFERENCE_FRACTION * span))
+        if self.check_every == AUTO:
+            every = schedule.switch_every
+            search = max(1, span - self.reference_steps)
+            self.check_every = every * max(1, round(search / (AUTO_CHECKS * every)))
+
+    def check_schedule(self, schedule):
+        """The budget needs a frozen tail (the chosen sparsity is fine-tuned
+        there), a reference measured before it, and checks aligned with the
+        switch steps."""
+        if schedule.freeze_step is None:
+            raise ArgumentError("freeze_step", None, message=(
+                "AccuracyBudget fine-tunes the sparsity it chose with the mask "
+                "frozen: give the schedule a freeze_step ('auto' or a step). "
+                "Received: freeze_step=None"))
+        if not self.planned or not schedule.planned:
+            return
+        span = schedule.freeze_step - schedule.warmup_steps
+        if self.reference_steps + self.check_every > span:
+            raise ArgumentError("reference_steps", self.reference_steps, message=(
+                f"AccuracyBudget measures its reference after reference_steps="
+                f"{self.reference_steps} and then searches with a check every "
+                f"{self.check_every} steps, all before the mask freezes "
+                f"{span} steps after the warm-up: nothing would be searched. "
+                "Use a smaller `reference_steps` or a later freeze_step."))
+        if self.check_every % schedule.switch_every:
+            raise ArgumentError("check_every", self.check_every, message=(
+                f"`check_every` must be a multiple of the schedule's switch_every="
+                f"{schedule.switch_every} (each check ends just before a switch "
+                f"step). Received: check_every={self.check_every}"))
+
+    def density(self, step=None):
+        """The density the controller asks for now (a tensor)."""
+        if self._state is None:
+            raise ValueError(
+                "This AccuracyBudget is not attached to a model: compile a "
+                "SwitchingModel with it (`compile(sparsity=...)`).")
+        return self._state[0]
+
+    def is_check(self, step, schedule):
+        """Whether a held-out check follows training step `step` (from 0):
+        the first one `reference_steps` into switching, then every
+        `check_every` steps, each just before a switch step, and the last
+        step before the freeze."""
+        since = step + 1 - schedule.warmup_steps
+        if step + 1 == schedule.freeze_step:
+            return True
+        return (self.reference_steps <= since and step + 1 < schedule.freeze_step
+                and (since + 1) % self.check_every == 0)
+
+    def update(self, state, accuracy, step, schedule):
+        """The controller: the new state (a list, see `BUDGET_STATE`) after
+        a held-out check with `accuracy` after training step `step`."""
+        density, reference, best, log_step, _, best_accuracy, smoothed = state
+        if reference < 0:
+            if step + 1 - schedule.warmup_steps >= self.reference_steps:
+                reference, best, best_accuracy, smoothed = accuracy, 1.0, accuracy, accuracy
+                density = math.exp(-log_step)
+        else:
+            smoothed = SMOOTHING * accuracy + (1 - SMOOTHING) * smoothed
+            best_accuracy = max(best_accuracy, smoothed)
+            if best_accuracy - smoothed <= self.search_margin * self.max_drop:
+                best = min(best, density)
+                density = density * math.exp(-log_step)
+            else:
+                log_step = max(log_step / 2, MIN_LOG_STEP)
+                density = min(1.0, density * math.exp(log_step))
+        if step + 1 >= schedule.freeze_step:  # the mask freezes next: the sparsest within budget
+            density = best
+        return [density, reference, best, log_step, accuracy, best_accuracy, smoothed]
+
+    def place_thresholds(self, layers, logits, step):
+        keep = keep_count(self.density(), sum(math.prod(l.kernel.shape) for l in layers))
+        if self.allocation == "magnitude":
+            return _magnitude_split(layers, logits, keep)
+        counts = erk_keep_counts([l.kernel.shape for l in layers], keep)
+        return [_keep_in_layer(layer, l, count) for layer, l, count in zip(layers, logits, counts)]
+
+    def get_config(self):
+        return {
+            "max_drop": self.max_drop,
+            "reference_steps": self.reference_steps,
+            "check_every": self.check_every,
+            "allocation": self.allocation,
+            "search_margin": self.search_margin,
+        }
+
+
+def _magnitude_split(layers, logits, keep):
+    """Global magnitude pruning's split of `keep` connections over `layers`
+    (one threshold over the switcher's magnitude priors), each layer keeping
+    its share by its own scores; returns the logits after the move."""
+    switcher = layers[0].switcher
+    if not switcher.magnitude_prior:
+        raise ValueError(
+            "allocation='magnitude' needs a switcher with a magnitude prior. "
+            f"Received: magnitude_prior={switcher.magnitude_prior} "
+            f"(switcher '{switcher.name}')"
+        )
+    priors = [switcher.prior(layer.kernel) for layer in layers]
+    cut = threshold_keeping(_flat(priors), keep)
+    return [_keep_in_layer(layer, l, ops.sum(ops.cast(prior > cut, "int32")))
+            for layer, l, prior in zip(layers, logits, priors)]
 
 
 def _keep_in_layer(layer, logits, keep):

@@ -81,6 +81,33 @@ ROWS = (
      r"error: config\.target_sparsity=0\.9: Pass either `target_sparsity` or "
      r"`sparsity_penalty`, not both\. Received: target_sparsity=0\.9, "
      r"sparsity_penalty=0\.1", "run"),
+    ("budget_and_target", ["--config.accuracy_budget=0.005"], {},
+     r"error: config\.accuracy_budget=0\.005 and config\.target_sparsity=0\.9: give "
+     r"one sparsity control\. .*--config\.target_sparsity=None "
+     r"--config\.accuracy_budget=0\.005", "run"),
+    ("budget_and_penalty", ["--config.target_sparsity=None", "--config.sparsity_penalty=0.1",
+                            "--config.accuracy_budget=0.01"], {},
+     r"error: config\.accuracy_budget=0\.01 and config\.sparsity_penalty=0\.1: give one",
+     "run"),
+    ("budget_zero", ["--config.target_sparsity=None", "--config.accuracy_budget=0.0"], {},
+     r"error: config\.accuracy_budget=0\.0: .*expected a fraction in \(0, 1\)", "run"),
+    ("budget_one", ["--config.target_sparsity=None", "--config.accuracy_budget=1.0"], {},
+     r"error: config\.accuracy_budget=1\.0: .*expected a fraction in \(0, 1\)", "run"),
+    ("budget_without_frozen_tail", ["--config.target_sparsity=None",
+                                    "--config.accuracy_budget=0.01",
+                                    "--config.schedule.freeze_epochs=0"], {},
+     r"error: config\.schedule\.freeze_epochs=0: AccuracyBudget fine-tunes the "
+     r"sparsity it chose with the mask frozen", "run"),
+    ("validation_examples_without_budget", ["--config.validation_examples=8"], {},
+     r"error: config\.validation_examples holds out training examples for an "
+     r"accuracy budget, and config\.accuracy_budget is None\. Received: "
+     r"validation_examples=8", "run"),
+    ("validation_examples_all", ["--config.target_sparsity=None",
+                                 "--config.accuracy_budget=0.01",
+                                 "--config.validation_examples=64"], {},
+     r"error: config\.validation_examples=64: the accuracy budget needs held-out "
+     r"examples and training examples, and the training split has 64; hold out "
+     r"between 1 and 63", "run"),
     ("unknown_allocation", ["--config.allocation=uniform"], {},
      r"error: config\.allocation='uniform': .*expected one of \('magnitude', "
      r"'learned', 'erk'\)\. Received: allocation='uniform'", "run"),

@@ -77,6 +77,12 @@ def trains_a_few_steps(test, name):
     config.schedule.warmup_epochs = 0
     config.schedule.ramp_epochs = 1
     config.schedule.freeze_epochs = 1
+    if config.get("accuracy_budget") is not None:
+        # One of the 5 generated examples is held out: 4 epochs of one step,
+        # with a switch step each, leave the budget a reference step and a
+        # search before the freeze (it refuses a schedule without them).
+        config.num_epochs = 4
+        config.schedule.switch_every = 1
     workdir = test.create_tempdir().full_path
     report = train_lib.train_and_evaluate(config, workdir)
     test.assertEqual(report["steps"], 4)
@@ -85,6 +91,10 @@ def trains_a_few_steps(test, name):
         test.assertEqual(json.load(f)["dataset"], config.dataset)
     if config.target_sparsity is not None:
         test.assertAlmostEqual(report["fc_sparsity"], config.target_sparsity, delta=0.01)
+    if config.get("accuracy_budget") is not None:
+        test.assertEqual(report["accuracy_budget"], config.accuracy_budget)
+        test.assertEqual(report["validation_examples"], 1)  # 10% of 8, at least one
+        test.assertIsNotNone(report["reference_validation_accuracy"])
 
 
 class SwitcherDefaultsTest(TestCase):

@@ -134,6 +134,29 @@ class FaultToleranceTest(TestCase):
         )
         self.assertFalse([f for f in os.listdir(workdir) if f.startswith(".export-")])
 
+    def test_an_accuracy_budget_run_resumes_to_the_same_result(self):
+        # The controller's state is a model variable: a kill after epoch 2's
+        # checkpoint, mid-search, resumes to the uninterrupted run's result.
+        budget = ["--config.target_sparsity=None", "--config.accuracy_budget=0.03"]
+        uninterrupted = self.create_tempdir().full_path
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        baseline = pool.submit(_run, _args(self.data_dir, uninterrupted) + budget)
+        workdir = self.create_tempdir().full_path
+        args = _args(self.data_dir, workdir) + budget
+        code, _, stderr = _run(args, "checkpoint_state_written:2")
+        self.assertEqual(code, -signal.SIGKILL, stderr[-2000:])
+        self.assertEqual(self._assert_checkpoint_consistent(workdir), 2)
+        code, stdout, stderr = _run(args)
+        self.assertEqual(code, 0, stderr[-3000:])
+        self.assertIn("2 epochs done", stdout)
+        code, _, stderr = baseline.result()
+        self.assertEqual(code, 0, stderr[-3000:])
+        first, resumed = _report(uninterrupted), _report(workdir)
+        keys = ("reference_validation_accuracy", "validation_accuracy", "budget_met")
+        self.assertEqual({k: resumed[k] for k in keys}, {k: first[k] for k in keys})
+        self.assertEqual(_metrics(resumed), _metrics(first))
+        self.assertGreater(first["fc_sparsity"], 0.3)  # the search ran
+
     def test_nan_loss_stops_naming_the_step_and_keeps_the_checkpoint(self):
         workdir = self.create_tempdir().full_path
         step = STEPS_PER_EPOCH + 5  # in epoch 2, after the first checkpoint

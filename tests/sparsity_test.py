@@ -11,6 +11,7 @@ from keras_switch import Switcher
 from keras_switch import SwitchSchedule
 from keras_switch import sparsity
 from keras_switch.checks import ArgumentError
+from keras_switch.sparsity import AccuracyBudget
 from keras_switch.sparsity import SparsityControl
 from keras_switch.sparsity import SparsityPenalty
 from keras_switch.sparsity import TargetSparsity
@@ -172,6 +173,7 @@ class ControlsTest(TestCase, parameterized.TestCase):
         ("none", SparsityControl()),
         ("penalty", SparsityPenalty(0.3)),
         ("target", TargetSparsity(0.9, ramp_steps=100, ramp_power=2, allocation="learned")),
+        ("budget", AccuracyBudget(0.01, reference_steps=30, check_every=10, allocation="erk")),
     )
     def test_round_trip(self, control):
         revived = keras.saving.deserialize_keras_object(
@@ -191,6 +193,7 @@ class ControlsTest(TestCase, parameterized.TestCase):
         self.assertIsNone(SparsityControl().target)
         self.assertIsNone(SparsityPenalty(1.0).target)
         self.assertEqual(TargetSparsity(0.9).target, 0.9)
+        self.assertIsNone(AccuracyBudget(0.01).target)
 
 
 class ShorthandTest(TestCase, parameterized.TestCase):
@@ -229,3 +232,89 @@ class ShorthandTest(TestCase, parameterized.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+def _planned_budget(max_drop=0.01, **kwargs):
+    """An AccuracyBudget planned for a 1,000-step run: no warm-up, switch
+    every 4 steps, freeze at 800."""
+    schedule = SwitchSchedule(switch_every=4, freeze_step=800)
+    control = AccuracyBudget(max_drop, **kwargs)
+    control.plan(schedule, 1000)
+    control.check_schedule(schedule)
+    return control, schedule
+
+
+class AccuracyBudgetTest(TestCase, parameterized.TestCase):
+    def test_auto_steps(self):
+        control, schedule = _planned_budget()
+        self.assertEqual(control.reference_steps, round(sparsity.AUTO_REFERENCE_FRACTION * 800))
+        # About AUTO_CHECKS checks in the search, a multiple of switch_every.
+        self.assertEqual(control.check_every % schedule.switch_every, 0)
+        checks = [s for s in range(1000) if control.is_check(s, schedule)]
+        search = [s for s in checks if s + 1 < 800]
+        self.assertAlmostEqual(len(search), sparsity.AUTO_CHECKS, delta=4)
+        # Each search check ends just before a switch step; the last one is
+        # the step before the freeze.
+        for step in search:
+            self.assertTrue(schedule(step + 1).switch, step)
+        self.assertEqual(checks[-1], 799)
+        self.assertGreaterEqual(search[0] + 1, control.reference_steps)
+
+    def test_the_controller_measures_prunes_backs_off_and_settles(self):
+        control, schedule = _planned_budget(0.01, reference_steps=100, check_every=8)
+        state = control.initial_state()
+        # Before the reference point nothing changes.
+        self.assertEqual(control.update(state, 0.5, 50, schedule), [*state[:4], 0.5, *state[5:]])
+        state = control.update(state, 0.90, 108, schedule)
+        density, reference, best, step, _, best_accuracy, smoothed = state
+        self.assertEqual((reference, best, best_accuracy, smoothed), (0.90, 1.0, 0.90, 0.90))
+        self.assertAlmostEqual(density, np.exp(-sparsity.INITIAL_LOG_STEP))
+        # Within budget: the density was good, the next is one step lower.
+        state = control.update(state, 0.895, 118, schedule)
+        self.assertAlmostEqual(state[2], density)
+        self.assertAlmostEqual(state[0], density * np.exp(-step))
+        # Over budget (smoothed (0.855 + 0.8975) / 2 < 0.90 - 0.01): half
+        # the step, back up.
+        low = state[0]
+        state = control.update(state, 0.855, 128, schedule)
+        self.assertAlmostEqual(state[6], 0.87625)
+        self.assertAlmostEqual(state[3], step / 2)
+        self.assertAlmostEqual(state[0], low * np.exp(step / 2))
+        self.assertAlmostEqual(state[2], density)  # not a new best
+        # The best accuracy is the smoothed one, and it only rises.
+        state = control.update(state, 0.93, 138, schedule)
+        self.assertAlmostEqual(state[5], 0.903125)
+        # At the step before the freeze the density goes to the sparsest
+        # within budget, whatever the check says.
+        best = state[2]
+        state = control.update(state, 0.5, 799, schedule)
+        self.assertEqual(state[0], best)
+
+    def test_density_needs_a_model(self):
+        with self.assertRaisesRegex(ValueError, "not attached"):
+            AccuracyBudget(0.01).density()
+
+    @parameterized.named_parameters(
+        ("zero", dict(max_drop=0.0), "max_drop"),
+        ("one", dict(max_drop=1.0), "max_drop"),
+        ("negative", dict(max_drop=-0.01), "max_drop"),
+        ("string", dict(max_drop="0.01"), "max_drop"),
+        ("bool", dict(max_drop=True), "max_drop"),
+        ("reference", dict(max_drop=0.01, reference_steps=0), "reference_steps"),
+        ("check", dict(max_drop=0.01, check_every=1.5), "check_every"),
+        ("allocation", dict(max_drop=0.01, allocation="learned"), "allocation"),
+    )
+    def test_invalid_arguments_name_themselves(self, kwargs, name):
+        with self.assertRaisesRegex(ArgumentError, f"`{name}`") as caught:
+            AccuracyBudget(**kwargs)
+        self.assertEqual(caught.exception.argument, name)
+
+    def test_schedules_it_cannot_work_with(self):
+        with self.assertRaisesRegex(ArgumentError, "freeze_step=None") as caught:
+            AccuracyBudget(0.01).check_schedule(SwitchSchedule(freeze_step=None))
+        self.assertEqual(caught.exception.argument, "freeze_step")
+        schedule = SwitchSchedule(switch_every=10, freeze_step=100)
+        with self.assertRaisesRegex(ArgumentError, "nothing would be searched"):
+            AccuracyBudget(0.01, reference_steps=95, check_every=10).check_schedule(schedule)
+        with self.assertRaisesRegex(ArgumentError, "multiple of the schedule's switch_every"):
+            AccuracyBudget(0.01, reference_steps=10, check_every=15).check_schedule(schedule)

@@ -131,6 +131,46 @@ class TrainAndEvaluateTest(TestCase):
         self.assertEqual(tree(workdir), before)
 
 
+class AccuracyBudgetRunTest(TestCase):
+    """A run with config.accuracy_budget on learnable MNIST-format data."""
+
+    def test_holds_out_searches_and_reports(self):
+        from tensorboard.backend.event_processing import event_accumulator
+
+        from tests.helpers import write_learnable_split
+
+        data_dir = self.create_tempdir().full_path
+        write_learnable_split(data_dir)  # 1,024 training examples
+        config = small_config(data_dir, num_epochs=4, batch_size=64, target_sparsity=None,
+                              accuracy_budget=0.03)
+        workdir = self.create_tempdir().full_path
+        report = train_lib.train_and_evaluate(config, workdir)
+        # 10% of the training split is held out: 922 train, 15 steps an epoch.
+        self.assertEqual(report["validation_examples"], 102)
+        self.assertEqual(report["steps"], 4 * 15)
+        self.assertEqual(report["accuracy_budget"], 0.03)
+        self.assertIsNone(report["target_sparsity"])
+        self.assertIsNone(report["target_shortfall"])
+        reference, final = report["reference_validation_accuracy"], report["validation_accuracy"]
+        self.assertEqual(report["budget_met"], reference - final <= 0.03)
+        self.assertTrue(report["budget_met"], report["budget_outcome"])
+        self.assertGreater(report["fc_sparsity"], 0.3)  # it found a sparsity
+        self.assertGreater(report["test_accuracy"], 0.5)
+        # TensorBoard: the controller per epoch, and Keras' validation pass
+        # on the held-out examples (not the test set).
+        logs = os.path.join(workdir, "tensorboard")
+        train = event_accumulator.EventAccumulator(os.path.join(logs, "train"),
+                                                   size_guidance={"tensors": 0})
+        train.Reload()
+        for tag in ("epoch_heldout_accuracy", "epoch_budget_density", "epoch_budget_reference"):
+            self.assertLen(train.Tensors(tag), 4, tag)
+        validation = event_accumulator.EventAccumulator(os.path.join(logs, "validation"),
+                                                        size_guidance={"tensors": 0})
+        validation.Reload()
+        last = validation.Tensors("epoch_accuracy")[-1]
+        self.assertAlmostEqual(float(tf.make_ndarray(last.tensor_proto)), final, places=5)
+
+
 class BinaryTest(TestCase, parameterized.TestCase):
     @classmethod
     def setUpClass(cls):

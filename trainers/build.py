@@ -35,6 +35,11 @@ SPARSITY_KEYS = {  # compile()'s shorthand names, and TargetSparsity's own
     "target_ramp_power": "schedule.ramp_power",
     "allocation": "allocation",
 }
+BUDGET_KEYS = {
+    "max_drop": "accuracy_budget",
+    "freeze_step": "schedule.freeze_epochs",
+    "reference_steps": "schedule.freeze_epochs",
+}
 COMPILE_KEYS = {
     "train_pruned_weights": "train_pruned_weights",
     "switch_estimator": "switch_estimator",
@@ -75,6 +80,8 @@ def schedule_and_sparsity(config, steps_per_epoch):
             warmup_steps=schedule.warmup_epochs * steps_per_epoch,
             freeze_step=freeze_step,
         )
+    if config.get("accuracy_budget") is not None:
+        return switch_schedule, _accuracy_budget(config, switch_schedule)
     ramp = {}
     if config.target_sparsity is not None:  # the ramp keys only shape a target
         ramp = dict(target_ramp_steps=schedule.ramp_epochs * steps_per_epoch,
@@ -91,6 +98,26 @@ def schedule_and_sparsity(config, steps_per_epoch):
     return switch_schedule, sparsity
 
 
+def _accuracy_budget(config, schedule):
+    """The config's AccuracyBudget (config.accuracy_budget), alone: a target
+    or a penalty with it is a ConfigError."""
+    for key in ("target_sparsity", "sparsity_penalty"):
+        if config.get(key) is not None:
+            raise ConfigError(
+                f"config.accuracy_budget={config.accuracy_budget!r} and config.{key}="
+                f"{config.get(key)!r}: give one sparsity control. The budget decides "
+                "the sparsity itself: --config.target_sparsity=None "
+                f"--config.accuracy_budget={config.accuracy_budget!r}")
+    with config_errors(config, BUDGET_KEYS, hint=(
+        "the budget's dense reference and its search must fit between "
+        "schedule.warmup_epochs and num_epochs - schedule.freeze_epochs"
+    )):
+        budget = keras_switch.AccuracyBudget(config.accuracy_budget)
+        budget.plan(schedule)
+        budget.check_schedule(schedule)
+    return budget
+
+
 def build_model(config, input_shape):
     """The config's model on inputs of `input_shape`, the layers
     `config.switched_layers` names switched by one switcher built from
@@ -105,10 +132,12 @@ def build_model(config, input_shape):
         )
 
 
-def compile_model(model, config, steps_per_epoch):
+def compile_model(model, config, steps_per_epoch, sparsity=None):
     """Compiles `model` with the config's optimizers, schedule and sparsity
-    control (inside the strategy's scope)."""
-    schedule, sparsity = schedule_and_sparsity(config, steps_per_epoch)
+    control (inside the strategy's scope); `sparsity(schedule)`, if given,
+    returns the control to use instead (a benchmark's design variant)."""
+    schedule, control = schedule_and_sparsity(config, steps_per_epoch)
+    sparsity = control if sparsity is None else sparsity(schedule)
     with config_errors(config, COMPILE_KEYS):
         model.compile(
             task_optimizer=_optimizer(config.task_optimizer),

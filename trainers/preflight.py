@@ -211,9 +211,14 @@ def check_config(config, models, datasets):
         _check_int(key, config[key], minimum=1)
     if isinstance(config.seed, bool) or not isinstance(config.seed, int):
         raise ConfigError(f"config.seed must be an integer. Received: {config.seed!r}")
-    for key in ("max_train_examples", "max_test_examples"):
+    for key in ("max_train_examples", "max_test_examples", "validation_examples"):
         if config.get(key) is not None:
             _check_int(key, config[key], minimum=1)
+    if config.get("validation_examples") is not None and config.get("accuracy_budget") is None:
+        raise ConfigError(
+            "config.validation_examples holds out training examples for an "
+            "accuracy budget, and config.accuracy_budget is None. Received: "
+            f"validation_examples={config.validation_examples!r}")
     for key, names in (("model", models), ("dataset", datasets)):
         if config[key] not in names:
             raise ConfigError(

@@ -46,6 +46,7 @@ from keras_switch import data as switch_data
 from keras_switch import export as switch_export
 from keras_switch import models as switch_models
 from keras_switch.data import datasets as switch_datasets
+from keras_switch.sparsity import BudgetExceededWarning
 from keras_switch.sparsity import TargetShortfallWarning
 from trainers import distributed
 from trainers import preflight
@@ -68,7 +69,13 @@ REPORT_KEYS = (
     "model", "dataset", "test_accuracy", "fc_sparsity", "layers", "epochs",
     "steps", "train_seconds", "export_sizes", "sparse_layers", "target_sparsity",
     "target_shortfall", "input_standardization", "switched_layers", "sparsity",
+    "accuracy_budget", "validation_examples", "reference_validation_accuracy",
+    "validation_accuracy", "budget_met", "budget_outcome",
 )
+# validation_examples=None with an accuracy budget: 10% of the training
+# split, at most this many (5,000 of Fashion-MNIST's 60,000: held-out accuracy
+# then has a standard error of ~0.45 pt per check, BENCHMARKS.md).
+DEFAULT_VALIDATION_EXAMPLES = 5000
 # report.json's "export_sizes": bytes on disk (sum of file sizes) and after
 # gzip -9 (keras_switch.export.gzip_size) of each export.
 EXPORTS = (("saved_model", "saved_model"), ("sparse", "sparse"), ("tflite", "model.tflite"))
@@ -88,6 +95,7 @@ def train_and_evaluate(config, workdir, strategy="auto", init_from=None):
     preflight.check_strategy(strategy)
     distribution = distributed.make_strategy(strategy)  # before TF runs anything
     (x_train, y_train), (x_test, y_test) = _load_data(config)
+    (x_train, y_train), heldout = _hold_out(config, x_train, y_train)
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     with distribution.scope():  # bad switcher settings raise here...
@@ -113,14 +121,19 @@ def train_and_evaluate(config, workdir, strategy="auto", init_from=None):
             )
             checkpoints.start_clock(earlier_seconds)
             if initial_epoch < config.num_epochs:
-                _fit(model, config, (x_train, y_train), test, initial_epoch,
+                validation = test
+                if heldout is not None:  # the budget's held-out data, never the test set
+                    validation = switch_data.make_dataset(
+                        *heldout, config.batch_size, training=False, normalize=normalize)
+                _fit(model, config, (x_train, y_train), validation, initial_epoch,
                      steps_per_epoch, checkpoints, os.path.join(outputs, "tensorboard"))
                 train_seconds = checkpoints.elapsed()
             else:
                 train_seconds = earlier_seconds
             print(f"Weights fingerprint: {distributed.weights_fingerprint(model)} "
                   f"({'chief' if chief else 'worker, writing to a temporary directory'})")
-            report = _report(model, config, test, train_seconds)
+            report = _report(model, config, test, train_seconds,
+                             None if heldout is None else len(heldout[1]))
             report.update(_export(model, os.path.join(outputs, "export")))
             preflight.write_json(os.path.join(outputs, "report.json"), report)
     if chief:
@@ -146,9 +159,29 @@ def _load_data(config):
     return (x, y), (xt, yt)
 
 
-def _fit(model, config, train_arrays, test, initial_epoch, steps_per_epoch,
+def _hold_out(config, x, y):
+    """`(x, y)` without the examples held out for an accuracy budget, and
+    those (None without a budget): a seeded draw of `validation_examples`
+    (default: 10% of the training split, at most 5,000)."""
+    if config.get("accuracy_budget") is None:
+        return (x, y), None
+    count = config.get("validation_examples")
+    if count is None:
+        count = max(1, min(DEFAULT_VALIDATION_EXAMPLES, len(x) // 10))
+    if not 1 <= count < len(x):
+        raise preflight.ConfigError(
+            f"config.validation_examples={config.get('validation_examples')!r}: the "
+            f"accuracy budget needs held-out examples and training examples, and the "
+            f"training split has {len(x)}; hold out between 1 and {len(x) - 1}. "
+            f"Received: {count} held out")
+    order = np.random.default_rng(config.seed).permutation(len(x))
+    return (x[order[count:]], y[order[count:]]), (x[order[:count]], y[order[:count]])
+
+
+def _fit(model, config, train_arrays, validation, initial_epoch, steps_per_epoch,
          checkpoints, log_dir):
-    """Trains from `initial_epoch` to config.num_epochs, checkpointing."""
+    """Trains from `initial_epoch` to config.num_epochs, checkpointing;
+    Keras' validation pass (and an accuracy budget) runs on `validation`."""
     # Epoch e's batches depend only on (seed, e): a resumed run trains on
     # exactly the batches the uninterrupted run would have.
     train = switch_data.make_dataset(
@@ -164,12 +197,13 @@ def _fit(model, config, train_arrays, test, initial_epoch, steps_per_epoch,
     ]
     with warnings.catch_warnings():  # report.json and the summary say it
         warnings.simplefilter("ignore", TargetShortfallWarning)
+        warnings.simplefilter("ignore", BudgetExceededWarning)
         model.fit(
             inject_nan(train, initial_epoch * steps_per_epoch),  # a test hook, see checkpoints.py
             epochs=config.num_epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch,
-            validation_data=test,
+            validation_data=validation,
             shuffle=False,  # the tf.data pipeline shuffles, seeded
             verbose=2,
             callbacks=callbacks,
@@ -185,7 +219,7 @@ def _accuracy(model, dataset):
     return correct / total
 
 
-def _report(model, config, test, train_seconds):
+def _report(model, config, test, train_seconds, heldout_count):
     sparsity = keras_switch.sparsity_report(model)
     return {
         "model": config.model,
@@ -206,6 +240,26 @@ def _report(model, config, test, train_seconds):
         "input_standardization": _standardization(config.dataset),
         "switched_layers": config.switched_layers,
         "sparsity": sparsity["overall"],
+        **_budget_report(model, heldout_count),
+    }
+
+
+def _budget_report(model, heldout_count):
+    """The accuracy budget's outcome (None everywhere without one): the dense
+    reference and the final accuracy on the held-out examples, whether the
+    budget held, and the sentence saying so."""
+    outcome = model.budget_outcome()
+    if outcome is None:
+        return {key: None for key in ("accuracy_budget", "validation_examples",
+                                      "reference_validation_accuracy",
+                                      "validation_accuracy", "budget_met", "budget_outcome")}
+    return {
+        "accuracy_budget": outcome["max_drop"],
+        "validation_examples": heldout_count,
+        "reference_validation_accuracy": outcome["reference_validation_accuracy"],
+        "validation_accuracy": outcome["validation_accuracy"],
+        "budget_met": outcome["met"],
+        "budget_outcome": outcome["why"],
     }
 
 
@@ -279,3 +333,8 @@ def _print_summary(report):
         for key, _ in EXPORTS))
     if report["target_shortfall"]:
         print(f"warning: this run missed its target: {report['target_shortfall']}")
+    if report["accuracy_budget"] is not None:
+        print(f"{'' if report['budget_met'] else 'warning: '}accuracy budget "
+              f"{report['accuracy_budget'] * 100:g} pt "
+              f"{'allowed' if report['budget_met'] else 'was exceeded at'} FC sparsity "
+              f"{report['fc_sparsity']:.4f}: {report['budget_outcome']}")
