@@ -8,7 +8,8 @@ Data and initial weights come from one `.npz` (`--data`) written by the parent
 process: `x_train` float32 [n, 28, 28], scaled or standardised (not raw 0-255 bytes;
 the benchmarks standardise), `y_train` int [n], `x_test`,
 `y_test`, and `init_0`, `init_1`, ... in the order of `model.get_weights()` of
-the chosen architecture, so that every method starts from the same random init.
+the chosen architecture, so that every method starts from the same random init
+(or from the same pretrained weights: the model starts from whatever they are).
 
 Modes:
   train      `prune_low_magnitude` on the three Dense layers (fc1, fc2 and the
@@ -16,6 +17,12 @@ Modes:
              0 -> --target over steps 0..end_step (end_step =
              round(--end_fraction * total steps)), Adam, then `strip_pruning`.
              Sparsity is counted as exact zeros in the stripped Dense kernels.
+             With --whole_model, `prune_low_magnitude` wraps the whole model
+             instead, TFMOT's documented way (every Conv2D and Dense layer
+             pruned to --target; the other layers have no weights), and the
+             result also has `sparsity` over every conv and Dense kernel and
+             `layer_sparsity` for each, the convolutions named conv1, conv2
+             in model order as in keras_switch.models.lenet_5.
   step_time  Median ms per training step (the compiled train function `fit`
              runs per batch) of the dense model and of the pruned (wrapped)
              model, interleaved in this process.
@@ -66,6 +73,9 @@ def parse_args(argv=None):
     p.add_argument("--end_fraction", type=float, default=0.79,
                    help="PolynomialDecay end_step = round(end_fraction * total steps)")
     p.add_argument("--frequency", type=int, default=100, help="steps between mask updates")
+    p.add_argument("--whole_model", action="store_true",
+                   help="train: prune_low_magnitude on the whole model (every Conv2D "
+                        "and Dense layer), not only the Dense layers")
     p.add_argument("--rounds", type=int, default=7, help="step_time: interleaved rounds")
     p.add_argument("--steps_per_round", type=int, default=50,
                    help="step_time: timed steps per model per round")
@@ -151,6 +161,28 @@ def prune_dense_layers(model, schedule):
     return tf_keras.models.clone_model(model, clone_function=clone_fn)
 
 
+def prune_whole_model(model, schedule):
+    """`prune_low_magnitude(model)`, as TFMOT documents it: every layer is
+    wrapped (Conv2D and Dense kernels are pruned; Reshape, pooling and
+    Flatten have nothing to prune) around the same layer objects, so the
+    pruned model starts from `model`'s weights."""
+    return tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
+
+
+def kernel_layers(model):
+    """{name: layer} of every Conv2D and Dense layer in model order, the
+    convolutions named conv1, conv2, ... (the Keras 2 model leaves them
+    auto-named)."""
+    out, convs = {}, 0
+    for layer in model.layers:
+        if isinstance(layer, tf_keras.layers.Conv2D):
+            convs += 1
+            out[f"conv{convs}"] = layer
+        elif isinstance(layer, tf_keras.layers.Dense):
+            out[layer.name] = layer
+    return out
+
+
 def compile_model(model, learning_rate):
     model.compile(
         optimizer=tf_keras.optimizers.Adam(learning_rate),
@@ -182,7 +214,8 @@ def versions():
 def train(args, arrays, init_weights):
     x_train, y_train = arrays["x_train"], arrays["y_train"]
     schedule, end_step = make_schedule(args, len(x_train))
-    pruned = prune_dense_layers(build_model(args.model, init_weights), schedule)
+    prune = prune_whole_model if args.whole_model else prune_dense_layers
+    pruned = prune(build_model(args.model, init_weights), schedule)
     compile_model(pruned, args.learning_rate)
     dataset = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
                .shuffle(len(x_train), seed=args.seed, reshuffle_each_iteration=True)
@@ -203,7 +236,7 @@ def train(args, arrays, init_weights):
     def sparsity(names):
         return sum(zeros[n] for n in names) / sum(kernels[n].size for n in names)
 
-    return {
+    result = {
         "method": "tfmot",
         "model": args.model,
         "target": args.target,
@@ -217,6 +250,16 @@ def train(args, arrays, init_weights):
         "train_seconds": train_seconds,
         "versions": versions(),
     }
+    if args.whole_model:
+        # Only here, so that the default result stays what it was.
+        every = {name: layer.kernel.numpy() for name, layer in kernel_layers(stripped).items()}
+        every_zeros = {name: int(np.count_nonzero(k == 0)) for name, k in every.items()}
+        result.update(
+            whole_model=True, frequency=args.frequency, end_fraction=args.end_fraction,
+            sparsity=sum(every_zeros.values()) / sum(k.size for k in every.values()),
+            layer_sparsity={name: every_zeros[name] / every[name].size for name in every},
+        )
+    return result
 
 
 def step_time(args, arrays, init_weights):

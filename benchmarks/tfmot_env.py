@@ -104,19 +104,25 @@ def _write_npz(path, data, init):
 
 
 def train(model, target, seed, data, init, epochs, batch_size, learning_rate,
-          frequency=100):
+          frequency=100, end_fraction=None, whole_model=False):
     """One TFMOT run on `data` ((x, y), (x_test, y_test)) from the initial
-    weights `init` (`get_weights()` order): the result dict of
-    `tfmot_baseline.py --mode=train`. The pruning ramp ends at 79% of the
-    steps (3,705 of 4,690 for the 10-epoch budget), masks every `frequency`
-    (100) steps, as in ../shared/anchors.md; the last ~2 epochs fine-tune at
-    the target."""
+    weights `init` (`get_weights()` order; random or pretrained): the result
+    dict of `tfmot_baseline.py --mode=train`. The pruning ramp ends at 79% of
+    the steps (3,705 of 4,690 for the 10-epoch budget), or at `end_fraction`
+    of them, masks every `frequency` (100) steps, as in ../shared/anchors.md;
+    the last ~2 epochs fine-tune at the target. `whole_model`:
+    `prune_low_magnitude` on the whole model (every Conv2D and Dense layer),
+    not only its Dense layers."""
+    # The optional arguments are passed only when set, so that the default
+    # command line stays the one earlier results were made with.
+    extra = [] if end_fraction is None else [f"--end_fraction={end_fraction}"]
+    extra += ["--whole_model"] if whole_model else []
     with tempfile.TemporaryDirectory(prefix="ks-tfmot-data-") as tmp:
         path = Path(tmp) / "data.npz"
         _write_npz(path, data, init)
         return run([f"--data={path}", f"--model={model}", f"--target={target}",
                     f"--seed={seed}", f"--epochs={epochs}", f"--batch_size={batch_size}",
-                    f"--learning_rate={learning_rate}", f"--frequency={frequency}"])
+                    f"--learning_rate={learning_rate}", f"--frequency={frequency}", *extra])
 
 
 def step_time(model, batch_size, data, init):
