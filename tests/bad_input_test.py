@@ -81,6 +81,12 @@ ROWS = (
      r"error: config\.target_sparsity=0\.9: Pass either `target_sparsity` or "
      r"`sparsity_penalty`, not both\. Received: target_sparsity=0\.9, "
      r"sparsity_penalty=0\.1", "run"),
+    # `--config.<key>=None` is read by trainers/preflight.py, not absl.
+    ("none_for_a_count", ["--config.batch_size=None"], {},
+     r"error: config\.batch_size must be a positive integer\. Received: None", "run"),
+    ("none_for_an_unknown_key", ["--config.no_such_key=None"], {},
+     r"error: unknown config key: --config\.no_such_key=None \('no_such_key' is not a "
+     r"key of --config=configs/lenet300_fashion_mnist\.py\)", "run"),
     ("budget_and_target", ["--config.accuracy_budget=0.005"], {},
      r"error: config\.accuracy_budget=0\.005 and config\.target_sparsity=0\.9: give "
      r"one sparsity control\. .*--config\.target_sparsity=None "

@@ -145,6 +145,28 @@ class BudgetInputsTest(TestCase):
                       validation_data=(x[128:], y[128:]))
         self.assertFalse(model.budget_outcome()["met"])
 
+    def test_a_built_subclassed_model_takes_the_state(self):
+        class Net(keras_switch.SwitchingModel):
+            def __init__(self):
+                super().__init__()
+                switcher = keras_switch.Switcher()
+                self.hidden = keras_switch.SwitchedDense(16, activation="relu", switcher=switcher)
+                self.logits = keras_switch.SwitchedDense(10, switcher=switcher)
+
+            def call(self, x):
+                return self.logits(self.hidden(x))
+
+        (x, y), _ = digits(160)
+        model = Net()
+        model(x[:1])  # built, so Keras locks its state
+        compile_for_classes(model, sparsity=keras_switch.AccuracyBudget(0.05, reference_steps=1,
+                                                                       check_every=1),
+                            schedule=SwitchSchedule(switch_every=1, freeze_step=6))
+        self.assertTrue(any(v is model.budget_state for v in model.non_trainable_variables))
+        model.fit(x[:128], y[:128], batch_size=16, epochs=1, verbose=0,
+                  validation_data=(x[128:], y[128:]))
+        self.assertGreaterEqual(model.budget_outcome()["reference_validation_accuracy"], 0.0)
+
     def test_a_schedule_without_a_frozen_tail_is_refused(self):
         model = mlp()
         with self.assertRaisesRegex(ValueError, "freeze_step=None"):
@@ -158,8 +180,8 @@ class BudgetMirroredTest(TestCase):
         runs = []
         for strategy in (tf.distribute.OneDeviceStrategy("CPU:0"), _mirrored()):
             model = _budget_model(0.05, strategy=strategy, reference_steps=2, check_every=2,
-                                  schedule=SwitchSchedule(switch_every=2, freeze_step=20))
-            model.fit(x[:320], y[:320], batch_size=64, epochs=5, shuffle=False, verbose=0,
+                                  schedule=SwitchSchedule(switch_every=2, freeze_step=12))
+            model.fit(x[:320], y[:320], batch_size=64, epochs=3, shuffle=False, verbose=0,
                       validation_data=(x[320:], y[320:]))
             runs.append(model)
         single, multi = runs

@@ -44,6 +44,25 @@ class KerasInternalsTest(TestCase):
         layers = _keras_internals.flatten_layers(model)
         self.assertIn(inner.layers[0], layers)
 
+    def test_a_built_model_locks_new_state_and_the_helper_lifts_it(self):
+        class Net(keras.Model):
+            def __init__(self):
+                super().__init__()
+                self.dense = keras.layers.Dense(2)
+
+            def call(self, x):
+                return self.dense(x)
+
+        model = Net()
+        model(tf.ones((1, 3)))  # a subclassed model is locked once built
+        with self.assertRaisesRegex(ValueError, "cannot add new elements of state"):
+            model.extra = keras.Variable(0.0, trainable=False)
+        variable = keras.Variable([1.0, 2.0], trainable=False, name="extra")
+        _keras_internals.add_state_after_build(model, "extra", variable)
+        self.assertIs(model.non_trainable_variables[-1], variable)  # saved with the model
+        with self.assertRaisesRegex(ValueError, "cannot add new elements of state"):
+            model.another = keras.Variable(0.0, trainable=False)  # locked again
+
     def test_optimizer_variable_count(self):
         optimizer = keras.optimizers.Adam()
         variables = [keras.Variable(1.0), keras.Variable(2.0)]

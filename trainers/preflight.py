@@ -42,9 +42,18 @@ def parse_flags(flag_values, argv):
     ml_collections reports an override of a key the config does not have
     (`--config.no_such_key=1`) as a bare AttributeError; that is turned into
     a message naming the override.
+
+    `--config.<key>=None` sets a key whose default may be None (a typed
+    placeholder, such as `target_sparsity` or `accuracy_budget`) to None,
+    which absl's number parsers cannot read; it is applied after the other
+    flags, so it wins over another override of the same key.
     """
+    kept, nulls = _none_overrides(argv)
     try:
-        return flag_values(argv)
+        remaining = flag_values(kept)
+        for path, _ in nulls:
+            _set_none(flag_values, path)
+        return remaining
     except flags.Error as error:
         raise ConfigError(f"{str(error).rstrip('.')}. Pass --helpfull to see the flags.") from None
     except OSError as error:  # ml_collections: the config file failed to load
@@ -54,6 +63,30 @@ def parse_flags(flag_values, argv):
         if message is None:
             raise
         raise ConfigError(message) from None
+
+
+def _none_overrides(argv):
+    """`argv` without its `--config.<key>=None` arguments, and those as
+    [(key, argument)]."""
+    kept, nulls = [], []
+    for index, arg in enumerate(argv):
+        match = re.match(r"^--?config\.([^=\s]+)=None$", arg) if index else None
+        if match:
+            nulls.append((match.group(1), arg))
+        else:
+            kept.append(arg)
+    return kept, nulls
+
+
+def _set_none(flag_values, path):
+    """Sets config key `path` (dotted) to None. ml_collections has already
+    refused a key the config lacks; a key that may not be None (a count, the
+    seed) is refused by check_config, naming it."""
+    node = flag_values["config"].value
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node[part]
+    node[leaf] = None
 
 
 def check_flags(workdir, strategy="auto", init_from=None, tf_config=None):
