@@ -281,6 +281,10 @@ def render(payload):
     return "", "\n".join(lines)
 
 
+# tests/benchmarks/report_test.py makes the section again by this name.
+section = render
+
+
 def plot(payload, path):
     import matplotlib
 

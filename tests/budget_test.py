@@ -15,10 +15,10 @@ from keras_switch import SwitchSchedule
 from keras_switch.budget import BudgetChecks
 from keras_switch.sparsity import BUDGET_STATE
 from keras_switch.sparsity import BudgetExceededWarning
-from tests.distribute_test import _mirrored
 from tests.test_case import TestCase
 from tests.test_case import compile_for_classes
 from tests.test_case import digits
+from tests.test_case import mirrored_strategy
 from tests.test_case import mlp
 
 EPOCHS = 12
@@ -178,7 +178,7 @@ class BudgetMirroredTest(TestCase):
     def test_matches_one_device(self):
         (x, y), _ = digits(384)
         runs = []
-        for strategy in (tf.distribute.OneDeviceStrategy("CPU:0"), _mirrored()):
+        for strategy in (tf.distribute.OneDeviceStrategy("CPU:0"), mirrored_strategy()):
             model = _budget_model(0.05, strategy=strategy, reference_steps=2, check_every=2,
                                   schedule=SwitchSchedule(switch_every=2, freeze_step=12))
             model.fit(x[:320], y[:320], batch_size=64, epochs=3, shuffle=False, verbose=0,

@@ -11,6 +11,7 @@ from keras_switch import SwitchSchedule
 from tests.test_case import TestCase
 from tests.test_case import compile_for_classes
 from tests.test_case import digits
+from tests.test_case import mirrored_strategy
 from tests.test_case import mlp
 
 # float32 sums reduced in a different order on two replicas: the trained
@@ -20,19 +21,6 @@ ATOL = 1e-5
 # gradients cancel to rounding (~1e-9), which Adam's epsilon turns into
 # updates of ~1e-5 whose sign is the rounding's.
 SWITCHER_ATOL = 5e-5
-
-
-_MIRRORED = []
-
-
-def _mirrored():
-    # One strategy for the whole process: a new MirroredStrategy restarts its
-    # collective instance keys, and TensorFlow's collective executor still
-    # holds the shapes of the previous one's (a "Shape mismatch in the
-    # collective instance" abort).
-    if not _MIRRORED:
-        _MIRRORED.append(tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"]))
-    return _MIRRORED[0]
 
 
 def _cnn():
@@ -70,7 +58,7 @@ class MirroredTest(TestCase, parameterized.TestCase):
     )
     def test_matches_one_device(self, schedule, compile_kwargs):
         single = _train(tf.distribute.OneDeviceStrategy("CPU:0"), schedule, **compile_kwargs)
-        multi = _train(_mirrored(), schedule, **compile_kwargs)
+        multi = _train(mirrored_strategy(), schedule, **compile_kwargs)
         kernel = multi.switched_layers[0].kernel
         self.assertIsInstance(kernel.value, tf.distribute.DistributedValues)
         self.assertEqual(
@@ -90,10 +78,10 @@ class MirroredTest(TestCase, parameterized.TestCase):
             )
 
     def test_save_load_under_the_strategy(self):
-        model = _train(_mirrored(), SwitchSchedule(), target_sparsity=0.5)
+        model = _train(mirrored_strategy(), SwitchSchedule(), target_sparsity=0.5)
         path = self.get_temp_dir() + "/mirrored.keras"
         model.save(path)
-        with _mirrored().scope():
+        with mirrored_strategy().scope():
             loaded = keras.models.load_model(path)
         x = digits(32)[0][0]
         self.assertAllClose(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
@@ -102,12 +90,12 @@ class MirroredTest(TestCase, parameterized.TestCase):
     def test_unbuilt_subclassed_model_gets_a_clear_error(self):
         from tests.helpers import SubclassedNet
 
-        with _mirrored().scope():
+        with mirrored_strategy().scope():
             model = compile_for_classes(SubclassedNet())
         (x, y), _ = digits(64)
         with self.assertRaisesRegex(RuntimeError, "call the model once on a batch"):
             model.fit(x, y, batch_size=32, verbose=0)
-        with _mirrored().scope():
+        with mirrored_strategy().scope():
             model = SubclassedNet()
             model(x[:1])
             compile_for_classes(model)

@@ -107,3 +107,16 @@ def compile_for_classes(model, **kwargs):
 
 def snapshot(variables):
     return [np.array(v.numpy()) for v in variables]
+
+
+_MIRRORED = []
+
+
+def mirrored_strategy():
+    """MirroredStrategy over the two logical CPUs (conftest.py), one for the
+    whole process: a new MirroredStrategy restarts its collective instance
+    keys, and TensorFlow's collective executor still holds the shapes of the
+    previous one's (a "Shape mismatch in the collective instance" abort)."""
+    if not _MIRRORED:
+        _MIRRORED.append(tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"]))
+    return _MIRRORED[0]

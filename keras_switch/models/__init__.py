@@ -8,9 +8,8 @@ builder from `MODELS` by name and switches the FC layers (`"fc"`) or every
 Dense and Conv2D layer (`"all"`).
 """
 
-import keras
-
 from keras_switch.checks import check_choice
+from keras_switch.convert import COUNTERPARTS
 from keras_switch.convert import switch_model
 
 from keras_switch.models.lenet import lenet_5
@@ -31,7 +30,8 @@ MODELS = {
 
 
 def _every_dense_and_conv(layer):
-    return type(layer) in (keras.layers.Dense, keras.layers.Conv2D)
+    """Every layer `switch_model` has a switched counterpart for."""
+    return type(layer) in COUNTERPARTS
 
 
 # Which layers `build_model` switches: `switch_model`'s `layers` argument.

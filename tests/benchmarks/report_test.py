@@ -29,6 +29,8 @@ SECTIONS = {
                        "benchmarks.mask_stability", None),
     "allocation": ("allocation", "allocation.json", "benchmarks.allocation", None),
     "inference": ("inference", "inference.json", "benchmarks.inference_report", None),
+    "automatic": ("automatic", "automatic/results.json", "benchmarks.automatic", None),
+    "pretrained": ("pretrained", "pretrained/results.json", "benchmarks.pretrained", None),
 }
 # Run in a fresh process per section: the benchmark modules define absl
 # flags on import, and several of them would clash in one process.
