@@ -9,7 +9,9 @@ writes the new state into the model's state variable, which the next switch
 step's `place_thresholds` reads and the checkpoints save. At each epoch's
 end it measures once more and adds to the epoch's logs (so Keras'
 TensorBoard callback writes them): `heldout_accuracy`, `budget_density`
-(the density the controller asks for) and `budget_reference`.
+(the density the controller asks for), `budget_reference` (the dense
+reference) and `budget_best_accuracy` (the best smoothed held-out accuracy,
+which the search is held to).
 
 What the controller decides lives in `keras_switch.sparsity`; here is only
 the measuring and the plumbing.
@@ -130,4 +132,4 @@ class BudgetChecks(keras.callbacks.Callback):
         self._switching_model.budget_state.assign(np.asarray(state, np.float32))
         if logs is not None:
             logs.update(heldout_accuracy=state[4], budget_density=state[0],
-                        budget_reference=state[1])
+                        budget_reference=state[1], budget_best_accuracy=state[5])

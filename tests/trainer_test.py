@@ -162,7 +162,8 @@ class AccuracyBudgetRunTest(TestCase):
         train = event_accumulator.EventAccumulator(os.path.join(logs, "train"),
                                                    size_guidance={"tensors": 0})
         train.Reload()
-        for tag in ("epoch_heldout_accuracy", "epoch_budget_density", "epoch_budget_reference"):
+        for tag in ("epoch_heldout_accuracy", "epoch_budget_density", "epoch_budget_reference",
+                    "epoch_budget_best_accuracy"):
             self.assertLen(train.Tensors(tag), 4, tag)
         validation = event_accumulator.EventAccumulator(os.path.join(logs, "validation"),
                                                         size_guidance={"tensors": 0})
