@@ -31,7 +31,6 @@ Runs are cached as JSON in `--output_dir/runs/` (`--rerun` to train again).
 import json
 import math
 import os
-import tempfile
 import time
 
 import keras
@@ -139,10 +138,7 @@ def _cached(name, train):
             return json.load(f)
     print(f"[automatic] {name} ...", flush=True)
     result = train()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), delete=False) as f:
-        json.dump(result, f, indent=2)
-    os.replace(f.name, path)
+    common.write_json(path, result)
     print(f"[automatic]   acc {result['test_accuracy']:.4f} at FC sparsity "
           f"{result['fc_sparsity']:.4f} ({result['train_seconds']} s)", flush=True)
     return result

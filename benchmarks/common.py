@@ -7,7 +7,10 @@ same seeded batches; sparsity is always counted as exact zeros in the final
 kernels, never taken from a target.
 """
 
+import json
 import math
+import os
+import tempfile
 import time
 
 import keras
@@ -20,6 +23,15 @@ from trainers import train_lib
 
 MODELS = ("lenet300", "lenet5")
 FC_LAYERS = ("fc1", "fc2", "fc3")
+
+
+def write_json(path, value):
+    """Writes `value` as JSON to `path` whole or not at all (a temporary
+    file, then a rename): a killed benchmark leaves no half-written run."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), delete=False) as f:
+        json.dump(value, f, indent=2)
+    os.replace(f.name, path)
 
 
 def load_data(data_dir, max_train=None, max_test=None):

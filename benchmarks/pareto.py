@@ -29,7 +29,6 @@ BENCHMARKS.md.
 
 import json
 import os
-import tempfile
 
 from absl import app
 from absl import flags
@@ -131,10 +130,7 @@ def _cached(model, method, target, seed, train):
     result = train()
     result.update(model=model, method=method, target=target, seed=seed,
                   epochs=FLAGS.epochs)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), delete=False) as f:
-        json.dump(result, f, indent=2)
-    os.replace(f.name, path)
+    common.write_json(path, result)
     print(f"[pareto]   acc {result['test_accuracy']:.4f} at FC sparsity "
           f"{result['fc_sparsity']:.4f} ({result['train_seconds']} s)", flush=True)
     return result

@@ -359,16 +359,8 @@ def measure_step_time(data, batch_size, rounds, window_switches, target=GOAL_TAR
     every = candidates["ks_switching"].schedule.switch_every
     steps = every * window_switches
 
-    def window(model):
-        model.make_train_function()
-        function = model.train_function
-        start = time.perf_counter()
-        for _ in range(steps):
-            logs = function(batches)
-        float(logs["loss"])  # wait for the last step
-        return (time.perf_counter() - start) / steps * 1000.0
-
-    times = timing.interleave({name: (lambda m=m: window(m)) for name, m in candidates.items()},
+    times = timing.interleave({name: (lambda m=m: timing.train_step_ms(m, batches, steps))
+                               for name, m in candidates.items()},
                               rounds, warmup=1)
     measured = timing.summary(times, "dense")
     return {"ms": measured["ms"], "ratio": measured["ratio"], "switch_every": every,
@@ -613,13 +605,6 @@ def write(runs, exports, step_time, settings, output_dir, markdown=False, comman
 # -- the program ------------------------------------------------------------------------
 
 
-def _write_json(path, value):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), delete=False) as f:
-        json.dump(value, f, indent=2)
-    os.replace(f.name, path)
-
-
 def _cached(name, train, **keys):
     """Loads runs/NAME.json, or trains it (`train()`), adds `keys` and writes it."""
     path = os.path.join(FLAGS.output_dir, "runs", f"{name}.json")
@@ -629,7 +614,7 @@ def _cached(name, train, **keys):
     print(f"[pretrained] {name} ...", flush=True)
     result = train()
     result.update(keys)
-    _write_json(path, result)
+    common.write_json(path, result)
     if "test_accuracy" in result:
         print(f"[pretrained]   acc {result['test_accuracy']:.4f} at sparsity "
               f"{result['sparsity']:.4f} ({result['train_seconds']} s)", flush=True)
@@ -651,7 +636,7 @@ def _pretrained(data, seed):
     result.update(method="dense", target=None, seed=seed, epochs=FLAGS.pretrain_epochs)
     os.makedirs(os.path.dirname(stem), exist_ok=True)
     np.savez(stem + ".npz", **{f"w_{i}": w for i, w in enumerate(weights)})
-    _write_json(stem + ".json", result)
+    common.write_json(stem + ".json", result)
     print(f"[pretrained]   acc {result['test_accuracy']:.4f} ({result['train_seconds']} s)",
           flush=True)
     return weights, result

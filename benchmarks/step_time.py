@@ -33,7 +33,6 @@ import json
 import resource
 import subprocess
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -130,17 +129,6 @@ def _library_default_model(model_name, batch_size, target):
     return model
 
 
-def _time(model, batches, steps):
-    """ms per step of `steps` calls of the model's train function."""
-    model.make_train_function()
-    function = model.train_function
-    start = time.perf_counter()
-    for _ in range(steps):
-        logs = function(batches)
-    float(logs["loss"])  # wait for the last step
-    return (time.perf_counter() - start) / steps * 1000.0
-
-
 def measure_step_time(model_name):
     batches = _batches(FLAGS.batch_size)
     candidates = {"dense": _dense_model(model_name)}
@@ -154,7 +142,7 @@ def measure_step_time(model_name):
     steps = every * FLAGS.window_switches
     # One warm-up window each traces every phase.
     times = timing.interleave(
-        {name: (lambda model=model: _time(model, batches, steps))
+        {name: (lambda model=model: timing.train_step_ms(model, batches, steps))
          for name, model in candidates.items()},
         FLAGS.rounds, warmup=1)
     measured = timing.summary(times, "dense")
@@ -181,7 +169,7 @@ def _memory_child(spec):
         model = _dense_model(model_name)
     else:
         model = _switched_model(model_name, FLAGS.batch_size, FLAGS.target, "switching")
-    _time(model, batches, FLAGS.memory_steps)
+    timing.train_step_ms(model, batches, FLAGS.memory_steps)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"peak_rss_mib": peak_kib / 1024.0}))
 

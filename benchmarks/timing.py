@@ -79,3 +79,15 @@ def summary(measured, reference, scale=1.0):
         if name != reference:
             out["ratio"][name] = paired_ratio(values, measured[reference])
     return out
+
+
+def train_step_ms(model, batches, steps):
+    """ms per step of `steps` calls of a compiled Keras model's train
+    function on `batches` (one iterator), the last step waited for."""
+    model.make_train_function()
+    function = model.train_function
+    start = time.perf_counter()
+    for _ in range(steps):
+        logs = function(batches)
+    float(logs["loss"])  # wait for the last step
+    return (time.perf_counter() - start) / steps * 1000.0
