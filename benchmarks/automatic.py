@@ -64,6 +64,7 @@ def define_flags():
     flags.DEFINE_list("variants", [],
                       f"Designs tried, of {sorted(VARIANTS)} (on --variant_seed).")
     flags.DEFINE_integer("variant_seed", 0, "The seed the --variants run on.")
+    flags.DEFINE_list("variant_models", list(common.MODELS), "Models the --variants run on.")
     flags.DEFINE_list("budgets", ["0.005", "0.01"], "Accuracy budgets (fractions).")
     # Seed 0 chose the design (--variants): the protocol runs on other seeds.
     flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds (init, data order, held-out draw).")
@@ -349,7 +350,7 @@ def main(argv):
                     model, data, seed, budget, None, init))
                 runs.append(dict(result, model=model, budget=budget, seed=seed,
                                  budget_info=result["budget"]))
-        if FLAGS.variants:
+        if FLAGS.variants and model in FLAGS.variant_models:
             init = common.initial_weights(model, FLAGS.variant_seed)
             for variant in FLAGS.variants:
                 for budget in budgets:

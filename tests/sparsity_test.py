@@ -261,7 +261,8 @@ class AccuracyBudgetTest(TestCase, parameterized.TestCase):
         self.assertGreaterEqual(search[0] + 1, control.reference_steps)
 
     def test_the_controller_measures_prunes_backs_off_and_settles(self):
-        control, schedule = _planned_budget(0.01, reference_steps=100, check_every=8)
+        control, schedule = _planned_budget(0.01, reference_steps=100, check_every=8,
+                                            search_margin=1.0)
         state = control.initial_state()
         # Before the reference point nothing changes.
         self.assertEqual(control.update(state, 0.5, 50, schedule), [*state[:4], 0.5, *state[5:]])
@@ -289,6 +290,15 @@ class AccuracyBudgetTest(TestCase, parameterized.TestCase):
         best = state[2]
         state = control.update(state, 0.5, 799, schedule)
         self.assertEqual(state[0], best)
+
+    def test_the_search_spends_only_its_margin_of_the_budget(self):
+        control, schedule = _planned_budget(0.01, reference_steps=100, check_every=8,
+                                            search_margin=0.25)
+        state = control.update(control.initial_state(), 0.90, 108, schedule)
+        within = control.update(state, 0.896, 118, schedule)  # smoothed 0.898: 0.2 pt down
+        self.assertLess(within[0], state[0])  # 0.2 pt <= 0.25 * 1 pt: prunes on
+        over = control.update(state, 0.892, 118, schedule)  # smoothed 0.896: 0.4 pt down
+        self.assertGreater(over[0], state[0])  # more than a quarter of 1 pt: backs off
 
     def test_density_needs_a_model(self):
         with self.assertRaisesRegex(ValueError, "not attached"):
