@@ -129,6 +129,10 @@ class SwitchingModel(keras.Model):
         # An AccuracyBudget's state (sparsity.BUDGET_STATE), created by the
         # compile() that first gives one; saved with the model.
         self.budget_state = None
+        # Called with each training step's index once it has run (the
+        # budget's held-out checks): a batch callback instead would make
+        # Keras read the logs back after every step (BENCHMARKS.md, "Cost").
+        self._step_hook = None
         # `switching_step` as a Python int between the steps of one fit() or
         # train_on_batch() call (reading the variable each step costs a
         # device sync); None: read the variable.
@@ -352,7 +356,10 @@ class SwitchingModel(keras.Model):
             args, kwargs = _with_budget_checks(self, args, kwargs)
         if self.task_optimizer is not None and not self.planned:
             args, kwargs = _with_planning(self, args, kwargs)
-        history = super().fit(*args, **kwargs)
+        try:
+            history = super().fit(*args, **kwargs)
+        finally:  # a fit() that raised leaves no hook behind
+            self._step_hook = None
         shortfall = self.target_shortfall()
         if shortfall is not None:  # a run never misses its target silently
             warnings.warn(f"SwitchingModel.fit(): {shortfall}", TargetShortfallWarning,
@@ -428,6 +435,8 @@ class SwitchingModel(keras.Model):
             finally:
                 self._phase = None
             self._step_cache = step + 1
+            if self._step_hook is not None:
+                self._step_hook(step)
             return logs
 
         self.train_function = train_function
