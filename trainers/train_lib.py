@@ -174,7 +174,12 @@ def _hold_out(config, x, y):
             f"accuracy budget needs held-out examples and training examples, and the "
             f"training split has {len(x)}; hold out between 1 and {len(x) - 1}. "
             f"Received: {count} held out")
-    order = np.random.default_rng(config.seed).permutation(len(x))
+    return held_out_split(x, y, count, config.seed)
+
+
+def held_out_split(x, y, count, seed):
+    """`(x, y)` less `count` examples drawn with `seed`, and those."""
+    order = np.random.default_rng(seed).permutation(len(x))
     return (x[order[count:]], y[order[count:]]), (x[order[:count]], y[order[:count]])
 
 
