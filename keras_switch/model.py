@@ -393,7 +393,8 @@ class SwitchingModel(keras.Model):
         else:
             drop = reference - accuracy
             met = drop <= budget
-            why = (f"held-out accuracy {accuracy:.4f} is {drop * 100:.2f} pt below "
+            where = f"{abs(drop) * 100:.2f} pt {'below' if drop >= 0 else 'above'}"
+            why = (f"held-out accuracy {accuracy:.4f} is {where} "
                    f"the dense reference {reference:.4f} "
                    f"({'within' if met else 'over'} the budget of {budget * 100:.2f} pt) "
                    f"at sparsity {sparsity:.4f}")
