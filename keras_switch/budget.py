@@ -120,13 +120,11 @@ class BudgetChecks(keras.callbacks.Callback):
         return [float(v) for v in ops.convert_to_numpy(self._switching_model.budget_state)]
 
     def on_train_begin(self, logs=None):
-        # A hook of the model's train function rather than on_train_batch_end:
-        # a batch hook makes Keras copy every step's logs to the host, 1.5x
-        # the time of a LeNet-300-100 run (BENCHMARKS.md, "Cost").
+        # A hook of the model's train function rather than on_train_batch_end,
+        # which turns off Keras' asynchronous batch callbacks and copies every
+        # step's logs to the host (not measured to matter on the LeNets,
+        # BENCHMARKS.md "Cost"). SwitchingModel.fit() removes the hook.
         self._switching_model._step_hook = self._after_step
-
-    def on_train_end(self, logs=None):
-        self._switching_model._step_hook = None
 
     def _after_step(self, step):
         model = self._switching_model

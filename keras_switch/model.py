@@ -130,8 +130,7 @@ class SwitchingModel(keras.Model):
         # compile() that first gives one; saved with the model.
         self.budget_state = None
         # Called with each training step's index once it has run (the
-        # budget's held-out checks): a batch callback instead would make
-        # Keras read the logs back after every step (BENCHMARKS.md, "Cost").
+        # budget's held-out checks; see budget.BudgetChecks.on_train_begin).
         self._step_hook = None
         # `switching_step` as a Python int between the steps of one fit() or
         # train_on_batch() call (reading the variable each step costs a
@@ -682,15 +681,20 @@ class _PlanRun(keras.callbacks.Callback):
 def _with_planning(model, args, kwargs):
     """fit()'s arguments with `_PlanRun` first among its callbacks."""
     bound = inspect.signature(keras.Model.fit).bind(model, *args, **kwargs)
-    callbacks = bound.arguments.get("callbacks")
-    planner = _PlanRun(model)
-    if isinstance(callbacks, keras.callbacks.CallbackList):
-        planner.set_model(model)
-        planner.set_params(callbacks.params)
-        callbacks.callbacks.insert(0, planner)
-    else:
-        bound.arguments["callbacks"] = [planner, *(callbacks or [])]
+    _put_first(bound, model, _PlanRun(model))
     return bound.args[1:], bound.kwargs
+
+
+def _put_first(bound, model, callback):
+    """Puts `callback` first among the callbacks of bound fit() arguments
+    (a list, or Keras' own CallbackList)."""
+    callbacks = bound.arguments.get("callbacks")
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        callback.set_model(model)
+        callback.set_params(callbacks.params)
+        callbacks.callbacks.insert(0, callback)
+    else:
+        bound.arguments["callbacks"] = [callback, *(callbacks or [])]
 
 
 def _with_budget_checks(model, args, kwargs):
@@ -717,14 +721,7 @@ def _with_budget_checks(model, args, kwargs):
             "the dense reference, so fit() needs held-out data from the "
             "training split: pass `validation_data=(x_heldout, y_heldout)` or "
             "`validation_split=0.1` (never the test set).")
-    checks = budget.BudgetChecks(model, budget.heldout_arrays(validation_data))
-    callbacks = arguments.get("callbacks")
-    if isinstance(callbacks, keras.callbacks.CallbackList):
-        checks.set_model(model)
-        checks.set_params(callbacks.params)
-        callbacks.callbacks.insert(0, checks)
-    else:
-        arguments["callbacks"] = [checks, *(callbacks or [])]
+    _put_first(bound, model, budget.BudgetChecks(model, budget.heldout_arrays(validation_data)))
     return bound.args[1:], bound.kwargs
 
 
