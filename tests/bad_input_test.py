@@ -6,7 +6,7 @@ input, against that file or directory) and checks the exit status, the
 `error: ...` line (pinned by a regex naming the value) and that every file
 and directory there kept its bytes, mode and modification time.
 
-The subprocesses import TensorFlow (seconds each), so setUpClass runs them
+Most subprocesses import TensorFlow (seconds each), so setUpClass runs them
 all at once on a few threads and the rows assert on the stored results
 (BAD_INPUT_TIMES=1 prints each subprocess's wall time to stderr).
 """
@@ -21,8 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -51,6 +53,9 @@ TWO_WORKERS = {"worker": ["localhost:12345", "localhost:12346"]}
 # regular file; "under_file" a path below a regular file; "read_only" a
 # run directory with mode 0o500.
 ROWS = (
+    ("unknown_flag", ["--no_such_flag=1"], {},
+     r"error: Unknown command line flag 'no_such_flag'\. Pass --helpfull to see "
+     r"the flags", "run"),
     ("unknown_config_key", ["--config.no_such_key=1"], {},
      r"error: unknown config key: --config\.no_such_key=1 \('no_such_key' is "
      r"not a key of --config=configs/lenet300_fashion_mnist\.py\)", "run"),
@@ -62,6 +67,10 @@ ROWS = (
     ("missing_config_file", ["--config=configs/no_such_config.py"], {},
      r"error: --config=configs/no_such_config\.py: .*No such file or "
      r"directory: 'configs/no_such_config\.py'", "run"),
+    ("broken_config_file", ["--config={broken_config}"], {},
+     r"error: --config=.*/broken_config\.py: SyntaxError: invalid syntax "
+     r"\(broken_config\.py, line 1\)\. Expected a Python file whose get_config\(\) "
+     r"returns the config", "run"),
     ("learning_rate_zero", ["--config.task_optimizer.learning_rate=0"], {},
      r"error: config\.task_optimizer\.learning_rate must be > 0\. Received: 0\.0",
      "run"),
@@ -70,6 +79,27 @@ ROWS = (
      r"Received: -0\.01", "run"),
     ("batch_size_zero", ["--config.batch_size=0"], {},
      r"error: config\.batch_size must be a positive integer\. Received: 0", "run"),
+    ("num_epochs_zero", ["--config.num_epochs=0"], {},
+     r"error: config\.num_epochs must be a positive integer\. Received: 0", "run"),
+    ("checkpoint_every_zero", ["--config.checkpoint_every_epochs=0"], {},
+     r"error: config\.checkpoint_every_epochs must be a positive integer\. "
+     r"Received: 0", "run"),
+    ("validation_examples_zero", ["--config.target_sparsity=None",
+                                  "--config.accuracy_budget=0.01",
+                                  "--config.validation_examples=0"], {},
+     r"error: config\.validation_examples must be a positive integer\. Received: 0",
+     "run"),
+    ("unknown_optimizer", ["--config.task_optimizer.name=adagrad"], {},
+     r"error: config\.task_optimizer\.name must be one of \('adam', 'sgd', 'adamw', "
+     r"'rmsprop'\)\. Received: 'adagrad'", "run"),
+    ("schedule_epochs_negative", ["--config.schedule.warmup_epochs=-1"], {},
+     r"error: config\.schedule\.warmup_epochs must be an integer >= 0\. "
+     r"Received: -1", "run"),
+    # 2 warm-up epochs + 1 frozen epoch leave none of the 3 to switch in.
+    ("no_switching_epoch", ["--config.schedule.warmup_epochs=2"], {},
+     r"error: config\.schedule\.warmup_epochs \+ freeze_epochs must leave at least "
+     r"one switching epoch of config\.num_epochs=3\. Received: warmup_epochs=2, "
+     r"freeze_epochs=1", "run"),
     # Checked by the library objects built from the config (trainers/build.py).
     ("target_sparsity_one", ["--config.target_sparsity=1.0"], {},
      r"error: config\.target_sparsity=1\.0: Received an invalid value for "
@@ -81,9 +111,15 @@ ROWS = (
      r"error: config\.target_sparsity=0\.9: Pass either `target_sparsity` or "
      r"`sparsity_penalty`, not both\. Received: target_sparsity=0\.9, "
      r"sparsity_penalty=0\.1", "run"),
+    ("sparsity_penalty_negative", ["--config.target_sparsity=None",
+                                   "--config.sparsity_penalty=-0.1"], {},
+     r"error: config\.sparsity_penalty=-0\.1: .*Received: .*-0\.1", "run"),
     # `--config.<key>=None` is read by trainers/preflight.py, not absl.
     ("none_for_a_count", ["--config.batch_size=None"], {},
      r"error: config\.batch_size must be a positive integer\. Received: None", "run"),
+    ("none_for_a_learning_rate", ["--config.task_optimizer.learning_rate=None"], {},
+     r"error: config\.task_optimizer\.learning_rate must be > 0\. Received: None",
+     "run"),
     ("none_for_an_unknown_key", ["--config.no_such_key=None"], {},
      r"error: unknown config key: --config\.no_such_key=None \('no_such_key' is not a "
      r"key of --config=configs/lenet300_fashion_mnist\.py\)", "run"),
@@ -128,6 +164,9 @@ ROWS = (
      r"\('every_batch', 'alternate'\)", "run"),
     ("switch_every_zero", ["--config.schedule.switch_every=0"], {},
      r"error: config\.schedule\.switch_every=0: .*expected an integer >= 1", "run"),
+    ("ramp_power_below_one", ["--config.schedule.ramp_power=0.5"], {},
+     r"error: config\.schedule\.ramp_power=0\.5: .*expected a number >= 1\. "
+     r"Received: .*0\.5", "run"),
     ("switcher_initial_logit", ["--config.switcher.initial_logit=-1.0"], {},
      r"error: config\.switcher\.initial_logit=-1\.0: .*expected a positive number",
      "run"),
@@ -151,6 +190,10 @@ ROWS = (
     ("tf_config_not_json", MULTI_WORKER, {"TF_CONFIG": '{"cluster": '},
      r"error: TF_CONFIG is not valid JSON \(.*\); --strategy=multi_worker expects "
      r"JSON like .*Received: TF_CONFIG=\{\"cluster\": ", "run"),
+    ("tf_config_no_cluster", MULTI_WORKER,
+     {"TF_CONFIG": json.dumps({"task": {"type": "worker", "index": 0}})},
+     r'error: TF_CONFIG has no "cluster"; --strategy=multi_worker expects JSON .*'
+     r'Received: TF_CONFIG=\{"task": ', "run"),
     ("tf_config_no_task", MULTI_WORKER,
      {"TF_CONFIG": json.dumps({"cluster": TWO_WORKERS})},
      r'error: TF_CONFIG has no "task"; --strategy=multi_worker expects JSON', "run"),
@@ -159,6 +202,11 @@ ROWS = (
          {"cluster": TWO_WORKERS, "task": {"type": "worker", "index": 2}})},
      r'error: TF_CONFIG "task"\."index"=2 is out of range for the 2 "worker" '
      r'address\(es\) of "cluster"', "run"),
+    ("tf_config_job_not_in_cluster", MULTI_WORKER,
+     {"TF_CONFIG": json.dumps(
+         {"cluster": TWO_WORKERS, "task": {"type": "chief", "index": 0}})},
+     r'error: TF_CONFIG "task"\."type"=\'chief\' is not a job of "cluster" '
+     r"\['worker'\]; --strategy=multi_worker expects JSON", "run"),
     ("workdir_is_a_file", [], {},
      r"error: --workdir=.*/run is an existing file; expected a directory", "file"),
     ("workdir_below_a_file", [], {},
@@ -179,6 +227,13 @@ ROWS = (
     ("idx_count_mismatch", ["--config.data_dir={count_mismatch}"], {},
      r"error: .* \(train\): expected images \(n, rows, cols\) and n labels\. "
      r"Received: images \(8, 28, 28\), labels \(7,\)", "run"),
+    ("data_file_missing", ["--config.data_dir={missing_file}"], {},
+     r"error: Missing t10k-labels-idx1-ubyte\[\.gz\] in .*/missing_file\.", "run"),
+    ("cifar_pickle_garbage",
+     ["--config.dataset=cifar10", "--config.data_dir={cifar_garbage}"], {},
+     r"error: Cannot unpickle CIFAR-10 file .*/data_batch_1: UnpicklingError: "
+     r"invalid load key, '\\x00'\. Expected the official python-pickle batch",
+     "run"),
     ("cifar_pickle_missing_key",
      ["--config.dataset=cifar10", "--config.data_dir={cifar}"], {},
      r"error: .*/data_batch_1: missing key b'labels', expected a dict with "
@@ -186,6 +241,9 @@ ROWS = (
     ("init_from_missing", ["--init_from={scratch}/no_such_model.keras"], {},
      r"error: --init_from=.*/no_such_model\.keras does not exist; expected a "
      r"\.keras model file", "run"),
+    ("init_from_not_keras", ["--init_from={h5_model}"], {},
+     r"error: --init_from=.*/model\.h5 does not end in \.keras; expected a model "
+     r"saved by keras\.Model\.save", "run"),
     ("init_from_corrupt", ["--init_from={corrupt_keras}"], {},
      r"error: --init_from=.*/corrupt\.keras is not a \.keras file: it is not a "
      r"zip archive", "run"),
@@ -194,6 +252,22 @@ ROWS = (
      r"'NoSuchLayer', neither built into Keras nor registered with "
      r"keras\.saving\.register_keras_serializable\. Expected a \.keras file "
      r"written by keras\.Model\.save", "run"),
+    ("init_from_lambda", ["--init_from={lambda_keras}"], {},
+     r"error: Cannot load --init_from=.*/lambda\.keras: ValueError: Requested the "
+     r"deserialization of a `Lambda` layer .*safe_mode", "run"),
+    ("init_from_no_matching_layer", ["--init_from={other_keras}"], {},
+     r"error: --init_from=.*/other\.keras does not fit the model: No layer of the "
+     r"source model .* matches a layer of the target model 'lenet_300_100' by "
+     r"name\. Layers with weights in the source: \['head'\]; in the target: "
+     r"\['fc1', 'fc2', 'fc3'\]", "run"),
+    ("init_from_other_shape", ["--init_from={narrow_keras}"], {},
+     r"error: --init_from=.*/narrow\.keras does not fit the model: Layer 'fc1' "
+     r"kernel has shape \(784, 50\) in the source model but \(784, 300\) in the "
+     r"target model", "run"),
+    # The workdir holds a run of the base config, with seed 0.
+    ("workdir_of_another_config", ["--config.seed=7"], {},
+     r"error: --workdir=.*/run holds a run with a different config \(keys "
+     r"\['seed'\]\)\. .*Received: config\.seed=7 \(its config\.json: 0\)", "run"),
 )
 WORKERS = 4  # subprocesses at a time: most of each one's time is spent importing
 
@@ -258,10 +332,24 @@ def _fixtures(scratch):
         f.truncate(os.path.getsize(images) - 100)
     write_idx(os.path.join(paths["count_mismatch"], "train-labels-idx1-ubyte"),
                np.zeros(7, "uint8"), compress=False)
+    paths["missing_file"] = directory("missing_file")
+    write_split(paths["missing_file"], n_train=8, n_test=4, compress=False)
+    os.remove(os.path.join(paths["missing_file"], "t10k-labels-idx1-ubyte"))
     folder, _ = write_cifar(directory("cifar"), 10, n_train=2, n_test=2)
     write_pickle(os.path.join(folder, "data_batch_1"),
                   {b"data": np.zeros((2, 3072), "uint8")})
     paths["cifar"] = os.path.dirname(folder)
+    folder, _ = write_cifar(directory("cifar_garbage"), 10, n_train=2, n_test=2)
+    with open(os.path.join(folder, "data_batch_1"), "wb") as f:
+        f.write(b"\x00 not a pickle")
+    paths["cifar_garbage"] = os.path.dirname(folder)
+
+    paths["broken_config"] = os.path.join(scratch, "broken_config.py")
+    with open(paths["broken_config"], "w") as f:
+        f.write("def get_config(:\n    pass\n")
+    paths["h5_model"] = os.path.join(scratch, "model.h5")
+    with open(paths["h5_model"], "wb") as f:
+        f.write(b"\x89HDF\r\n\x1a\n")  # HDF5's signature: an existing file
 
     paths["corrupt_keras"] = os.path.join(scratch, "corrupt.keras")
     with open(paths["corrupt_keras"], "wb") as f:
@@ -270,6 +358,18 @@ def _fixtures(scratch):
     paths["unknown_class_keras"] = _rewrite_config(
         dense, os.path.join(scratch, "unknown_class.keras"), _unknown_class
     )
+    paths["narrow_keras"] = save_dense_lenet300(
+        os.path.join(scratch, "narrow.keras"), fc1_units=50)
+    inputs = keras.Input((28, 28))
+    outputs = keras.layers.Dense(10, name="head")(keras.layers.Flatten()(inputs))
+    paths["other_keras"] = os.path.join(scratch, "other.keras")
+    keras.Model(inputs, outputs).save(paths["other_keras"])
+    inputs = keras.Input((28, 28))
+    doubled = keras.layers.Lambda(lambda x: x * 2.0, name="fc1")(inputs)
+    paths["lambda_keras"] = os.path.join(scratch, "lambda.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras may warn about lambdas
+        keras.Model(inputs, doubled).save(paths["lambda_keras"])
     return paths
 
 

@@ -15,6 +15,7 @@ import tempfile
 import zipfile
 
 from absl import flags
+from ml_collections.config_flags import config_flags
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 TF_CONFIG_EXAMPLE = (
@@ -54,15 +55,50 @@ def parse_flags(flag_values, argv):
         for path, _ in nulls:
             _set_none(flag_values, path)
         return remaining
-    except flags.Error as error:
-        raise ConfigError(f"{str(error).rstrip('.')}. Pass --helpfull to see the flags.") from None
-    except OSError as error:  # ml_collections: the config file failed to load
-        raise ConfigError(config_file_message(argv, error)) from None
-    except (AttributeError, KeyError) as error:
-        message = _unknown_key_message(argv, error)
+    except Exception as error:  # pylint: disable=broad-except
+        loading = _config_load_error(error)
+        if loading is not None:  # the config file failed to load
+            raise ConfigError(config_file_message(argv, loading)) from None
+        if isinstance(error, flags.Error):
+            raise ConfigError(
+                f"{str(error).rstrip('.')}. Pass --helpfull to see the flags.") from None
+        if isinstance(error, OSError):  # ml_collections: the config file failed to load
+            raise ConfigError(config_file_message(argv, error)) from None
+        message = None
+        if isinstance(error, (AttributeError, KeyError)):
+            message = _unknown_key_message(argv, error)
         if message is None:
             raise
         raise ConfigError(message) from None
+
+
+def _config_load_error(error):
+    """What loading the --config file raised (a SyntaxError, an ImportError,
+    anything its get_config() raised) if `error`, or an exception it was
+    raised while handling, came from there; else None.
+
+    ml_collections lets such an error propagate out of absl's flag parsing,
+    except a TypeError or ValueError, which it re-raises with the whole
+    traceback in its text (and absl wraps that in a flags.Error): then the
+    original, the innermost one raised there, is returned."""
+    parse = config_flags.ConfigFileFlagParser.parse.__code__
+
+    def raised_there(exception):
+        tb = exception.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code is parse:
+                return True
+            tb = tb.tb_next
+        return False
+
+    seen = error
+    while seen is not None:
+        if raised_there(seen):
+            while seen.__context__ is not None and raised_there(seen.__context__):
+                seen = seen.__context__
+            return seen
+        seen = seen.__context__
+    return None
 
 
 def _none_overrides(argv):
@@ -212,7 +248,10 @@ def config_file_message(argv, error):
     reason = reason.replace(
         "Configuration is not available because of an earlier failure to load: ", ""
     )
-    return f"--config={_config_path(argv)}: {reason}"
+    if not isinstance(error, OSError):
+        reason = f"{type(error).__name__}: {reason}"
+    return (f"--config={_config_path(argv)}: {reason.rstrip('.')}. Expected a Python "
+            "file whose get_config() returns the config (see configs/).")
 
 
 def _config_path(argv):
@@ -232,10 +271,12 @@ def _config_path(argv):
 OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
 
 
-def check_config(config, models, datasets):
+def check_config(config, models=None, datasets=None):
     """Raises ConfigError for the first bad value of a key only the trainer
     reads: sizes and counts, the seed, `model` (one of `models`), `dataset`
-    (one of `datasets`), the optimizers, and the schedule's epochs. The keys
+    (one of `datasets`), the optimizers, and the schedule's epochs. With
+    `models` or `datasets` None (trainers/train.py, before TensorFlow is
+    imported: the names live in keras_switch), that name is not checked. The keys
     that become arguments of library objects (`schedule.mode`,
     `schedule.switch_every`, the sparsity keys, `switch_estimator`,
     `switcher.*`) are checked by those objects, once, when train_lib builds
@@ -253,7 +294,7 @@ def check_config(config, models, datasets):
             "accuracy budget, and config.accuracy_budget is None. Received: "
             f"validation_examples={config.validation_examples!r}")
     for key, names in (("model", models), ("dataset", datasets)):
-        if config[key] not in names:
+        if names is not None and config[key] not in names:
             raise ConfigError(
                 f"config.{key} must be one of {sorted(names)}. Received: {config[key]!r}"
             )
@@ -264,7 +305,8 @@ def check_config(config, models, datasets):
                 f"config.{key}.name must be one of {OPTIMIZERS}. "
                 f"Received: {settings.name!r}"
             )
-        if not settings.learning_rate > 0:
+        rate = settings.learning_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
             raise ConfigError(
                 f"config.{key}.learning_rate must be > 0. "
                 f"Received: {settings.learning_rate!r}"
@@ -347,11 +389,31 @@ def claim_workdir(config, workdir):
         changed = sorted(
             k for k in set(existing) | set(resolved) if existing.get(k) != resolved.get(k)
         )
-        raise ConfigError(
-            f"{workdir} holds a run with a different config (keys {changed}). "
-            "Use a new --workdir, or the same config to resume; nothing "
-            "was changed."
+        values = "; ".join(
+            f"config.{key}={new!r} (its config.json: {old!r})"
+            for key, old, new in _differences(existing, resolved)
         )
+        raise ConfigError(
+            f"--workdir={workdir} holds a run with a different config (keys {changed}). "
+            "Use a new --workdir, or the same config to resume; nothing "
+            f"was changed. Received: {values}"
+        )
+
+
+_ABSENT = "<absent>"
+
+
+def _differences(old, new, prefix=""):
+    """[(dotted key, old value, new value)] of the leaves that differ between
+    two config dicts (_ABSENT for a key one of them lacks)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, _ABSENT), new.get(key, _ABSENT)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append((prefix + key, a, b))
+    return out
 
 
 def write_json(path, value):

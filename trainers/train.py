@@ -89,6 +89,7 @@ def main(argv):
     try:  # before TensorFlow starts
         preflight.check_flags(FLAGS.workdir, FLAGS.strategy, FLAGS.init_from,
                               tf_config=os.environ.get("TF_CONFIG"))
+        preflight.check_config(FLAGS.config)  # all but the model and dataset names
     except preflight.ConfigError as error:
         _fail(error)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
