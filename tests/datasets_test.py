@@ -239,6 +239,43 @@ class MakeDatasetTest(TestCase, parameterized.TestCase):
         if augment:
             self.assertNotAllClose(first[0][1], other[0][1])
 
+    @parameterized.named_parameters(
+        ("plain_from_1", False, 1), ("augmented_from_1", True, 1),
+        ("augmented_from_2", True, 2),
+    )
+    def test_resumed_epochs_are_the_uninterrupted_runs_batches(self, augment, start):
+        # What a resumed run relies on (README "Reliability"): the pipeline
+        # built with initial_epoch=k yields byte for byte the batches of
+        # epochs k.. of the pipeline built with initial_epoch=0.
+        x, y = _images(), np.arange(10, dtype="int32")
+
+        def batches(initial_epoch):
+            dataset = make_dataset(
+                x, y, 4, training=True, seed=5, augment=augment,
+                normalize=(0.5, 0.25), epochs=3, initial_epoch=initial_epoch,
+            )
+            return [(images.numpy(), labels.numpy()) for images, labels in dataset]
+
+        uninterrupted = batches(0)
+        self.assertLen(uninterrupted, 3 * 3)  # 3 epochs of 3 batches (4, 4, 2)
+        resumed = batches(start)
+        self.assertLen(resumed, (3 - start) * 3)
+        for (images, labels), (want_images, want_labels) in zip(
+            resumed, uninterrupted[start * 3:]
+        ):
+            self.assertEqual(images.dtype, want_images.dtype)
+            self.assertEqual(images.shape, want_images.shape)
+            self.assertEqual(images.tobytes(), want_images.tobytes())
+            self.assertEqual(labels.tobytes(), want_labels.tobytes())
+        # Not vacuous: each epoch is shuffled anew (and augmented anew).
+        orders = [np.concatenate([l for _, l in uninterrupted[e * 3:e * 3 + 3]])
+                  for e in range(3)]
+        self.assertNotAllEqual(orders[0], orders[1])
+        self.assertNotAllEqual(orders[1], orders[2])
+        if augment:
+            first = np.concatenate([i for i, _ in uninterrupted[:3]])
+            self.assertNotAllClose(first, (x[orders[0]] - 0.5) / 0.25)
+
     def test_augmentation_crops_and_flips(self):
         x, y = _images(n=8), np.arange(8, dtype="int32")
         dataset = make_dataset(x, y, batch_size=8, training=True, augment=True)

@@ -184,8 +184,9 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 # Fault injection for the reliability tests: KERAS_SWITCH_FAULT="NAME:N"
 # kills the process (SIGKILL) the N-th time it passes the point NAME (see
-# `Checkpoints.save`), or, for "nan_batch:N", turns the N-th training batch
-# (1-based global step) into NaNs (see `inject_nan`). Unset in normal use.
+# `Checkpoints.save`), or, for "nan_batch:N" / "inf_batch:N", poisons the N-th
+# training batch (1-based global step) so that a NaN / an Inf arises in that
+# step (see `inject_nan`). Unset in normal use.
 _FAULT_COUNTS = {}
 
 
@@ -209,16 +210,35 @@ def fault_point(name):
 
 def inject_nan(dataset, initial_step):
     """`dataset` (of (images, labels) batches, starting after global step
-    `initial_step`), with the batch KERAS_SWITCH_FAULT=nan_batch:N names
-    turned into NaNs; `dataset` itself when the hook is unset."""
+    `initial_step`) poisoned as KERAS_SWITCH_FAULT asks; `dataset` itself
+    when the hook is unset. A test-only hook:
+
+    * `nan_batch:N`: the images of global step N's batch become NaNs (NaN
+      gradients: the weights turn NaN in that step).
+    * `inf_batch:N`: global step N's batch gets wrong labels (`(y + 1) % 10`;
+      every dataset here has at least 10 classes) and sample weights of
+      float32's largest value (every other batch weighs 1, which changes
+      nothing): its weighted loss overflows to +Inf (positive losses times a
+      finite weight: an Inf, not a NaN), so the logged loss is `inf` at step N.
+      (The wrong labels make the batch's losses large: a well-trained model's
+      small losses times the weight could stay finite.)
+    """
     wanted, step = _fault()
-    if wanted != "nan_batch":
+    if wanted not in ("nan_batch", "inf_batch"):
         return dataset
     index = step - 1 - initial_step
 
-    def poison(i, batch):
+    def poison_images(i, batch):
         images, labels = batch
         bad = tf.fill(tf.shape(images), float("nan"))
         return tf.where(tf.equal(i, index), bad, images), labels
 
+    def overweight(i, batch):
+        images, labels = batch
+        hit = tf.equal(i, index)
+        labels = tf.where(hit, (labels + 1) % 10, labels)
+        weight = tf.where(hit, np.finfo(np.float32).max, 1.0)
+        return images, labels, tf.fill(tf.shape(labels)[:1], weight)
+
+    poison = poison_images if wanted == "nan_batch" else overweight
     return dataset.enumerate().map(poison)
