@@ -23,6 +23,13 @@ Modes:
              result also has `sparsity` over every conv and Dense kernel and
              `layer_sparsity` for each, the convolutions named conv1, conv2
              in model order as in keras_switch.models.lenet_5.
+             With --record_init, the result also has
+             `initial_weights_sha256`: the SHA-256 of each weight the pruned
+             model's layers hold when `fit` begins (after compile and the
+             pruning callback's on_train_begin), unwrapped, as float32 bytes,
+             in `model.get_weights()` order: equal to the digests of the
+             init_* arrays when TFMOT starts from them
+             (`tfmot_env.weights_sha256`). It only reads the weights.
   step_time  Median ms per training step (the compiled train function `fit`
              runs per batch) of the dense model and of the pruned (wrapped)
              model, interleaved in this process.
@@ -31,6 +38,7 @@ Writes one JSON object to --output.
 """
 
 import argparse
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -76,6 +84,8 @@ def parse_args(argv=None):
     p.add_argument("--whole_model", action="store_true",
                    help="train: prune_low_magnitude on the whole model (every Conv2D "
                         "and Dense layer), not only the Dense layers")
+    p.add_argument("--record_init", action="store_true",
+                   help="train: add initial_weights_sha256 (the weights fit starts from)")
     p.add_argument("--rounds", type=int, default=7, help="step_time: interleaved rounds")
     p.add_argument("--steps_per_round", type=int, default=50,
                    help="step_time: timed steps per model per round")
@@ -183,6 +193,30 @@ def kernel_layers(model):
     return out
 
 
+def weights_sha256(weights):
+    """SHA-256 hex digest of each array's float32 bytes (as tfmot_env's)."""
+    return [hashlib.sha256(np.ascontiguousarray(w, np.float32).tobytes()).hexdigest()
+            for w in weights]
+
+
+class RecordInitialWeights(tf_keras.callbacks.Callback):
+    """Records `weights_sha256` of the weights the model's layers (pruning
+    wrappers unwrapped) hold when training begins, in the plain model's
+    `get_weights()` order; reads them only."""
+
+    def __init__(self):
+        super().__init__()
+        self.sha256 = None
+
+    def on_train_begin(self, logs=None):
+        weights = []
+        for layer in self.model.layers:
+            if isinstance(layer, tf_keras.layers.Wrapper):  # PruneLowMagnitude
+                layer = layer.layer
+            weights += layer.get_weights()
+        self.sha256 = weights_sha256(weights)
+
+
 def compile_model(model, learning_rate):
     model.compile(
         optimizer=tf_keras.optimizers.Adam(learning_rate),
@@ -221,9 +255,12 @@ def train(args, arrays, init_weights):
                .shuffle(len(x_train), seed=args.seed, reshuffle_each_iteration=True)
                .batch(args.batch_size))
 
+    callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
+    record = RecordInitialWeights() if args.record_init else None
+    if record is not None:
+        callbacks.append(record)  # After UpdatePruningStep's on_train_begin.
     start = time.perf_counter()
-    pruned.fit(dataset, epochs=args.epochs, verbose=0,
-               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    pruned.fit(dataset, epochs=args.epochs, verbose=0, callbacks=callbacks)
     train_seconds = time.perf_counter() - start
 
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
@@ -259,6 +296,8 @@ def train(args, arrays, init_weights):
             sparsity=sum(every_zeros.values()) / sum(k.size for k in every.values()),
             layer_sparsity={name: every_zeros[name] / every[name].size for name in every},
         )
+    if record is not None:
+        result["initial_weights_sha256"] = record.sha256
     return result
 
 

@@ -15,6 +15,7 @@ safe to import from one) creates a dedicated virtual environment and runs
 The venv lives at `$KS_TFMOT_VENV` if set, else `<repo>/.venv-tfmot`.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -103,8 +104,17 @@ def _write_npz(path, data, init):
              **{f"init_{i}": w for i, w in enumerate(init)})
 
 
+def weights_sha256(weights):
+    """SHA-256 hex digest of each array's float32 bytes: what
+    `tfmot_baseline.py --record_init` writes as `initial_weights_sha256`."""
+    import numpy as np
+
+    return [hashlib.sha256(np.ascontiguousarray(w, np.float32).tobytes()).hexdigest()
+            for w in weights]
+
+
 def train(model, target, seed, data, init, epochs, batch_size, learning_rate,
-          frequency=100, end_fraction=None, whole_model=False):
+          frequency=100, end_fraction=None, whole_model=False, record_init=False):
     """One TFMOT run on `data` ((x, y), (x_test, y_test)) from the initial
     weights `init` (`get_weights()` order; random or pretrained): the result
     dict of `tfmot_baseline.py --mode=train`. The pruning ramp ends at 79% of
@@ -112,11 +122,14 @@ def train(model, target, seed, data, init, epochs, batch_size, learning_rate,
     of them, masks every `frequency` (100) steps, as in ../shared/anchors.md;
     the last ~2 epochs fine-tune at the target. `whole_model`:
     `prune_low_magnitude` on the whole model (every Conv2D and Dense layer),
-    not only its Dense layers."""
+    not only its Dense layers. `record_init`: the result also has
+    `initial_weights_sha256`, the digests of the weights `fit` starts from
+    (equal to `weights_sha256(init)` when TFMOT starts from `init`)."""
     # The optional arguments are passed only when set, so that the default
     # command line stays the one earlier results were made with.
     extra = [] if end_fraction is None else [f"--end_fraction={end_fraction}"]
     extra += ["--whole_model"] if whole_model else []
+    extra += ["--record_init"] if record_init else []
     with tempfile.TemporaryDirectory(prefix="ks-tfmot-data-") as tmp:
         path = Path(tmp) / "data.npz"
         _write_npz(path, data, init)
