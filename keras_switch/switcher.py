@@ -45,9 +45,10 @@ Design (our choice; the paper's abstract leaves it open):
   The prior is a monotone function of the raw ``|w|`` (not normalised per
   layer), so a fresh switcher ranks every connection of every layer it
   serves by magnitude: with one global top-k budget (``SwitchingModel``'s
-  ``target_sparsity``) that is exactly global magnitude pruning, the
-  strongest simple baseline we measured, and training can only move the
-  ranking away from it where the task loss says so. The log makes the
+  ``target_sparsity``) that is nearly global magnitude pruning (the
+  correction starts random and small; README "Design" gives the measured
+  overlap), the strongest simple baseline we measured, and training can
+  only move the ranking away from it where the task loss says so. The log makes the
   correction act on ``|w|`` multiplicatively (a correction of ``+c`` weighs a
   connection like one ``e^c`` times larger).
 * **Starts with every switch on.** The prior is >= 0 and the output bias
