@@ -8,6 +8,7 @@ import warnings
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_switch
@@ -174,6 +175,9 @@ class BudgetInputsTest(TestCase):
                                 schedule=SwitchSchedule(freeze_step=None))
 
 
+# Slow tier (README, "What is tested where"): ~40 s; tests/distribute_test.py keeps
+# MirroredStrategy in the default tier.
+@pytest.mark.slow
 class BudgetMirroredTest(TestCase):
     def test_matches_one_device(self):
         (x, y), _ = digits(384)

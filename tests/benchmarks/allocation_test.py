@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
 
 # Not `benchmarks.allocation` itself: it defines absl flags on import, which
@@ -41,6 +42,8 @@ class SplitTest(TestCase):
 
 
 class AllocationRunTest(TestCase):
+    # Slow tier: four benchmark processes, ~20 s.
+    @pytest.mark.slow
     def test_bad_split_flags_exit_with_the_value(self):
         cases = {
             "0.0:0.0": "cannot reach overall sparsity 0.98",

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
 
 from benchmarks import automatic
@@ -84,6 +85,8 @@ class SummaryTest(TestCase):
         self.assertIn("| met; ≥ 98%: **missed** | 2 of 2 |", text)
 
 
+# Slow tier (README, "What is tested where"): a whole protocol, ~60 s.
+@pytest.mark.slow
 class ScriptTest(TestCase):
     def test_a_tiny_protocol_writes_its_results(self):
         output = self.create_tempdir().full_path

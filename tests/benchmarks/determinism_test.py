@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
 
 from tests.helpers import ROOT
@@ -12,6 +13,8 @@ from tests.helpers import write_learnable_split
 from tests.test_case import TestCase
 
 
+# Slow tier (README, "What is tested where"): a whole benchmark run, ~30 s.
+@pytest.mark.slow
 class DeterminismBenchmarkTest(TestCase):
     def test_times_both_settings_and_writes_json(self):
         data_dir = self.create_tempdir().full_path

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from benchmarks import common
@@ -91,6 +92,8 @@ class RecipeTest(TestCase):
         self.assertAllEqual(init[0], common.initial_weights("lenet5", seed=4)[0])
 
 
+# Slow tier (README, "What is tested where"): a whole benchmark run, ~30 s.
+@pytest.mark.slow
 class ParetoBinaryTest(TestCase):
     @classmethod
     def setUpClass(cls):

@@ -8,6 +8,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from benchmarks import common
@@ -158,6 +159,8 @@ class PruningPiecesTest(TestCase):
         self.assertEqual(pretrained.pruning_plan(512, 1, 128, 100)["tfmot_frequency"], 3)
 
 
+# Slow tier (README, "What is tested where"): ~20 s.
+@pytest.mark.slow
 class TinyPruneTest(TestCase):
     def test_ks_prunes_every_layer_of_a_pretrained_model(self):
         rng = np.random.default_rng(0)

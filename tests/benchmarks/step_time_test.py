@@ -5,12 +5,15 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
 
 from tests.helpers import ROOT
 from tests.test_case import TestCase
 
 
+# Slow tier (README, "What is tested where"): a whole benchmark run, ~30 s.
+@pytest.mark.slow
 class StepTimeTest(TestCase):
     def test_prints_ratios_and_writes_json(self):
         output = os.path.join(self.create_tempdir().full_path, "step_time.json")
