@@ -25,6 +25,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_switch.layers import switched_layers
+from keras_switch.sparsity import BUDGET_STATE
 
 # Held-out examples per forward pass of a check.
 _BATCH = 1024
@@ -133,13 +134,15 @@ class BudgetChecks(keras.callbacks.Callback):
             model.budget_state.assign(np.asarray(state, np.float32))
 
     def on_epoch_end(self, epoch, logs=None):
-        state = self._state()
+        state = dict(zip(BUDGET_STATE, self._state()))
         # Measured again at the last epoch's end (the outcome) and before the
         # first check; otherwise the last check's accuracy stands (each pass
         # over the held-out data costs time: BENCHMARKS.md, "Cost").
-        if state[4] < 0 or epoch + 1 >= self.params.get("epochs", epoch + 1):
-            state[4] = self.accuracy()
-            self._switching_model.budget_state.assign(np.asarray(state, np.float32))
+        if state["accuracy"] < 0 or epoch + 1 >= self.params.get("epochs", epoch + 1):
+            state["accuracy"] = self.accuracy()
+            self._switching_model.budget_state.assign(
+                np.asarray([state[name] for name in BUDGET_STATE], np.float32))
         if logs is not None:
-            logs.update(heldout_accuracy=state[4], budget_density=state[0],
-                        budget_reference=state[1], budget_best_accuracy=state[5])
+            logs.update(heldout_accuracy=state["accuracy"], budget_density=state["density"],
+                        budget_reference=state["reference"],
+                        budget_best_accuracy=state["best_accuracy"])

@@ -429,7 +429,7 @@ class AccuracyBudget(SparsityControl):
             raise ValueError(
                 "This AccuracyBudget is not attached to a model: compile a "
                 "SwitchingModel with it (`compile(sparsity=...)`).")
-        return self._state[0]
+        return self._state[BUDGET_STATE.index("density")]
 
     def is_check(self, step, schedule):
         """Whether a held-out check follows training step `step` (from 0):
