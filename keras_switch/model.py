@@ -662,9 +662,21 @@ class _PlanRun(keras.callbacks.Callback):
     def __init__(self, switching_model):
         super().__init__()
         self._switching_model = switching_model
+        self._given_list = False  # set by _put_first for a caller's CallbackList
 
     def on_train_begin(self, logs=None):
         epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        if self._given_list and not (epochs and steps):
+            # Keras hands a CallbackList of the caller's the run's length
+            # only through the params it was built with.
+            raise ValueError(
+                "SwitchingModel.fit() plans the default schedule from the run's "
+                "length, and the keras.callbacks.CallbackList passed to fit() "
+                "does not carry it (Keras uses such a list as given). Build it "
+                "with `CallbackList(..., epochs=..., steps=...)`, pass a plain "
+                "list of callbacks, or call `model.plan(total_steps)` before "
+                f"fit(). Received: CallbackList params {self.params!r}"
+            )
         if not steps:
             raise ValueError(
                 "SwitchingModel.fit() plans the default schedule (the target "
@@ -690,6 +702,7 @@ def _put_first(bound, model, callback):
     (a list, or Keras' own CallbackList)."""
     callbacks = bound.arguments.get("callbacks")
     if isinstance(callbacks, keras.callbacks.CallbackList):
+        callback._given_list = True
         callback.set_model(model)
         callback.set_params(callbacks.params)
         callbacks.callbacks.insert(0, callback)

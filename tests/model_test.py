@@ -318,6 +318,29 @@ class DefaultRecipeTest(TestCase):
         self.assertEqual(revived.schedule.get_config(), model.schedule.get_config())
         self.assertEqual(revived.sparsity.ramp_steps, 40)
 
+    def test_fit_plans_with_a_keras_callback_list(self):
+        # Keras uses a CallbackList as given: fit() puts its planner in front.
+        (x, y), _ = digits(64 * 10)
+        model = compile_for_classes(mlp(), target_sparsity=0.8)
+        seen = []
+        recorder = keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: seen.append(epoch))
+        # Keras passes the run's length to its own list only: a caller's list
+        # without it is refused by name, before any step.
+        bare = keras.callbacks.CallbackList([recorder], model=model)
+        with self.assertRaisesRegex(ValueError, r"CallbackList passed to fit\(\) does not "
+                                                r"carry it .*epochs=\.\.\., steps="):
+            model.fit(x, y, batch_size=64, epochs=5, verbose=0, callbacks=bare)
+        self.assertFalse(model.planned)
+        self.assertEqual(int(model.task_optimizer.iterations), 0)
+        callbacks = keras.callbacks.CallbackList([recorder], add_history=True, model=model,
+                                                epochs=5, steps=10)
+        model.fit(x, y, batch_size=64, epochs=5, verbose=0, callbacks=callbacks)
+        self.assertTrue(model.planned)
+        self.assertEqual(model.schedule.freeze_step, 40)
+        self.assertEqual(seen, [0, 1, 2, 3, 4])
+        self.assertAlmostEqual(keras_switch.sparsity_report(model)["overall"], 0.8, delta=1e-3)
+
     def test_the_compiled_objects_are_copies(self):
         schedule, target = SwitchSchedule(), keras_switch.TargetSparsity(0.5)
         model = compile_for_classes(mlp(), schedule=schedule, sparsity=target)
