@@ -38,7 +38,6 @@ Writes one JSON object to --output.
 """
 
 import argparse
-import hashlib
 import importlib.metadata
 import json
 import math
@@ -57,6 +56,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras  # noqa: E402
+# This script's directory is on sys.path (it runs as a script in the TFMOT
+# venv); tfmot_env imports only the standard library, so its digest is the
+# one both sides compute.
+from tfmot_env import weights_sha256  # noqa: E402
 
 DENSE_NAMES = ("fc1", "fc2", "fc3")
 HIDDEN_NAMES = ("fc1", "fc2")
@@ -191,12 +194,6 @@ def kernel_layers(model):
         elif isinstance(layer, tf_keras.layers.Dense):
             out[layer.name] = layer
     return out
-
-
-def weights_sha256(weights):
-    """SHA-256 hex digest of each array's float32 bytes (as tfmot_env's)."""
-    return [hashlib.sha256(np.ascontiguousarray(w, np.float32).tobytes()).hexdigest()
-            for w in weights]
 
 
 class RecordInitialWeights(tf_keras.callbacks.Callback):
