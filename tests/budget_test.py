@@ -195,3 +195,36 @@ class BudgetMirroredTest(TestCase):
         for a, b in zip(single.switched_layers, multi.switched_layers):
             np.testing.assert_array_equal(a.mask.numpy(), b.mask.numpy())
         self.assertLess(_state(single)["density"], 1.0)
+
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def write_legacy_budget_files(directory):
+    """Writes legacy_budget.keras, legacy_budget.weights.h5 (a checkpoint,
+    as the trainer's `Checkpoints.save` writes one) and
+    legacy_budget_expected.json: a small digits model compiled with an
+    AccuracyBudget, trained until its state holds a measured reference, with
+    its predictions on 8 examples, masks and budget state. Run at commit
+    f1a2932, whose state was one 7-entry vector (density, reference,
+    best_density, step, accuracy, best_accuracy, smoothed; -1: not measured)."""
+    import json
+
+    (x, y), _ = digits(400)
+    model = _budget_model(max_drop=0.02, schedule=SwitchSchedule(switch_every=2, freeze_step=60),
+                          reference_steps=8, check_every=4)
+    model.fit(x[:320], y[:320], batch_size=32, epochs=6, validation_data=(x[320:], y[320:]),
+              shuffle=False, verbose=0)
+    model.save(os.path.join(directory, "legacy_budget.keras"))
+    model.save_weights(os.path.join(directory, "legacy_budget.weights.h5"))
+    state = keras.ops.convert_to_numpy(model.budget_state).tolist()
+    expected = {
+        "predictions": model.predict(x[:8], verbose=0).tolist(),
+        "masks": [np.asarray(l.mask).tolist() for l in model.switched_layers],
+        "state": dict(zip(("density", "reference", "best_density", "step", "accuracy",
+                           "best_accuracy", "smoothed"), state)),
+        "switching_step": int(np.asarray(model.switching_step)),
+        "sparsity_config": model.sparsity.get_config(),
+    }
+    with open(os.path.join(directory, "legacy_budget_expected.json"), "w") as f:
+        json.dump(expected, f)
