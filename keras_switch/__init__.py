@@ -35,7 +35,7 @@ from keras_switch.layers import SwitchedConv2D
 from keras_switch.layers import SwitchedDense
 from keras_switch.model import SwitchingModel
 from keras_switch.schedule import SwitchSchedule
-from keras_switch.sparsity import AccuracyBudget
+from keras_switch.budget import AccuracyBudget
 from keras_switch.sparsity import SparsityControl
 from keras_switch.sparsity import SparsityPenalty
 from keras_switch.sparsity import TargetSparsity

@@ -10,9 +10,11 @@ class itself. Layers are also walked recursively, which Keras only offers as
 `Layer._flatten_layers`, an optimizer's variable set is read to check it
 was built over the right variables, the compiled loss tracker (which
 Keras' own `train_step` updates) is updated by ours, and a fit() iterator's
-dataset is read for its element spec (see `SwitchingModel._maybe_symbolic_build`),
-and a built model's state lock is lifted to add the variable an
-`AccuracyBudget` compile needs (`add_state_after_build`).
+dataset is read for its element spec (`symbolic_build`), a built model's
+state lock is lifted to add the variables an `AccuracyBudget` compile needs
+(`add_state_after_build`), and Keras' TensorFlow trainer builds the
+compiled, distributed function around each phase's step
+(`make_step_function`).
 
 `tests/keras_internals_test.py` pins every assumption made here, so a Keras
 release that moves them fails that test instead of failing users.
@@ -75,3 +77,31 @@ def add_state_after_build(layer, name, value):
     finally:
         if locked:
             layer._tracker.lock()
+
+
+def make_step_function(model, step):
+    """Keras' TensorFlow trainer's function of a fit() iterator around
+    `step(data)` (what it builds around `train_step`: `tf.function`,
+    `strategy.run`, the replicas' logs reduced)."""
+    return model._make_function(step)
+
+
+def symbolic_build(model, iterator, data_batch):
+    """Builds `model` as Keras' TF trainer does before fit() (`_maybe_symbolic_build`),
+    but from the shapes and dtypes of the fit() iterator's dataset where it
+    has one. Keras pulls a batch for it and averages the replicas' copies
+    with `strategy.reduce`, which fails in eager mode under
+    MultiWorkerMirroredStrategy ("Attempt to convert a value
+    (PerReplica...)"), and with `steps_per_epoch` that batch is lost to
+    training (a resumed run would see other batches). Returns True when it
+    built the model, False when Keras' own build should run."""
+    if creation_strategy(model) is None:
+        return True  # as Keras: built when the step function is traced
+    if iterator is None or data_batch is not None:
+        return False
+    spec = dataset_element_spec(iterator)
+    if spec is None:
+        return False
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=spec)
+    return True

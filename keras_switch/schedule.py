@@ -34,10 +34,12 @@ the warm-up; `switch_every="auto"` is a switch step every 100 batches
 (LeNet-300-100 trains at 1.13x the Dense step time; a switch step on every
 batch, the old default, cost ~14x in issue 17's report), or often enough for 32 switch steps in a shorter run;
 a `TargetSparsity` with `ramp_steps="auto"` reaches its target where the
-mask freezes.
+mask freezes. `PlanRun` is the callback that does it; `get()` turns what
+`compile(schedule=...)` received into a schedule.
 """
 
 import collections
+import inspect
 
 import keras
 
@@ -181,3 +183,92 @@ class SwitchSchedule(FromArguments):
             "freeze_step": self.freeze_step,
         }
 
+
+
+def get(identifier=None):
+    """The schedule `compile(schedule=...)` asks for, like
+    `keras.optimizers.get`: a `SwitchSchedule` (copied: `fit()` plans its
+    "auto" steps for one model's run only), a mode name, its config dict,
+    or None (the default recipe).
+
+    Raises:
+        TypeError: for any other value.
+    """
+    if identifier is None:
+        return SwitchSchedule()
+    if isinstance(identifier, str):
+        return SwitchSchedule(mode=identifier)
+    if isinstance(identifier, dict):
+        return SwitchSchedule.from_config(identifier)
+    if isinstance(identifier, SwitchSchedule):
+        return type(identifier).from_config(identifier.get_config())
+    raise TypeError(
+        "Received an invalid value for `schedule`, expected a "
+        "keras_switch.SwitchSchedule, a mode name or None. "
+        f"Received: schedule={identifier!r}"
+    )
+
+
+class PlanRun(keras.callbacks.Callback):
+    """Plans a `SwitchingModel`'s "auto" steps (`model.plan`) from fit()'s
+    epochs and steps per epoch, before the first step. `SwitchingModel.fit()`
+    puts it first among the callbacks (`with_callback_first`) while any step
+    is left as "auto".
+
+    Raises (at the start of fit()):
+        ValueError: when the run's length is unknown (no steps per epoch, or
+            a caller's `CallbackList` built without them).
+    """
+
+    def __init__(self, switching_model):
+        super().__init__()
+        self._switching_model = switching_model
+        self.given_list = False  # set by with_callback_first for a caller's CallbackList
+
+    def on_train_begin(self, logs=None):
+        epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        if self.given_list and not (epochs and steps):
+            # Keras hands a CallbackList of the caller's the run's length
+            # only through the params it was built with.
+            raise ValueError(
+                "SwitchingModel.fit() plans the default schedule from the run's "
+                "length, and the keras.callbacks.CallbackList passed to fit() "
+                "does not carry it (Keras uses such a list as given). Build it "
+                "with `CallbackList(..., epochs=..., steps=...)`, pass a plain "
+                "list of callbacks, or call `model.plan(total_steps)` before "
+                f"fit(). Received: CallbackList params {self.params!r}"
+            )
+        if not steps:
+            raise ValueError(
+                "SwitchingModel.fit() plans the default schedule (the target "
+                "ramp, then a frozen mask for the last 20% of steps) from the "
+                "run's length, epochs x steps per epoch, but the number of "
+                "steps per epoch is unknown for this data. Pass "
+                "`steps_per_epoch`, call `model.plan(total_steps)` before "
+                "fit(), or compile with explicit steps (`SwitchSchedule("
+                "freeze_step=...)`, `target_ramp_steps`)."
+            )
+        self._switching_model.plan(epochs * steps)
+
+
+def fit_arguments(model, args, kwargs):
+    """`keras.Model.fit`'s arguments `(args, kwargs)` for `model`, bound by
+    name (`inspect.BoundArguments`), so that they can be read and changed."""
+    return inspect.signature(keras.Model.fit).bind(model, *args, **kwargs)
+
+
+def with_callback_first(bound, callback):
+    """Puts `callback` first among the callbacks of bound fit() arguments
+    (`fit_arguments`): a list, or Keras' own CallbackList, which Keras uses
+    as given (the callback then reads its params, and `given_list` is set
+    on it if it has one)."""
+    callbacks = bound.arguments.get("callbacks")
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        if hasattr(callback, "given_list"):
+            callback.given_list = True
+        callback.set_model(bound.arguments["self"])
+        callback.set_params(callbacks.params)
+        callbacks.callbacks.insert(0, callback)
+    else:
+        bound.arguments["callbacks"] = [callback, *(callbacks or [])]
+    return bound

@@ -1,8 +1,10 @@
-"""AccuracyBudget end to end on scikit-learn's digits: the budget is met on
-held-out data, bad inputs are refused, the state survives saving, and
-MirroredStrategy matches one device (`keras_switch/budget.py` and the
-budget half of `keras_switch/sparsity.py`)."""
+"""`keras_switch/budget.py`: the AccuracyBudget controller on its own, and
+end to end on scikit-learn's digits: the budget is met on held-out data,
+bad inputs are refused, the named state survives saving (and the one
+vector saved by earlier versions still loads), and MirroredStrategy matches
+one device."""
 
+import json
 import os
 import warnings
 
@@ -11,11 +13,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from absl.testing import parameterized
+
 import keras_switch
 from keras_switch import SwitchSchedule
+from keras_switch import budget
+from keras_switch.budget import AccuracyBudget
 from keras_switch.budget import BudgetChecks
-from keras_switch.sparsity import BUDGET_STATE
-from keras_switch.sparsity import BudgetExceededWarning
+from keras_switch.budget import BudgetExceededWarning
+from keras_switch.checks import ArgumentError
 from tests.test_case import TestCase
 from tests.test_case import compile_for_classes
 from tests.test_case import digits
@@ -36,7 +42,11 @@ def _budget_model(max_drop=0.02, strategy=None, schedule=None, **budget_kwargs):
 
 
 def _state(model):
-    return dict(zip(BUDGET_STATE, keras.ops.convert_to_numpy(model.budget_state).tolist()))
+    return model.budget_state.read()
+
+
+def _values(model):
+    return np.array([v.numpy() for v in model.budget_state.variables])
 
 
 class BudgetOnDigitsTest(TestCase):
@@ -90,7 +100,7 @@ class BudgetOnDigitsTest(TestCase):
         loaded = keras.models.load_model(path)
         self.assertIsInstance(loaded.sparsity, keras_switch.AccuracyBudget)
         self.assertEqual(loaded.sparsity.get_config(), self.model.sparsity.get_config())
-        np.testing.assert_array_equal(loaded.budget_state.numpy(), self.model.budget_state.numpy())
+        self.assertEqual(loaded.budget_state.read(), self.model.budget_state.read())
         self.assertEqual(loaded.budget_outcome()["met"], True)
         np.testing.assert_array_equal(loaded.predict(self.x_test, verbose=0),
                                       self.model.predict(self.x_test, verbose=0))
@@ -163,7 +173,8 @@ class BudgetInputsTest(TestCase):
         compile_for_classes(model, sparsity=keras_switch.AccuracyBudget(0.05, reference_steps=1,
                                                                        check_every=1),
                             schedule=SwitchSchedule(switch_every=1, freeze_step=6))
-        self.assertTrue(any(v is model.budget_state for v in model.non_trainable_variables))
+        for variable in model.budget_state.variables:  # tracked: saved with the model
+            self.assertTrue(any(v is variable for v in model.non_trainable_variables))
         model.fit(x[:128], y[:128], batch_size=16, epochs=1, verbose=0,
                   validation_data=(x[128:], y[128:]))
         self.assertGreaterEqual(model.budget_outcome()["reference_validation_accuracy"], 0.0)
@@ -173,6 +184,57 @@ class BudgetInputsTest(TestCase):
         with self.assertRaisesRegex(ValueError, "freeze_step=None"):
             compile_for_classes(model, sparsity=keras_switch.AccuracyBudget(0.01),
                                 schedule=SwitchSchedule(freeze_step=None))
+
+
+class LegacyBudgetFilesTest(TestCase):
+    """tests/data/legacy_budget.* were saved by f1a2932, whose budget state
+    was one 7-entry vector (written by `write_legacy_budget_files` below)."""
+
+    def setUp(self):
+        super().setUp()
+        with open(os.path.join(DATA, "legacy_budget_expected.json")) as f:
+            self.expected = json.load(f)
+        (self.x, _), _ = digits(400)
+
+    def _check(self, model):
+        want = self.expected
+        np.testing.assert_allclose(model.predict(self.x[:8], verbose=0), want["predictions"],
+                                   atol=1e-6)
+        for layer, mask in zip(model.switched_layers, want["masks"]):
+            np.testing.assert_array_equal(layer.mask.numpy(), mask)
+        self.assertEqual(int(model.switching_step.numpy()), want["switching_step"])
+        state = model.budget_state.read()
+        saved = dict(want["state"], log_step=want["state"]["step"])
+        for name in AccuracyBudget.initial_state():
+            self.assertAlmostEqual(state[name], saved[name], places=6, msg=name)
+
+    def test_the_keras_file_loads_with_its_state(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            loaded = keras.models.load_model(os.path.join(DATA, "legacy_budget.keras"))
+        self.assertEqual(loaded.sparsity.get_config(), self.expected["sparsity_config"])
+        self._check(loaded)
+        self.assertTrue(loaded.budget_outcome()["met"])
+        plain = keras.models.load_model(os.path.join(DATA, "legacy_budget.keras"), compile=False)
+        self.assertIsNone(plain.budget_state)
+        np.testing.assert_allclose(plain.predict(self.x[:8], verbose=0),
+                                   self.expected["predictions"], atol=1e-6)
+
+    def test_the_checkpoint_loads_into_a_compiled_model(self):
+        model = _budget_model(max_drop=0.02,
+                              schedule=SwitchSchedule(switch_every=2, freeze_step=60),
+                              reference_steps=8, check_every=4)
+        model.load_weights(os.path.join(DATA, "legacy_budget.weights.h5"))
+        self._check(model)
+
+    def test_a_state_not_measured_reads_as_none(self):
+        model = _budget_model(max_drop=0.02)
+        model.budget_state.write_legacy([0.5, -1.0, 1.0, 0.3, -1.0, -1.0, -1.0])
+        state = model.budget_state.read()
+        for name in ("reference", "accuracy", "best_accuracy", "smoothed"):
+            self.assertIsNone(state[name], name)
+        self.assertEqual((state["density"], state["best_density"]), (0.5, 1.0))
+        self.assertAlmostEqual(state["log_step"], 0.3, places=6)
 
 
 # Slow tier (README, "What is tested where"): ~40 s; tests/distribute_test.py keeps
@@ -189,13 +251,110 @@ class BudgetMirroredTest(TestCase):
                       validation_data=(x[320:], y[320:]))
             runs.append(model)
         single, multi = runs
-        self.assertIsInstance(multi.budget_state.value, tf.distribute.DistributedValues)
-        np.testing.assert_allclose(multi.budget_state.numpy(), single.budget_state.numpy(),
-                                   atol=1e-5)
+        self.assertIsInstance(multi.budget_state.density.value, tf.distribute.DistributedValues)
+        np.testing.assert_allclose(_values(multi), _values(single), atol=1e-5)
         for a, b in zip(single.switched_layers, multi.switched_layers):
             np.testing.assert_array_equal(a.mask.numpy(), b.mask.numpy())
         self.assertLess(_state(single)["density"], 1.0)
 
+
+
+def _planned_budget(max_drop=0.01, **kwargs):
+    """An AccuracyBudget planned for a 1,000-step run: no warm-up, switch
+    every 4 steps, freeze at 800."""
+    schedule = SwitchSchedule(switch_every=4, freeze_step=800)
+    control = AccuracyBudget(max_drop, **kwargs)
+    control.plan(schedule, 1000)
+    control.check_schedule(schedule)
+    return control, schedule
+
+
+class AccuracyBudgetTest(TestCase, parameterized.TestCase):
+    def test_auto_steps(self):
+        control, schedule = _planned_budget()
+        self.assertEqual(control.reference_steps, round(budget.AUTO_REFERENCE_FRACTION * 800))
+        # About AUTO_CHECKS checks in the search, a multiple of switch_every.
+        self.assertEqual(control.check_every % schedule.switch_every, 0)
+        checks = [s for s in range(1000) if control.is_check(s, schedule)]
+        search = [s for s in checks if s + 1 < 800]
+        self.assertAlmostEqual(len(search), budget.AUTO_CHECKS, delta=4)
+        # Each search check ends just before a switch step; the last one is
+        # the step before the freeze.
+        for step in search:
+            self.assertTrue(schedule(step + 1).switch, step)
+        self.assertEqual(checks[-1], 799)
+        self.assertGreaterEqual(search[0] + 1, control.reference_steps)
+
+    def test_the_controller_measures_prunes_backs_off_and_settles(self):
+        control, schedule = _planned_budget(0.01, reference_steps=100, check_every=8,
+                                            search_margin=1.0)
+        state = control.initial_state()
+        # Before the reference point only the measurement is recorded.
+        self.assertEqual(control.update(state, 0.5, 50, schedule), dict(state, accuracy=0.5))
+        state = control.update(state, 0.90, 108, schedule)
+        density, step = state["density"], state["log_step"]
+        self.assertEqual(
+            (state["reference"], state["best_density"], state["best_accuracy"], state["smoothed"]),
+            (0.90, 1.0, 0.90, 0.90))
+        self.assertAlmostEqual(density, np.exp(-budget.INITIAL_LOG_STEP))
+        # Within budget: the density was good, the next is one step lower.
+        state = control.update(state, 0.895, 118, schedule)
+        self.assertAlmostEqual(state["best_density"], density)
+        self.assertAlmostEqual(state["density"], density * np.exp(-step))
+        # Over budget (smoothed (0.855 + 0.8975) / 2 < 0.90 - 0.01): half
+        # the step, back up.
+        low = state["density"]
+        state = control.update(state, 0.855, 128, schedule)
+        self.assertAlmostEqual(state["smoothed"], 0.87625)
+        self.assertAlmostEqual(state["log_step"], step / 2)
+        self.assertAlmostEqual(state["density"], low * np.exp(step / 2))
+        self.assertAlmostEqual(state["best_density"], density)  # not a new best
+        # The best accuracy is the smoothed one, and it only rises.
+        state = control.update(state, 0.93, 138, schedule)
+        self.assertAlmostEqual(state["best_accuracy"], 0.903125)
+        # At the step before the freeze the density goes to the sparsest
+        # within budget, whatever the check says.
+        best = state["best_density"]
+        state = control.update(state, 0.5, 799, schedule)
+        self.assertEqual(state["density"], best)
+
+    def test_the_search_spends_only_its_margin_of_the_budget(self):
+        control, schedule = _planned_budget(0.01, reference_steps=100, check_every=8,
+                                            search_margin=0.25)
+        state = control.update(control.initial_state(), 0.90, 108, schedule)
+        within = control.update(state, 0.896, 118, schedule)  # smoothed 0.898: 0.2 pt down
+        self.assertLess(within["density"], state["density"])  # 0.2 pt <= 0.25 * 1 pt: prunes on
+        over = control.update(state, 0.892, 118, schedule)  # smoothed 0.896: 0.4 pt down
+        self.assertGreater(over["density"], state["density"])  # more than 0.25 of 1 pt: backs off
+
+    def test_density_needs_a_model(self):
+        with self.assertRaisesRegex(ValueError, "not attached"):
+            AccuracyBudget(0.01).density()
+
+    @parameterized.named_parameters(
+        ("zero", dict(max_drop=0.0), "max_drop"),
+        ("one", dict(max_drop=1.0), "max_drop"),
+        ("negative", dict(max_drop=-0.01), "max_drop"),
+        ("string", dict(max_drop="0.01"), "max_drop"),
+        ("bool", dict(max_drop=True), "max_drop"),
+        ("reference", dict(max_drop=0.01, reference_steps=0), "reference_steps"),
+        ("check", dict(max_drop=0.01, check_every=1.5), "check_every"),
+        ("allocation", dict(max_drop=0.01, allocation="learned"), "allocation"),
+    )
+    def test_invalid_arguments_name_themselves(self, kwargs, name):
+        with self.assertRaisesRegex(ArgumentError, f"`{name}`") as caught:
+            AccuracyBudget(**kwargs)
+        self.assertEqual(caught.exception.argument, name)
+
+    def test_schedules_it_cannot_work_with(self):
+        with self.assertRaisesRegex(ArgumentError, "freeze_step=None") as caught:
+            AccuracyBudget(0.01).check_schedule(SwitchSchedule(freeze_step=None))
+        self.assertEqual(caught.exception.argument, "freeze_step")
+        schedule = SwitchSchedule(switch_every=10, freeze_step=100)
+        with self.assertRaisesRegex(ArgumentError, "nothing would be searched"):
+            AccuracyBudget(0.01, reference_steps=95, check_every=10).check_schedule(schedule)
+        with self.assertRaisesRegex(ArgumentError, "multiple of the schedule's switch_every"):
+            AccuracyBudget(0.01, reference_steps=10, check_every=15).check_schedule(schedule)
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 

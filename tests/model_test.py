@@ -12,6 +12,7 @@ from keras_switch import SwitchedDense
 from keras_switch import SwitchingModel
 from keras_switch import SwitchSchedule
 from keras_switch import Switcher
+from keras_switch.compile_fit import CompileAndFit
 from keras_switch.sparsity import SparsityPenalty
 from keras_switch.sparsity import TargetSparsity
 from tests.helpers import SubclassedNet
@@ -34,7 +35,7 @@ class ConstructionTest(TestCase):
         self.assertIsInstance(functional, SwitchingModel)
         second = SubclassedNet()  # after a functional SwitchingModel
         second(np.ones((2, 64), "float32"))
-        self.assertEqual(SwitchingModel.__bases__, (keras.Model,))
+        self.assertEqual(SwitchingModel.__bases__, (CompileAndFit, keras.Model))  # nothing injected
         for model in (first, functional, second):
             self.assertIsInstance(model, SwitchingModel)
         self.assertEqual(

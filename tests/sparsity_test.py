@@ -10,8 +10,9 @@ from keras_switch import SwitchedDense
 from keras_switch import Switcher
 from keras_switch import SwitchSchedule
 from keras_switch import sparsity
+from keras_switch import thresholds
 from keras_switch.checks import ArgumentError
-from keras_switch.sparsity import AccuracyBudget
+from keras_switch.budget import AccuracyBudget
 from keras_switch.sparsity import SparsityControl
 from keras_switch.sparsity import SparsityPenalty
 from keras_switch.sparsity import TargetSparsity
@@ -22,25 +23,25 @@ class BisectionTest(TestCase, parameterized.TestCase):
     @parameterized.named_parameters(("one", 1), ("three", 3), ("half", 50), ("all", 100))
     def test_threshold_keeps_exactly_the_k_highest(self, keep):
         scores = np.random.RandomState(0).normal(size=100).astype("float32")
-        threshold = sparsity.threshold_keeping(tf.constant(scores), keep)
+        threshold = thresholds.threshold_keeping(tf.constant(scores), keep)
         above = scores > float(threshold)
         self.assertEqual(int(above.sum()), keep)
         self.assertAllEqual(np.sort(scores)[::-1][:keep], np.sort(scores[above])[::-1])
 
     def test_keep_zero_keeps_none(self):
         scores = tf.constant([0.5, -1.0, 2.0])
-        self.assertEqual(int(np.sum(scores.numpy() > float(sparsity.threshold_keeping(scores, 0)))), 0)
+        self.assertEqual(int(np.sum(scores.numpy() > float(thresholds.threshold_keeping(scores, 0)))), 0)
 
     def test_exact_ties_keep_the_whole_tie(self):
         scores = tf.constant([3.0, 2.0, 2.0, 2.0, 1.0])
-        threshold = float(sparsity.threshold_keeping(scores, 2))
+        threshold = float(thresholds.threshold_keeping(scores, 2))
         self.assertEqual(int(np.sum(scores.numpy() > threshold)), 4)  # 3 and the three 2s
 
     @parameterized.named_parameters(
         ("rounds", 0.25, 10, 2), ("at_least_one", 0.0, 10, 1), ("at_most_all", 1.5, 10, 10)
     )
     def test_keep_count(self, density, total, expected):
-        self.assertEqual(int(sparsity.keep_count(density, total)), expected)
+        self.assertEqual(int(thresholds.keep_count(density, total)), expected)
 
 
 class TargetSparsityTest(TestCase, parameterized.TestCase):
@@ -96,17 +97,17 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
 
     def test_erk_counts_share_the_budget_by_fan_in_plus_fan_out(self):
         shapes = [(784, 300), (300, 100), (100, 10)]
-        counts = [int(c) for c in sparsity.erk_keep_counts(shapes, 1331)]
+        counts = [int(c) for c in thresholds.erk_keep_counts(shapes, 1331)]
         self.assertEqual(sum(counts), 1331)
         eps = 1331 / (1084 + 400 + 110)
         self.assertAllClose(counts, [eps * 1084, eps * 400, eps * 110], atol=1)
         # A kernel whose share exceeds its size keeps everything; the rest
         # share what is left.
-        counts = [int(c) for c in sparsity.erk_keep_counts(shapes, 26620)]
+        counts = [int(c) for c in thresholds.erk_keep_counts(shapes, 26620)]
         self.assertEqual(counts[2], 1000)
         self.assertEqual(sum(counts), 26620)
         self.assertAllClose(counts[0] / counts[1], 1084 / 400, rtol=1e-3)
-        self.assertEqual([int(c) for c in sparsity.erk_keep_counts([(4, 3)], 100)], [12])
+        self.assertEqual([int(c) for c in thresholds.erk_keep_counts([(4, 3)], 100)], [12])
 
     def test_erk_allocation_keeps_each_layers_count(self):
         switcher = Switcher()
@@ -118,7 +119,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
         control = TargetSparsity(0.9, ramp_steps=0, allocation="erk")
         moved = control.place_thresholds(layers, [l.switch_logits() for l in layers], step=0)
         kept = [int(np.sum(np.asarray(m) > 0)) for m in moved]
-        final = [int(c) for c in sparsity.erk_keep_counts([(40, 30), (30, 10)], 150)]
+        final = [int(c) for c in thresholds.erk_keep_counts([(40, 30), (30, 10)], 150)]
         self.assertEqual(kept, final)
         # Mid-ramp every layer is the same fraction of the way to its own
         # final sparsity.
@@ -232,99 +233,3 @@ class ShorthandTest(TestCase, parameterized.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
-
-
-def _planned_budget(max_drop=0.01, **kwargs):
-    """An AccuracyBudget planned for a 1,000-step run: no warm-up, switch
-    every 4 steps, freeze at 800."""
-    schedule = SwitchSchedule(switch_every=4, freeze_step=800)
-    control = AccuracyBudget(max_drop, **kwargs)
-    control.plan(schedule, 1000)
-    control.check_schedule(schedule)
-    return control, schedule
-
-
-class AccuracyBudgetTest(TestCase, parameterized.TestCase):
-    def test_auto_steps(self):
-        control, schedule = _planned_budget()
-        self.assertEqual(control.reference_steps, round(sparsity.AUTO_REFERENCE_FRACTION * 800))
-        # About AUTO_CHECKS checks in the search, a multiple of switch_every.
-        self.assertEqual(control.check_every % schedule.switch_every, 0)
-        checks = [s for s in range(1000) if control.is_check(s, schedule)]
-        search = [s for s in checks if s + 1 < 800]
-        self.assertAlmostEqual(len(search), sparsity.AUTO_CHECKS, delta=4)
-        # Each search check ends just before a switch step; the last one is
-        # the step before the freeze.
-        for step in search:
-            self.assertTrue(schedule(step + 1).switch, step)
-        self.assertEqual(checks[-1], 799)
-        self.assertGreaterEqual(search[0] + 1, control.reference_steps)
-
-    def test_the_controller_measures_prunes_backs_off_and_settles(self):
-        control, schedule = _planned_budget(0.01, reference_steps=100, check_every=8,
-                                            search_margin=1.0)
-        state = control.initial_state()
-        # Before the reference point nothing changes.
-        self.assertEqual(control.update(state, 0.5, 50, schedule), [*state[:4], 0.5, *state[5:]])
-        state = control.update(state, 0.90, 108, schedule)
-        density, reference, best, step, _, best_accuracy, smoothed = state
-        self.assertEqual((reference, best, best_accuracy, smoothed), (0.90, 1.0, 0.90, 0.90))
-        self.assertAlmostEqual(density, np.exp(-sparsity.INITIAL_LOG_STEP))
-        # Within budget: the density was good, the next is one step lower.
-        state = control.update(state, 0.895, 118, schedule)
-        self.assertAlmostEqual(state[2], density)
-        self.assertAlmostEqual(state[0], density * np.exp(-step))
-        # Over budget (smoothed (0.855 + 0.8975) / 2 < 0.90 - 0.01): half
-        # the step, back up.
-        low = state[0]
-        state = control.update(state, 0.855, 128, schedule)
-        self.assertAlmostEqual(state[6], 0.87625)
-        self.assertAlmostEqual(state[3], step / 2)
-        self.assertAlmostEqual(state[0], low * np.exp(step / 2))
-        self.assertAlmostEqual(state[2], density)  # not a new best
-        # The best accuracy is the smoothed one, and it only rises.
-        state = control.update(state, 0.93, 138, schedule)
-        self.assertAlmostEqual(state[5], 0.903125)
-        # At the step before the freeze the density goes to the sparsest
-        # within budget, whatever the check says.
-        best = state[2]
-        state = control.update(state, 0.5, 799, schedule)
-        self.assertEqual(state[0], best)
-
-    def test_the_search_spends_only_its_margin_of_the_budget(self):
-        control, schedule = _planned_budget(0.01, reference_steps=100, check_every=8,
-                                            search_margin=0.25)
-        state = control.update(control.initial_state(), 0.90, 108, schedule)
-        within = control.update(state, 0.896, 118, schedule)  # smoothed 0.898: 0.2 pt down
-        self.assertLess(within[0], state[0])  # 0.2 pt <= 0.25 * 1 pt: prunes on
-        over = control.update(state, 0.892, 118, schedule)  # smoothed 0.896: 0.4 pt down
-        self.assertGreater(over[0], state[0])  # more than a quarter of 1 pt: backs off
-
-    def test_density_needs_a_model(self):
-        with self.assertRaisesRegex(ValueError, "not attached"):
-            AccuracyBudget(0.01).density()
-
-    @parameterized.named_parameters(
-        ("zero", dict(max_drop=0.0), "max_drop"),
-        ("one", dict(max_drop=1.0), "max_drop"),
-        ("negative", dict(max_drop=-0.01), "max_drop"),
-        ("string", dict(max_drop="0.01"), "max_drop"),
-        ("bool", dict(max_drop=True), "max_drop"),
-        ("reference", dict(max_drop=0.01, reference_steps=0), "reference_steps"),
-        ("check", dict(max_drop=0.01, check_every=1.5), "check_every"),
-        ("allocation", dict(max_drop=0.01, allocation="learned"), "allocation"),
-    )
-    def test_invalid_arguments_name_themselves(self, kwargs, name):
-        with self.assertRaisesRegex(ArgumentError, f"`{name}`") as caught:
-            AccuracyBudget(**kwargs)
-        self.assertEqual(caught.exception.argument, name)
-
-    def test_schedules_it_cannot_work_with(self):
-        with self.assertRaisesRegex(ArgumentError, "freeze_step=None") as caught:
-            AccuracyBudget(0.01).check_schedule(SwitchSchedule(freeze_step=None))
-        self.assertEqual(caught.exception.argument, "freeze_step")
-        schedule = SwitchSchedule(switch_every=10, freeze_step=100)
-        with self.assertRaisesRegex(ArgumentError, "nothing would be searched"):
-            AccuracyBudget(0.01, reference_steps=95, check_every=10).check_schedule(schedule)
-        with self.assertRaisesRegex(ArgumentError, "multiple of the schedule's switch_every"):
-            AccuracyBudget(0.01, reference_steps=10, check_every=15).check_schedule(schedule)

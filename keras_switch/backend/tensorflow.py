@@ -1,6 +1,6 @@
-"""What a training step under `tf.distribute` must do that Keras' own step
-does for its loss: scale per-replica terms, and shape the logs so that
-every strategy can reduce them.
+"""The TensorFlow side of the training step (see `keras_switch.backend`):
+`tf.GradientTape`, `tf.function`, and what a step under `tf.distribute`
+must do that Keras' own step does for its loss.
 
 Keras scales the task loss by the global batch, so that the sum of the
 replicas' gradients is the gradient of the mean; a term that every replica
@@ -10,6 +10,33 @@ number of replicas, and a loss shown in the logs multiplied back.
 
 import tensorflow as tf
 from keras import ops
+
+from keras_switch import _keras_internals
+
+
+def gradients(loss_fn, variables):
+    """Runs `loss_fn()` -> `(loss, aux)` under a `tf.GradientTape`; returns
+    `(aux, the gradients of loss with respect to variables)`."""
+    with tf.GradientTape() as tape:
+        loss, aux = loss_fn()
+    return aux, tape.gradient(loss, variables)
+
+
+def step_function(model, step):
+    """A function of fit()'s iterator running `step(data)` on one batch:
+    Keras' own compiled, distributed step function (`tf.function`,
+    `strategy.run`, replica reduction) around `step`."""
+    return _keras_internals.make_step_function(model, step)
+
+
+def compiled(fn):
+    """`fn` as a `tf.function` (retraced only for new input shapes)."""
+    return tf.function(fn, reduce_retracing=True)
+
+
+def tracing():
+    """Whether the caller runs inside a `tf.function` being traced."""
+    return not tf.executing_eagerly()
 
 
 def logs_for_strategy(logs):

@@ -1,0 +1,291 @@
+"""What `SwitchingModel` adds to `keras.Model`'s `compile()` and `fit()`.
+
+`compile()` takes two optimizers, a schedule (`keras_switch.schedule.get`)
+and a sparsity control (`keras_switch.sparsity.get`, or an
+`AccuracyBudget` with its state, `keras_switch.budget`), saved with the
+model; `fit()` plans the run's "auto" steps from its length
+(`schedule.PlanRun`), runs an `AccuracyBudget`'s held-out checks, and warns
+when the run missed its target (`target_shortfall`) or budget
+(`budget_outcome`). The training step itself is `keras_switch.model`'s.
+"""
+
+import warnings
+
+import keras
+from keras import ops
+
+from keras_switch import _keras_internals
+from keras_switch import budget
+from keras_switch import schedule as schedule_lib
+from keras_switch import sparsity as sparsity_lib
+from keras_switch.checks import check_bool
+from keras_switch.checks import check_choice
+from keras_switch.checks import check_int
+from keras_switch.layers import ESTIMATORS
+from keras_switch.report import sparsity_report
+
+_SERIALIZE = keras.saving.serialize_keras_object
+
+
+class CompileAndFit:
+    """`SwitchingModel`'s `compile()`, `fit()` and what they configure; a
+    base class of `SwitchingModel`, before `keras.Model` (see the module
+    doc)."""
+
+    def compile(
+        self, task_optimizer="adam", switch_optimizer="adam", loss=None, metrics=None,
+        target_sparsity=None, sparsity_penalty=None, target_ramp_steps=None,
+        target_ramp_power=None, allocation=None, train_pruned_weights=False,
+        switch_estimator="sigmoid", schedule=None, sparsity=None, loss_weights=None,
+        weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+        jit_compile="auto", auto_scale_loss=True, **kwargs,
+    ):
+        """Configures the model for alternating training.
+
+        Args:
+            task_optimizer, switch_optimizer: Optimizers (or names) for the
+                task variables and the switcher variables; two objects.
+            sparsity: A `keras_switch.sparsity` control (`TargetSparsity`,
+                `SparsityPenalty`, `AccuracyBudget`: fit() then needs
+                held-out data) or `None`: the pure task objective.
+            target_sparsity, target_ramp_steps, target_ramp_power,
+                allocation, sparsity_penalty: Shorthand for `sparsity`
+                (`keras_switch.sparsity.from_shorthand`); not with it.
+            train_pruned_weights: Straight-through gradient to switched-off
+                weights while the mask can still change (see the module doc).
+            switch_estimator: The switch step's gradient of the hard
+                switches: `"sigmoid"` (`p (1 - p)`) or `"identity"` (1).
+            schedule: A `SwitchSchedule`, a mode name, or `None`
+                (`keras_switch.schedule.get`).
+            **: The rest as in `keras.Model.compile`; `steps_per_execution`
+                must be 1.
+
+        Raises:
+            ValueError: naming the argument, for a value that cannot work,
+                such as a target ramp that ends after the mask freezes.
+        """
+        _check_compile_kwargs(kwargs, steps_per_execution)
+        schedule = schedule_lib.get(schedule)
+        sparsity = sparsity_lib.get(
+            sparsity, schedule, target_sparsity=target_sparsity,
+            sparsity_penalty=sparsity_penalty, target_ramp_steps=target_ramp_steps,
+            target_ramp_power=target_ramp_power, allocation=allocation)
+        check_bool("train_pruned_weights", train_pruned_weights)
+        check_choice("switch_estimator", switch_estimator, ESTIMATORS)
+        task_optimizer, switch_optimizer = _two_optimizers(task_optimizer, switch_optimizer)
+        keras_args = dict(
+            loss=loss, loss_weights=loss_weights, metrics=metrics,
+            weighted_metrics=weighted_metrics, run_eagerly=run_eagerly,
+            steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+            auto_scale_loss=auto_scale_loss,
+        )
+        super().compile(optimizer=task_optimizer, **keras_args)
+        # Keras may have wrapped it in a LossScaleOptimizer (mixed_float16).
+        self.task_optimizer = self.optimizer
+        if auto_scale_loss and self.dtype_policy.name == "mixed_float16":
+            switch_optimizer = _loss_scaled(switch_optimizer)
+        self.switch_optimizer = switch_optimizer
+        self.schedule = schedule
+        self.sparsity = sparsity
+        if isinstance(sparsity, budget.AccuracyBudget):
+            budget.attach_state(self, sparsity)
+        self.train_pruned_weights = train_pruned_weights
+        self.switch_estimator = switch_estimator
+        self._keras_compile_args = keras_args
+        self.build_optimizers()
+
+    def get_compile_config(self):
+        if not self.compiled or self.sparsity is None:
+            return {}
+        config = dict(
+            self._keras_compile_args,
+            # The optimizers the user gave, not Keras' loss-scale wrappers.
+            task_optimizer=getattr(self.task_optimizer, "inner_optimizer", self.task_optimizer),
+            switch_optimizer=getattr(self.switch_optimizer, "inner_optimizer",
+                                     self.switch_optimizer),
+            sparsity=self.sparsity, schedule=self.schedule,
+            train_pruned_weights=self.train_pruned_weights,
+            switch_estimator=self.switch_estimator,
+        )
+        return {key: _SERIALIZE(value) for key, value in config.items()}
+
+    def compile_from_config(self, config):
+        # Configs saved before `sparsity=` existed hold the shorthand keys.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
+    def load_own_variables(self, store):
+        own = len(self._trainable_variables) + len(self._non_trainable_variables)
+        super().load_own_variables(budget.load_own_variables(self, store, own))
+
+    def build_optimizers(self):
+        """Builds each optimizer over its own variable set, once the model is
+        built, so that optimizer state saved with the model loads back.
+
+        Raises:
+            RuntimeError: for an optimizer built over other variables.
+        """
+        if not self.built or self.task_optimizer is None:
+            return
+        for optimizer, variables in (
+            (self.task_optimizer, self.task_variables),
+            (self.switch_optimizer, self.switcher_variables),
+        ):
+            if not optimizer.built:
+                optimizer.build(variables)
+                continue
+            built_over = _keras_internals.optimizer_variable_count(optimizer)
+            if built_over != len(variables):
+                raise RuntimeError(
+                    f"Optimizer '{optimizer.name}' was built over {built_over} "
+                    f"variables, expected {len(variables)}. "
+                    "This happens when a subclassed SwitchingModel is first "
+                    "built by Keras itself under a distribution strategy: call "
+                    "the model once on a batch before fit()."
+                )
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if not _keras_internals.symbolic_build(self, iterator, data_batch):
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    # -- the run --------------------------------------------------------------
+
+    def plan(self, total_steps):
+        """Fills in the schedule's `freeze_step="auto"` and the target's
+        `ramp_steps="auto"` for a run of `total_steps` training steps, and
+        checks them against each other. `fit()` calls it with its epochs
+        times steps per epoch; call it yourself before `train_on_batch` or a
+        custom loop. Once filled in (or given), the steps stay: a later call
+        changes nothing, and they are saved with the model.
+
+        Raises:
+            ValueError: for a `total_steps` that is not a positive int, or an
+                explicit ramp that ends after the planned freeze step.
+        """
+        self._require_compiled()
+        total_steps = check_int("total_steps", total_steps, minimum=1)
+        self.schedule.plan(total_steps)
+        self.sparsity.plan(self.schedule, total_steps)
+        self.sparsity.check_schedule(self.schedule)
+
+    @property
+    def planned(self):
+        """Whether no "auto" step is left to fill in (see `plan`)."""
+        return (self.task_optimizer is not None and self.schedule.planned
+                and self.sparsity.planned)
+
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`, planning the run's "auto" steps first
+        (`schedule.PlanRun`), with an `AccuracyBudget`'s held-out checks
+        (`budget.with_budget_checks`); warns at the end, with
+        `TargetShortfallWarning` or `BudgetExceededWarning`, when the run
+        missed its target or budget."""
+        self.build_optimizers()
+        self._step_cache = None
+        if isinstance(self.sparsity, budget.AccuracyBudget):
+            args, kwargs = budget.with_budget_checks(self, args, kwargs)
+        if self.task_optimizer is not None and not self.planned:
+            bound = schedule_lib.fit_arguments(self, args, kwargs)
+            schedule_lib.with_callback_first(bound, schedule_lib.PlanRun(self))
+            args, kwargs = bound.args[1:], bound.kwargs
+        hooks = list(self.step_hooks)
+        try:
+            history = super().fit(*args, **kwargs)
+        finally:  # a fit() that raised leaves no hook behind
+            self.step_hooks[:] = hooks
+        shortfall = self.target_shortfall()
+        if shortfall is not None:  # a run never misses its target silently
+            warnings.warn(f"SwitchingModel.fit(): {shortfall}",
+                          sparsity_lib.TargetShortfallWarning, stacklevel=2)
+        outcome = self.budget_outcome()
+        if outcome is not None and not outcome["met"]:  # nor its budget
+            warnings.warn(f"SwitchingModel.fit(): {outcome['why']}",
+                          budget.BudgetExceededWarning, stacklevel=2)
+        return history
+
+    def budget_outcome(self):
+        """None without an `AccuracyBudget`; else a dict: `max_drop`,
+        `reference_validation_accuracy` (the dense reference on the
+        held-out data, None before it is measured), `validation_accuracy`
+        (the last held-out measurement: the end of the last epoch),
+        `sparsity` (over every switched layer, as `sparsity_report`),
+        `met` (whether the drop is within `max_drop`) and `why` (a sentence
+        saying so)."""
+        if not isinstance(self.sparsity, budget.AccuracyBudget):
+            return None
+        return budget.outcome(self.sparsity, self.budget_state,
+                              sparsity_report(self)["overall"])
+
+    def target_density(self):
+        """The density a `TargetSparsity` control asks for at the current step.
+
+        Raises:
+            ValueError: when the control has no target.
+        """
+        self._require_compiled()
+        if self.sparsity.target is None:
+            raise ValueError(
+                "target_density() needs a target: compile with `target_sparsity` "
+                f"or `sparsity=TargetSparsity(...)`. Received: sparsity={self.sparsity!r}"
+            )
+        return self.sparsity.density(self.switching_step - self.schedule.warmup_steps)
+
+    def target_shortfall(self):
+        """None, or a sentence saying that the model's sparsity (as
+        `sparsity_report` counts it) is more than 0.5 pt below the target of
+        its sparsity control, and why (`SparsityControl.shortfall`)."""
+        if getattr(self.sparsity, "target", None) is None:
+            return None
+        return self.sparsity.shortfall(sparsity_report(self)["overall"],
+                                       int(ops.convert_to_numpy(self.switching_step)),
+                                       self.schedule)
+
+    def train_on_batch(self, *args, **kwargs):
+        self._step_cache = None
+        return super().train_on_batch(*args, **kwargs)
+
+    def load_weights(self, *args, **kwargs):
+        self._step_cache = None
+        return super().load_weights(*args, **kwargs)
+
+
+def _check_compile_kwargs(kwargs, steps_per_execution):
+    if "optimizer" in kwargs:
+        raise ValueError(
+            "SwitchingModel.compile() takes `task_optimizer` and "
+            "`switch_optimizer`, not `optimizer`. "
+            f"Received: optimizer={kwargs['optimizer']!r}"
+        )
+    if kwargs:
+        raise TypeError(
+            "Unrecognized keyword arguments passed to "
+            f"SwitchingModel.compile(): {sorted(kwargs)}"
+        )
+    if steps_per_execution != 1:
+        raise ValueError(
+            "SwitchingModel runs one training step per execution (its phase "
+            "can change from step to step). Received: steps_per_execution="
+            f"{steps_per_execution!r}"
+        )
+
+
+def _two_optimizers(task_optimizer, switch_optimizer):
+    task_optimizer = keras.optimizers.get(task_optimizer)
+    switch_optimizer = keras.optimizers.get(switch_optimizer)
+    if task_optimizer is None or switch_optimizer is None:
+        raise ValueError(
+            "SwitchingModel.compile() needs both `task_optimizer` and "
+            f"`switch_optimizer`. Received: task_optimizer={task_optimizer!r}, "
+            f"switch_optimizer={switch_optimizer!r}"
+        )
+    if task_optimizer is switch_optimizer:
+        raise ValueError(
+            "`task_optimizer` and `switch_optimizer` must be two different "
+            "optimizer objects (each keeps its own state)."
+        )
+    return task_optimizer, switch_optimizer
+
+
+def _loss_scaled(optimizer):
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer, name="switch_loss_scale_optimizer")
