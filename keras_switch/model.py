@@ -43,7 +43,7 @@ from keras_switch.checks import ArgumentError
 from keras_switch.checks import check_bool
 from keras_switch.checks import check_choice
 from keras_switch.checks import check_int
-from keras_switch.export import sparsity_report
+from keras_switch.report import sparsity_report
 from keras_switch.layers import ESTIMATORS
 from keras_switch.layers import link_neighbours
 from keras_switch.layers import straight_through
