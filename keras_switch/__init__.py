@@ -26,19 +26,19 @@ except ImportError as error:  # pragma: no cover - depends on the install
         "`pip install 'keras-switch[gpu]'` (CUDA)."
     ) from error
 
+from keras_switch.convert import switch_model
 from keras_switch.export import export_sparse
 from keras_switch.export import export_tflite
-from keras_switch.export import sparsity_report
-from keras_switch.export import strip_switches
-from keras_switch.convert import switch_model
 from keras_switch.layers import SwitchedConv2D
 from keras_switch.layers import SwitchedDense
 from keras_switch.model import SwitchingModel
+from keras_switch.report import sparsity_report
 from keras_switch.schedule import SwitchSchedule
 from keras_switch.budget import AccuracyBudget
 from keras_switch.sparsity import SparsityControl
 from keras_switch.sparsity import SparsityPenalty
 from keras_switch.sparsity import TargetSparsity
+from keras_switch.strip import strip_switches
 from keras_switch.switcher import Switcher
 
 __version__ = "0.1.0"

@@ -19,8 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_switch.export import sparsity_report
 from keras_switch.layers import switched_layers
+from keras_switch.report import sparsity_report
 from keras_switch.schedule import STAGES
 
 

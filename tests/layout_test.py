@@ -6,6 +6,8 @@ the source's imports (no module is imported here):
 * Keras' private `keras.src` is reached only by keras_switch/_keras_internals.py,
   and `_keras_internals` is used only inside keras_switch/;
 * trainers/preflight.py imports no TensorFlow, Keras or keras_switch;
+* training never imports export: in keras_switch/, only the package's
+  __init__.py and keras_switch/export/ itself import keras_switch.export;
 * the first-party modules import each other without a cycle.
 """
 
@@ -82,6 +84,18 @@ class LayoutTest(absltest.TestCase):
     def test_preflight_needs_no_tensorflow(self):
         heavy = {m for m in self.imports["trainers.preflight"]
                  if m.split(".")[0] in ("tensorflow", "keras", "keras_switch")}
+        self.assertEmpty(heavy)
+
+    def test_training_never_imports_export(self):
+        library = {n for n in self._importers("keras_switch.export")
+                   if n.startswith("keras_switch")}
+        self.assertIn("keras_switch", library)  # the public API re-exports it
+        offenders = {n for n in library
+                     if n != "keras_switch" and not n.startswith("keras_switch.export")}
+        self.assertEmpty(offenders, "keras_switch.export imported outside the export")
+        # The sparsity report, which training reads, needs no TensorFlow.
+        heavy = {m for m in self.imports["keras_switch.report"]
+                 if m.split(".")[0] == "tensorflow"}
         self.assertEmpty(heavy)
 
     def test_no_import_cycle(self):

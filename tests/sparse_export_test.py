@@ -158,9 +158,10 @@ class SparseDenseTest(TestCase):
 
     def test_dense_products_do_not_take_the_kernel_as_a_constant(self):
         # oneDNN's constant-weight path is slow at small batches (see
-        # `SparseDense._kernel_tensor`): the kernel of every dense product
-        # comes out of a PlaceholderWithDefault, for both storages, and in
-        # "hybrid" (whose MatMul sits in a branch function) as well.
+        # `keras_switch.sparse.codec.kernel_tensor`): the kernel of every
+        # dense product comes out of a PlaceholderWithDefault, for both
+        # storages, and in "hybrid" (whose MatMul sits in a branch function)
+        # as well.
         dense_kernel = self.kernel + 1.0  # no zeros: stored "dense"
         for kernel, representation in (
             (self.kernel, "dense"),
