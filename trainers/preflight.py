@@ -11,11 +11,12 @@ value received; the binary prints it as one `error: ...` line and exits 2.
 import json
 import os
 import re
-import tempfile
 import zipfile
 
 from absl import flags
 from ml_collections.config_flags import config_flags
+
+from trainers.atomic_json import write_json
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 TF_CONFIG_EXAMPLE = (
@@ -415,13 +416,3 @@ def _differences(old, new, prefix=""):
             out.append((prefix + key, a, b))
     return out
 
-
-def write_json(path, value):
-    """Writes `value` to `path` atomically (a crash leaves the old file)."""
-    directory = os.path.dirname(path) or "."
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
