@@ -248,7 +248,8 @@ def claim_workdir(config, workdir):
     Raises:
         ConfigError: having written nothing, for a workdir that `check_workdir`
             refuses or that cannot be created, or one that holds a run of
-            another config (naming the keys that differ).
+            another config (naming the top-level keys that differ, then each
+            differing value, dotted, with the one in its config.json).
     """
     check_workdir(workdir)
     try:
@@ -266,12 +267,11 @@ def claim_workdir(config, workdir):
     with open(path) as f:
         existing = {**_ADDED_KEYS, **json.load(f)}
     if existing != resolved:
-        changed = sorted(
-            k for k in set(existing) | set(resolved) if existing.get(k) != resolved.get(k)
-        )
+        differences = _differences(existing, resolved)
+        changed = sorted({key.split(".")[0] for key, _, _ in differences})
         values = "; ".join(
             f"config.{key}={new!r} (its config.json: {old!r})"
-            for key, old, new in _differences(existing, resolved)
+            for key, old, new in differences
         )
         raise ConfigError(
             f"--workdir={workdir} holds a run with a different config (keys {changed}). "
