@@ -114,7 +114,7 @@ ROWS = (
     ("sparsity_penalty_negative", ["--config.target_sparsity=None",
                                    "--config.sparsity_penalty=-0.1"], {},
      r"error: config\.sparsity_penalty=-0\.1: .*Received: .*-0\.1", "run"),
-    # `--config.<key>=None` is read by trainers/preflight.py, not absl.
+    # `--config.<key>=None` is read by trainers/flag_parsing.py, not absl.
     ("none_for_a_count", ["--config.batch_size=None"], {},
      r"error: config\.batch_size must be a positive integer\. Received: None", "run"),
     ("none_for_a_learning_rate", ["--config.task_optimizer.learning_rate=None"], {},

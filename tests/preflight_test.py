@@ -74,6 +74,16 @@ class ClaimWorkdirTest(absltest.TestCase):
         with self.assertRaisesRegex(preflight.ConfigError, r"keys \['switch_estimator'\]"):
             preflight.claim_workdir(_config(switch_estimator="identity"), workdir)
 
+    def test_a_key_set_to_none_that_config_json_lacks_is_named(self):
+        workdir = self.create_tempdir().full_path
+        preflight.claim_workdir(_config(), workdir)
+        with self.assertRaisesRegex(
+            preflight.ConfigError,
+            r"\(keys \['accuracy_budget'\]\)\. .*Received: "
+            r"config\.accuracy_budget=None \(its config\.json: '<absent>'\)$",
+        ):
+            preflight.claim_workdir(_config(accuracy_budget=None), workdir)
+
     def test_a_file_is_refused(self):
         path = self.create_tempfile("run").full_path
         with self.assertRaisesRegex(

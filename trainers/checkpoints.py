@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainers.preflight import write_json
+from trainers.atomic_json import write_json
 
 
 class Checkpoints:

@@ -10,12 +10,9 @@ value received; the binary prints it as one `error: ...` line and exits 2.
 
 import json
 import os
-import re
-import tempfile
 import zipfile
 
-from absl import flags
-from ml_collections.config_flags import config_flags
+from trainers.atomic_json import write_json
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 TF_CONFIG_EXAMPLE = (
@@ -30,105 +27,23 @@ _ADDED_KEYS = {"switch_estimator": "sigmoid"}
 
 class ConfigError(ValueError):
     """A flag, the environment or a config value cannot work; the message
-    names it and the value received."""
+    names it and the value received.
 
-
-# -- flags --------------------------------------------------------------------
-
-
-def parse_flags(flag_values, argv):
-    """absl's flag parsing, `flag_values(argv)`, with its errors raised as
-    ConfigError.
-
-    ml_collections reports an override of a key the config does not have
-    (`--config.no_such_key=1`) as a bare AttributeError; that is turned into
-    a message naming the override.
-
-    `--config.<key>=None` sets a key whose default may be None (a typed
-    placeholder, such as `target_sparsity` or `accuracy_budget`) to None,
-    which absl's number parsers cannot read; it is applied after the other
-    flags, so it wins over another override of the same key.
-    """
-    kept, nulls = _none_overrides(argv)
-    try:
-        remaining = flag_values(kept)
-        for path, _ in nulls:
-            _set_none(flag_values, path)
-        return remaining
-    except Exception as error:  # pylint: disable=broad-except
-        loading = _config_load_error(error)
-        if loading is not None:  # the config file failed to load
-            raise ConfigError(config_file_message(argv, loading)) from None
-        if isinstance(error, flags.Error):
-            raise ConfigError(
-                f"{str(error).rstrip('.')}. Pass --helpfull to see the flags.") from None
-        if isinstance(error, OSError):  # ml_collections: the config file failed to load
-            raise ConfigError(config_file_message(argv, error)) from None
-        message = None
-        if isinstance(error, (AttributeError, KeyError)):
-            message = _unknown_key_message(argv, error)
-        if message is None:
-            raise
-        raise ConfigError(message) from None
-
-
-def _config_load_error(error):
-    """What loading the --config file raised (a SyntaxError, an ImportError,
-    anything its get_config() raised) if `error`, or an exception it was
-    raised while handling, came from there; else None.
-
-    ml_collections lets such an error propagate out of absl's flag parsing,
-    except a TypeError or ValueError, which it re-raises with the whole
-    traceback in its text (and absl wraps that in a flags.Error): then the
-    original, the innermost one raised there, is returned."""
-    parse = config_flags.ConfigFileFlagParser.parse.__code__
-
-    def raised_there(exception):
-        tb = exception.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_code is parse:
-                return True
-            tb = tb.tb_next
-        return False
-
-    seen = error
-    while seen is not None:
-        if raised_there(seen):
-            while seen.__context__ is not None and raised_there(seen.__context__):
-                seen = seen.__context__
-            return seen
-        seen = seen.__context__
-    return None
-
-
-def _none_overrides(argv):
-    """`argv` without its `--config.<key>=None` arguments, and those as
-    [(key, argument)]."""
-    kept, nulls = [], []
-    for index, arg in enumerate(argv):
-        match = re.match(r"^--?config\.([^=\s]+)=None$", arg) if index else None
-        if match:
-            nulls.append((match.group(1), arg))
-        else:
-            kept.append(arg)
-    return kept, nulls
-
-
-def _set_none(flag_values, path):
-    """Sets config key `path` (dotted) to None. ml_collections has already
-    refused a key the config lacks; a key that may not be None (a count, the
-    seed) is refused by check_config, naming it."""
-    node = flag_values["config"].value
-    *parents, leaf = path.split(".")
-    for part in parents:
-        node = node[part]
-    node[leaf] = None
+    The one error type for bad input across trainers/ (flag_parsing.py,
+    build.py, warm_start.py, train_lib.py raise it too); it lives here, in
+    the module that loads no TensorFlow, so every one of them can import
+    it."""
 
 
 def check_flags(workdir, strategy="auto", init_from=None, tf_config=None):
     """The checks of the binary's flags that need no TensorFlow: --workdir,
-    `tf_config` (the TF_CONFIG variable) with --strategy=multi_worker, and
-    the --init_from file."""
+    --strategy, `tf_config` (the TF_CONFIG variable) with
+    --strategy=multi_worker, and the --init_from file. Nothing is written.
+
+    Raises:
+        ConfigError: for the first of them that cannot work (see
+            check_workdir, check_strategy, check_tf_config, check_keras_file).
+    """
     check_workdir(workdir)
     check_strategy(strategy)
     if strategy == "multi_worker":
@@ -138,6 +53,9 @@ def check_flags(workdir, strategy="auto", init_from=None, tf_config=None):
 
 
 def check_strategy(name):
+    """Raises ConfigError unless `name` (--strategy) is one of STRATEGIES:
+    the binary's enum flag refuses others already; in-process callers of
+    train_lib.train_and_evaluate are checked here."""
     if name not in STRATEGIES:
         raise ConfigError(f"--strategy must be one of {STRATEGIES}. Received: {name!r}")
 
@@ -145,7 +63,13 @@ def check_strategy(name):
 def check_tf_config(raw):
     """TF_CONFIG for MultiWorkerMirroredStrategy: unset (one local worker), or
     JSON {"cluster": {job: ["host:port", ...]}, "task": {"type": job,
-    "index": i}} with 0 <= i < len(cluster[job])."""
+    "index": i}} with 0 <= i < len(cluster[job]) (or type "evaluator").
+
+    Raises:
+        ConfigError: `TF_CONFIG <what is wrong>; --strategy=multi_worker
+            expects JSON like ... Received: TF_CONFIG=<the value, cut at 200
+            characters>`.
+    """
     if raw is None or not raw.strip():
         return
     shown = raw if len(raw) <= 200 else raw[:200] + "..."
@@ -191,7 +115,12 @@ def check_tf_config(raw):
 
 def check_keras_file(path):
     """--init_from must name a .keras file (a zip archive); whether Keras can
-    load it is checked once TensorFlow is up (trainers/warm_start.py)."""
+    load it is checked once TensorFlow is up (trainers/warm_start.py).
+
+    Raises:
+        ConfigError: if `path` does not exist, is a directory, does not end
+            in .keras, or is not a zip archive.
+    """
     if not os.path.isfile(path):
         what = "is a directory" if os.path.isdir(path) else "does not exist"
         raise ConfigError(
@@ -209,61 +138,6 @@ def check_keras_file(path):
             "(a .keras file is a zip holding config.json and "
             "model.weights.h5). Is it corrupt or truncated?"
         )
-
-
-# -- absl's flag errors, reworded ---------------------------------------------
-
-
-def _unknown_key_message(argv, error):
-    """The message for `--config.<path>` naming a key the config lacks, or
-    None when `error` (ml_collections' AttributeError or KeyError) is not
-    about an override in `argv`."""
-    overrides = [
-        (match.group(1), arg)
-        for arg in argv[1:]
-        for match in [re.match(r"^--?config\.([^=\s]+)", arg)]
-        if match
-    ]
-    # The exception's text is the missing key in quotes, then possibly
-    # ml_collections' "Did you mean ..." hint.
-    text = str(error).strip("\"'")
-    quoted = re.search(r"'([^']+)'", str(error))
-    key = quoted.group(1) if quoted else text
-    culprits = [arg for path, arg in overrides if key in path.split(".")]
-    if not culprits:
-        return None
-    hint = re.search(r"Did you mean \"[^\"]+\" instead of \"[^\"]+\"\?", str(error))
-    return (
-        f"unknown config key: {culprits[0]} ({key!r} is not a key of "
-        f"--config={_config_path(argv)}). Overrides must name an existing "
-        "key, see README.md (Config keys)."
-        + (f" {hint.group(0)}" if hint else "")
-    )
-
-
-def config_file_message(argv, error):
-    """The message for a --config file that failed to load (an OSError from
-    ml_collections)."""
-    reason = " ".join(str(error).split())
-    reason = reason.replace(
-        "Configuration is not available because of an earlier failure to load: ", ""
-    )
-    if not isinstance(error, OSError):
-        reason = f"{type(error).__name__}: {reason}"
-    return (f"--config={_config_path(argv)}: {reason.rstrip('.')}. Expected a Python "
-            "file whose get_config() returns the config (see configs/).")
-
-
-def _config_path(argv):
-    """The --config file named in `argv` (the last one, as absl does)."""
-    found = "?"
-    for i, arg in enumerate(argv):
-        match = re.match(r"^--?config(=(.*))?$", arg)
-        if match:
-            found = match.group(2) if match.group(1) else (
-                argv[i + 1] if i + 1 < len(argv) else "?"
-            )
-    return found
 
 
 # -- the trainer's own config keys ----------------------------------------------
@@ -335,7 +209,13 @@ def _check_int(key, value, minimum):
 def check_workdir(workdir):
     """The run directory must be a directory (or creatable as one) that this
     process may write to. Nothing is created: an existing workdir keeps its
-    contents and its modification time."""
+    contents and its modification time.
+
+    Raises:
+        ConfigError: if `workdir` is empty, is a file or lies below one, or
+            does not let this user create files in it (or, while it does not
+            exist yet, in its nearest existing parent).
+    """
     if not workdir:
         raise ConfigError("--workdir is empty; expected the run directory.")
     path = os.path.abspath(workdir)
@@ -368,7 +248,8 @@ def claim_workdir(config, workdir):
     Raises:
         ConfigError: having written nothing, for a workdir that `check_workdir`
             refuses or that cannot be created, or one that holds a run of
-            another config (naming the keys that differ).
+            another config (naming the top-level keys that differ, then each
+            differing value, dotted, with the one in its config.json).
     """
     check_workdir(workdir)
     try:
@@ -386,12 +267,11 @@ def claim_workdir(config, workdir):
     with open(path) as f:
         existing = {**_ADDED_KEYS, **json.load(f)}
     if existing != resolved:
-        changed = sorted(
-            k for k in set(existing) | set(resolved) if existing.get(k) != resolved.get(k)
-        )
+        differences = _differences(existing, resolved)
+        changed = sorted({key.split(".")[0] for key, _, _ in differences})
         values = "; ".join(
             f"config.{key}={new!r} (its config.json: {old!r})"
-            for key, old, new in _differences(existing, resolved)
+            for key, old, new in differences
         )
         raise ConfigError(
             f"--workdir={workdir} holds a run with a different config (keys {changed}). "
@@ -415,13 +295,3 @@ def _differences(old, new, prefix=""):
             out.append((prefix + key, a, b))
     return out
 
-
-def write_json(path, value):
-    """Writes `value` to `path` atomically (a crash leaves the old file)."""
-    directory = os.path.dirname(path) or "."
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)

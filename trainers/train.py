@@ -11,8 +11,9 @@ described in trainers/train_lib.py and README.md. Restarting with the same
 takes precedence over --init_from.
 
 Bad input exits with status 2 and one `error: ...` line naming the value,
-before anything is written (README, "Bad input"); the checks that need no
-TensorFlow (trainers/preflight.py) run before it is imported.
+before anything is written (README, "Bad input"): the flags are parsed with
+absl's errors reworded (trainers/flag_parsing.py), and the checks that need
+no TensorFlow (trainers/preflight.py) run before it is imported.
 
 Exit status: 0 done; 1 an unexpected error (a traceback); 2 bad input; 3 the
 loss or a weight became NaN/Inf (the last good checkpoint is kept); 4 another
@@ -28,6 +29,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from trainers import flag_parsing
 from trainers import preflight
 
 config_flags.DEFINE_config_file(
@@ -74,7 +76,7 @@ def _fail(message, status=USAGE_ERROR):
 
 def _parse_flags(argv):
     try:
-        return preflight.parse_flags(FLAGS, argv)
+        return flag_parsing.parse_flags(FLAGS, argv)
     except preflight.ConfigError as error:
         _fail(error)
 
@@ -85,7 +87,7 @@ def main(argv):
     try:
         FLAGS.config.keys()  # a config file that failed to load raises here
     except OSError as error:
-        _fail(preflight.config_file_message(sys.argv, error))
+        _fail(flag_parsing.config_file_message(sys.argv, error))
     try:  # before TensorFlow starts
         preflight.check_flags(FLAGS.workdir, FLAGS.strategy, FLAGS.init_from,
                               tf_config=os.environ.get("TF_CONFIG"))

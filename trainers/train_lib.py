@@ -50,6 +50,7 @@ from keras_switch.budget import BudgetExceededWarning
 from keras_switch.sparsity import TargetShortfallWarning
 from trainers import distributed
 from trainers import preflight
+from trainers.atomic_json import write_json
 from trainers.build import build_model
 from trainers.build import compile_model
 from trainers.checkpoints import Checkpoints
@@ -135,7 +136,7 @@ def train_and_evaluate(config, workdir, strategy="auto", init_from=None):
             report = _report(model, config, test, train_seconds,
                              None if heldout is None else len(heldout[1]))
             report.update(_export(model, os.path.join(outputs, "export")))
-            preflight.write_json(os.path.join(outputs, "report.json"), report)
+            write_json(os.path.join(outputs, "report.json"), report)
     if chief:
         _print_summary(report)
     return report
