@@ -1,20 +1,12 @@
 """`AccuracyBudget`: the sparsest network within an accuracy budget, in one
-run: the controller, its state on the model, and the held-out checks.
-
-* `AccuracyBudget` (a sparsity control, `keras_switch.sparsity`): decides
-  the density the switch steps place the thresholds at, from held-out
-  accuracy measured during training (`update`).
-* `BudgetState`: the controller's state, one named scalar variable each on
-  the model (saved with it in `.keras` files and checkpoints), and the
-  conversion of the one 7-entry vector earlier versions saved.
-* `BudgetChecks`: the callback `SwitchingModel.fit()` puts first: it
-  measures held-out accuracy after the steps the control names
-  (`is_check`) through the model's step hooks (`SwitchingModel.step_hooks`),
-  hands it to `update`, and logs `heldout_accuracy`, `budget_density`,
-  `budget_reference` and `budget_best_accuracy` at each epoch's end (NaN
-  while not measured).
-* `with_budget_checks` (fit()'s held-out data) and `outcome` (whether the
-  run met its budget).
+run. Its one home: the controller (`AccuracyBudget.update`), its state on
+the model (`BudgetState`: named variables saved with the model; the one
+7-entry vector of earlier versions still loads), the held-out checks
+(`BudgetChecks`, run after the steps the control names through
+`SwitchingModel.step_hooks`; they log `heldout_accuracy`, `budget_density`,
+`budget_reference` and `budget_best_accuracy` at each epoch's end, NaN
+while not measured), fit()'s held-out data (`with_budget_checks`) and
+whether the run met its budget (`outcome`).
 """
 
 import contextlib
@@ -26,6 +18,7 @@ from keras import ops
 
 from keras_switch import _keras_internals
 from keras_switch import backend
+from keras_switch import heldout
 from keras_switch import schedule as schedule_lib
 from keras_switch import thresholds
 from keras_switch.checks import ArgumentError
@@ -65,29 +58,22 @@ class BudgetExceededWarning(UserWarning):
 @keras.saving.register_keras_serializable(package="keras_switch")
 class AccuracyBudget(SparsityControl):
     """The sparsest network whose held-out accuracy stays within `max_drop` of
-    its own dense reference, found in one run: the user gives the accuracy
-    they can spare, the run finds the sparsity. The designs tried, and the
-    measurements behind each choice, are in BENCHMARKS.md ("Automatic
-    sparsity").
+    its own dense reference, found in one run (the designs tried and the
+    measurements behind each choice: BENCHMARKS.md, "Automatic sparsity").
 
-    1. **Reference.** The network trains dense for `reference_steps` after
-       the warm-up, then its accuracy on the held-out data
-       (`fit(validation_data=...)` or `validation_split`, taken from the
-       training split) is the reference.
+    1. **Reference.** After `reference_steps` of dense training past the
+       warm-up, the accuracy on the held-out data (`fit(validation_data=...)`
+       or `validation_split`, from the training split) is the reference.
     2. **Search.** Every `check_every` steps, just before a switch step, the
-       held-out accuracy of the network as it trains (its stored masks) is
-       measured and smoothed (`SMOOTHING`). While the smoothed accuracy is
-       within `search_margin * max_drop` of the best smoothed accuracy so
-       far, the density is lowered by a step in log density (first
-       `INITIAL_LOG_STEP`); when it is not, the step is halved and the
-       density goes back up by it (a bisection on the boundary). The
-       switcher places the thresholds at the controller's density each
-       switch step, split over layers as `allocation` says: which
-       connections stay is the switcher's choice, how many is the held-out
-       data's.
-    3. **Fine-tune.** At the freeze step the density goes to the sparsest one
-       that was within budget at a check, and the mask stays frozen for the
-       rest of the run (the schedule's frozen tail).
+       held-out accuracy with the stored masks is measured and smoothed.
+       While it is within `search_margin * max_drop` of the best smoothed
+       accuracy so far, the density goes down a step in log density; when
+       not, the step is halved and the density goes back up by it. The
+       switcher places the thresholds at that density, split over layers as
+       `allocation` says: which connections stay is the switcher's choice,
+       how many is the held-out data's.
+    3. **Fine-tune.** At the freeze step the density goes to the sparsest
+       one within budget at a check, frozen for the rest of the run.
 
     `SwitchingModel.budget_outcome()` says at the end whether the final
     network's held-out accuracy is within budget (`fit()` warns with
@@ -334,47 +320,6 @@ def load_own_variables(model, store, own):
     return store  # Keras names the mismatch
 
 
-def split_heldout(x, y, validation_split):
-    """`(x, y)` arrays split as Keras' `validation_split` does (the last
-    fraction is held out): `(train_x, train_y), (heldout_x, heldout_y)`."""
-    count = len(keras.tree.flatten(x)[0])
-    split_at = int(np.floor(count * (1.0 - validation_split)))
-    if split_at in (0, count):
-        raise ValueError(
-            f"validation_split={validation_split} of {count} examples leaves "
-            f"{count - split_at} held out and {split_at} to train on; the "
-            "AccuracyBudget needs both.")
-    head = keras.tree.map_structure(lambda a: a[:split_at], (x, y))
-    tail = keras.tree.map_structure(lambda a: a[split_at:], (x, y))
-    return head, tail
-
-
-def _is_dataset(value):
-    return type(value).__module__.startswith("tensorflow") and hasattr(value, "element_spec")
-
-
-def heldout_arrays(validation_data):
-    """`validation_data` (an `(x, y)` or `(x, y, sample_weight)` tuple of
-    arrays, or a `tf.data.Dataset` of `(x, y)` batches) as numpy `(x, y)`."""
-    if _is_dataset(validation_data):
-        xs, ys = [], []
-        for batch in validation_data:
-            x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
-            xs.append(keras.tree.map_structure(np.asarray, x))
-            ys.append(np.asarray(y))
-        if not xs:
-            raise ValueError("The AccuracyBudget's validation_data is an empty dataset.")
-        x = keras.tree.map_structure(lambda *parts: np.concatenate(parts), *xs)
-        return x, np.concatenate(ys)
-    if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
-        x, y = validation_data[:2]
-        return keras.tree.map_structure(np.asarray, x), np.asarray(y)
-    raise TypeError(
-        "AccuracyBudget takes its held-out data from fit(validation_data=...) "
-        "as an (x, y) tuple of arrays or a tf.data.Dataset of (x, y) batches. "
-        f"Received: validation_data={type(validation_data).__name__}")
-
-
 def with_budget_checks(model, args, kwargs):
     """fit()'s arguments with the held-out data the AccuracyBudget checks
     (`validation_data`, or `validation_split` of array inputs, split here
@@ -390,12 +335,12 @@ def with_budget_checks(model, args, kwargs):
     split = arguments.get("validation_split", 0.0)
     if validation_data is None and split:
         x, y = arguments.get("x"), arguments.get("y")
-        if y is None or _is_dataset(x):
+        if y is None or heldout.is_dataset(x):
             raise ValueError(
                 "AccuracyBudget with `validation_split` needs array inputs "
                 "`fit(x, y, ...)`; for a dataset, pass held-out data as "
                 "`validation_data`.")
-        (arguments["x"], arguments["y"]), validation_data = split_heldout(x, y, split)
+        (arguments["x"], arguments["y"]), validation_data = heldout.split(x, y, split)
         arguments["validation_split"] = 0.0
         arguments["validation_data"] = validation_data
     if validation_data is None:
@@ -404,7 +349,7 @@ def with_budget_checks(model, args, kwargs):
             "the dense reference, so fit() needs held-out data from the "
             "training split: pass `validation_data=(x_heldout, y_heldout)` or "
             "`validation_split=0.1` (never the test set).")
-    schedule_lib.with_callback_first(bound, BudgetChecks(model, heldout_arrays(validation_data)))
+    schedule_lib.with_callback_first(bound, BudgetChecks(model, heldout.as_arrays(validation_data)))
     return bound.args[1:], bound.kwargs
 
 

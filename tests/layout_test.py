@@ -10,6 +10,12 @@ the source's imports (no module is imported here):
   writes config.json with) import no TensorFlow, Keras or keras_switch;
 * training never imports export: in keras_switch/, only the package's
   __init__.py and keras_switch/export/ itself import keras_switch.export;
+* TensorFlow is imported only by the library modules listed in
+  TENSORFLOW_MODULES / TENSORFLOW_PACKAGES (the training step's TensorFlow
+  code lives in keras_switch/backend/);
+* one concern per module: no library module over MAX_MODULE_LINES lines;
+  model.py (the alternation) under MAX_MODEL_LINES, the default training
+  step's functions under MAX_STEP_LINES together, the phase an argument;
 * the first-party modules import each other without a cycle.
 """
 
@@ -53,6 +59,23 @@ def imports(path, modules, module_level_only=False):
                 candidate = f"{node.module}.{alias.name}"
                 found.add(candidate if candidate in modules else node.module)
     return found
+
+
+# The library modules that may import TensorFlow: the TensorFlow backend of
+# the training step, the export and the sparse products (TensorFlow by
+# design), the tf.data loaders, TensorBoard summaries, and the package's
+# install check. Everything else computes with keras.ops.
+TENSORFLOW_MODULES = {"keras_switch", "keras_switch.backend.tensorflow", "keras_switch.callbacks",
+                      "keras_switch.data.datasets"}
+TENSORFLOW_PACKAGES = ("keras_switch.export.", "keras_switch.sparse.")
+# One concern per module (../shared/DESIGN.md: none much over ~450 lines).
+MAX_MODULE_LINES = 460
+# SwitchingModel is the alternation: model.py, and the default step's code
+# in it (the functions one training step runs through).
+MAX_MODEL_LINES = 400
+MAX_STEP_LINES = 150
+STEP_FUNCTIONS = ("make_train_function", "train_step", "_phase_step", "_task_phase_masks",
+                  "_task_phase", "_switch_phase", "_refresh_masks", "_density", "_phase_masks")
 
 
 class LayoutTest(absltest.TestCase):
@@ -102,6 +125,33 @@ class LayoutTest(absltest.TestCase):
         heavy = {m for m in self.imports["keras_switch.report"]
                  if m.split(".")[0] == "tensorflow"}
         self.assertEmpty(heavy)
+
+    def test_tensorflow_only_where_listed(self):
+        tf_users = {n for n in self._importers("tensorflow") if n.startswith("keras_switch")}
+        offenders = {n for n in tf_users
+                     if n not in TENSORFLOW_MODULES and not n.startswith(TENSORFLOW_PACKAGES)}
+        self.assertEmpty(offenders, "TensorFlow imported outside the listed modules")
+        self.assertIn("keras_switch.backend.tensorflow", tf_users)
+
+    def test_library_modules_hold_one_concern(self):
+        for name, path in self.sources.items():
+            if name.startswith("keras_switch"):
+                with open(path) as f:
+                    lines = len(f.readlines())
+                self.assertLessEqual(lines, MAX_MODULE_LINES, f"{path}: {lines} lines")
+
+    def test_switching_model_is_the_alternation(self):
+        path = self.sources["keras_switch.model"]
+        with open(path) as f:
+            source = f.read()
+        self.assertLessEqual(len(source.splitlines()), MAX_MODEL_LINES)
+        step = {node.name: node.end_lineno - node.lineno + 1
+                for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.FunctionDef) and node.name in STEP_FUNCTIONS}
+        self.assertEqual(set(step), set(STEP_FUNCTIONS), "a step function moved")
+        self.assertLessEqual(sum(step.values()), MAX_STEP_LINES, step)
+        # The phase travels as an argument: nothing stores it on the model.
+        self.assertNotIn("self._phase =", source)
 
     def test_no_import_cycle(self):
         graph = {
