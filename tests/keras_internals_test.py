@@ -77,6 +77,33 @@ class KerasInternalsTest(TestCase):
         self.assertIs(tracker, model.metrics[0])
         self.assertEqual(tracker.name, "loss")
 
+    def test_make_step_function_runs_a_given_step_on_the_iterators_batch(self):
+        inputs = keras.Input((2,))
+        model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+        model.compile("sgd", "mse")
+        seen = []
+
+        def step(data):
+            seen.append(data)  # traced once
+            x, y = data
+            return {"total": keras.ops.sum(x) + keras.ops.sum(y)}
+
+        function = _keras_internals.make_step_function(model, step)
+        dataset = tf.data.Dataset.from_tensor_slices(
+            (tf.ones((4, 2)), tf.fill((4, 1), 2.0))).batch(2)
+        iterator = iter(dataset)
+        self.assertAllClose(function(iterator)["total"], 8.0)  # 2x2 ones + 2 twos
+        self.assertAllClose(function(iterator)["total"], 8.0)
+        self.assertLen(seen, 1)
+        with self.assertRaises((StopIteration, tf.errors.OutOfRangeError)):
+            function(iterator)
+
+    def test_symbolic_build_outside_a_strategy_is_left_to_the_step(self):
+        inputs = keras.Input((2,))
+        model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+        self.assertIsNone(_keras_internals.creation_strategy(model))
+        self.assertTrue(_keras_internals.symbolic_build(model, None, None))
+
 
 if __name__ == "__main__":
     tf.test.main()
