@@ -14,7 +14,7 @@ BAZEL_ARGS ?=
 TEST_JOBS ?= 2
 XDIST = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadscope)
 
-.PHONY: setup data demo test test-all bazel-test clean
+.PHONY: setup data demo test test-all bazel-test bazel-ci clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ test-all: setup
 # installs Bazel with apt-get if it is missing.
 bazel-test: setup
 	VENV=$(VENV) tools/bazel_test.sh $(BAZEL_ARGS)
+
+# What CI runs of Bazel: every target built, the representative tests (tagged
+# "ci" in BUILD) run, cached results not reused.
+bazel-ci: setup
+	VENV=$(VENV) tools/bazel_test.sh --nocache_test_results --test_tag_filters=ci $(BAZEL_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -50,11 +50,6 @@ DEFAULT_SEARCH_MARGIN = 0.25
 _BATCH = 1024
 
 
-class BudgetExceededWarning(UserWarning):
-    """`SwitchingModel.fit()` ended with the held-out accuracy further below
-    the dense reference than an `AccuracyBudget` allows."""
-
-
 @keras.saving.register_keras_serializable(package="keras_switch")
 class AccuracyBudget(SparsityControl):
     """The sparsest network whose held-out accuracy stays within `max_drop` of

@@ -199,7 +199,7 @@ class CompileAndFit:
         outcome = self.budget_outcome()
         if outcome is not None and not outcome["met"]:  # nor its budget
             warnings.warn(f"SwitchingModel.fit(): {outcome['why']}",
-                          budget.BudgetExceededWarning, stacklevel=2)
+                          sparsity_lib.BudgetExceededWarning, stacklevel=2)
         return history
 
     def budget_outcome(self):

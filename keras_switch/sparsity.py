@@ -72,6 +72,7 @@ from keras_switch.checks import check_number
 from keras_switch.schedule import AUTO
 from keras_switch.schedule import AUTO_FREEZE_FRACTION
 from keras_switch.schedule import planned_step
+from keras_switch.thresholds import erk_keep_counts  # noqa: F401 (README names it here)
 
 ALLOCATIONS = ("magnitude", "learned", "erk")
 # A run whose measured sparsity ends further than this below its target has
@@ -81,6 +82,22 @@ TARGET_TOLERANCE = 0.005
 
 class TargetShortfallWarning(UserWarning):
     """`SwitchingModel.fit()` ended with the sparsity short of the target."""
+
+
+class BudgetExceededWarning(UserWarning):
+    """`SwitchingModel.fit()` ended with the held-out accuracy further below
+    the dense reference than an `AccuracyBudget` allows."""
+
+
+def __getattr__(name):
+    # `AccuracyBudget` was defined here before it moved to keras_switch.budget
+    # (which imports this module); `keras_switch.sparsity.AccuracyBudget`
+    # keeps working.
+    if name == "AccuracyBudget":
+        from keras_switch.budget import AccuracyBudget
+
+        return AccuracyBudget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")

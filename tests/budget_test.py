@@ -20,7 +20,7 @@ from keras_switch import SwitchSchedule
 from keras_switch import budget
 from keras_switch.budget import AccuracyBudget
 from keras_switch.budget import BudgetChecks
-from keras_switch.budget import BudgetExceededWarning
+from keras_switch.sparsity import BudgetExceededWarning
 from keras_switch.checks import ArgumentError
 from tests.test_case import TestCase
 from tests.test_case import compile_for_classes

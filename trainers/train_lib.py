@@ -46,7 +46,7 @@ from keras_switch import data as switch_data
 from keras_switch import export as switch_export
 from keras_switch import models as switch_models
 from keras_switch.data import datasets as switch_datasets
-from keras_switch.budget import BudgetExceededWarning
+from keras_switch.sparsity import BudgetExceededWarning
 from keras_switch.sparsity import TargetShortfallWarning
 from trainers import distributed
 from trainers import preflight
