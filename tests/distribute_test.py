@@ -3,6 +3,7 @@ device at the same global batch."""
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
@@ -52,30 +53,11 @@ class MirroredTest(TestCase, parameterized.TestCase):
         ("every_batch_target", SwitchSchedule(), dict(target_sparsity=0.6)),
         ("convolutions_target", SwitchSchedule(switch_every=2), dict(target_sparsity=0.6,
                                                                      net=_cnn)),
-        ("alternate_target", SwitchSchedule(mode="alternate"), dict(target_sparsity=0.5)),
         ("every_k_l1_frozen", SwitchSchedule(switch_every=2, freeze_step=5),
          dict(sparsity_penalty=5.0)),
     )
     def test_matches_one_device(self, schedule, compile_kwargs):
-        single = _train(tf.distribute.OneDeviceStrategy("CPU:0"), schedule, **compile_kwargs)
-        multi = _train(mirrored_strategy(), schedule, **compile_kwargs)
-        kernel = multi.switched_layers[0].kernel
-        self.assertIsInstance(kernel.value, tf.distribute.DistributedValues)
-        self.assertEqual(
-            keras.ops.convert_to_numpy(multi.switching_step),
-            keras.ops.convert_to_numpy(single.switching_step),
-        )
-        for a, b in zip(single.weights, multi.weights):
-            atol = SWITCHER_ATOL if "/switcher/" in a.path else ATOL
-            self.assertAllClose(a, b, atol=atol, msg=a.path)
-        for a, b in zip(single.switched_layers, multi.switched_layers):
-            self.assertAllEqual(a.current_mask(), b.current_mask())
-        report = keras_switch.sparsity_report(multi)
-        self.assertEqual(report["overall"], keras_switch.sparsity_report(single)["overall"])
-        if "target_sparsity" in compile_kwargs:
-            self.assertAlmostEqual(
-                report["overall"], compile_kwargs["target_sparsity"], delta=0.01
-            )
+        matches_one_device(self, schedule, compile_kwargs)
 
     def test_save_load_under_the_strategy(self):
         model = _train(mirrored_strategy(), SwitchSchedule(), target_sparsity=0.5)
@@ -100,6 +82,39 @@ class MirroredTest(TestCase, parameterized.TestCase):
             model(x[:1])
             compile_for_classes(model)
         model.fit(x, y, batch_size=32, verbose=0)
+
+
+# Slow tier (README, "What is tested where"): the alternate schedule under the
+# strategy; the default tier keeps every_batch, convolutions and a frozen tail.
+@pytest.mark.slow
+class SlowMirroredTest(TestCase, parameterized.TestCase):
+    @parameterized.named_parameters(
+        ("alternate_target", SwitchSchedule(mode="alternate"), dict(target_sparsity=0.5)),
+    )
+    def test_matches_one_device(self, schedule, compile_kwargs):
+        matches_one_device(self, schedule, compile_kwargs)
+
+
+def matches_one_device(test, schedule, compile_kwargs):
+    """Trains the same model on one device and on two mirrored logical CPUs
+    (`test`: the running TestCase) and compares weights, step and masks."""
+    single = _train(tf.distribute.OneDeviceStrategy("CPU:0"), schedule, **compile_kwargs)
+    multi = _train(mirrored_strategy(), schedule, **compile_kwargs)
+    kernel = multi.switched_layers[0].kernel
+    test.assertIsInstance(kernel.value, tf.distribute.DistributedValues)
+    test.assertEqual(
+        keras.ops.convert_to_numpy(multi.switching_step),
+        keras.ops.convert_to_numpy(single.switching_step),
+    )
+    for a, b in zip(single.weights, multi.weights):
+        atol = SWITCHER_ATOL if "/switcher/" in a.path else ATOL
+        test.assertAllClose(a, b, atol=atol, msg=a.path)
+    for a, b in zip(single.switched_layers, multi.switched_layers):
+        test.assertAllEqual(a.current_mask(), b.current_mask())
+    report = keras_switch.sparsity_report(multi)
+    test.assertEqual(report["overall"], keras_switch.sparsity_report(single)["overall"])
+    if "target_sparsity" in compile_kwargs:
+        test.assertAlmostEqual(report["overall"], compile_kwargs["target_sparsity"], delta=0.01)
 
 
 if __name__ == "__main__":
