@@ -1,6 +1,6 @@
 r"""The inference benchmark's measurements of one model: every export's
 size and latency at every target, timed with the shared harness
-(`benchmarks/timing.py`).
+(`benchmarks/harness/timing.py`).
 
 Every SavedModel is loaded with `tf.saved_model.load` in this one process
 and its `serve` function is timed two ways on the same fixed input:
@@ -28,7 +28,7 @@ import gc
 import os
 
 from benchmarks import inference_models
-from benchmarks import timing
+from benchmarks.harness import timing
 
 
 @dataclasses.dataclass(frozen=True)

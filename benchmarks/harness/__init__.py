@@ -1,0 +1,18 @@
+"""The machinery every benchmark shares. Each `benchmarks/<question>.py` is
+that question's protocol and `main`, built from these modules, one concern
+each:
+
+    cli        the absl flags the benchmarks share, and checks of their values
+    data       Fashion-MNIST as every method trains on it, and its identity
+    baselines  plain Keras 3 models, the one init per (model, seed), masked
+               layers and gradual magnitude (or random) pruning
+    runs       one training run: dense or gradually pruned, keras-switch with
+               the trainer's recipe, or the training binary in a fresh process
+    measure    what a run measured: test accuracy, exact-zero sparsity, time
+    cache      one JSON file per run, reused only while its key holds
+    stats      means and spreads over seeds, differences paired by seed
+    tables     markdown tables and the cells they share
+    plots      matplotlib figures
+    timing     interleaved timing windows and training-step timing
+    report     results JSON and the generated sections of BENCHMARKS.md
+"""
