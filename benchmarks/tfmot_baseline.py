@@ -58,7 +58,9 @@ import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras  # noqa: E402
 # This script's directory is on sys.path (it runs as a script in the TFMOT
 # venv); tfmot_env imports only the standard library, so its digest is the
-# one both sides compute.
+# one both sides compute, and harness/timing.py only numpy: the benchmarks'
+# own interleaved timing.
+from harness import timing  # noqa: E402
 from tfmot_env import weights_sha256  # noqa: E402
 
 DENSE_NAMES = ("fc1", "fc2", "fc3")
@@ -330,27 +332,16 @@ def step_time(args, arrays, init_weights):
     idx = np.random.default_rng(args.seed).choice(len(x_train), size=n, replace=len(x_train) < n)
     batches = (tf.data.Dataset.from_tensor_slices((x_train[idx], y_train[idx]))
                .batch(args.batch_size).cache().repeat())
-    steps = {}
-    for key, model in models.items():
+    iterators = {key: iter(batches) for key in models}
+    for model in models.values():
         compile_model(model, args.learning_rate)
-        steps[key] = (model.make_train_function(), iter(batches))
-
-    def timed_ms(key, n_steps):
-        train_fn, iterator = steps[key]
-        start = time.perf_counter()
-        for _ in range(n_steps):
-            logs = train_fn(iterator)
-        float(logs["loss"])  # Waits for the last step.
-        return (time.perf_counter() - start) * 1000.0 / n_steps
-
-    for key in models:
-        timed_ms(key, 20)  # Traces the train function, warms up.
-    per_round = {key: [] for key in models}
-    for r in range(args.rounds):
-        for key in ("dense", "tfmot") if r % 2 == 0 else ("tfmot", "dense"):
-            per_round[key].append(timed_ms(key, args.steps_per_round))
-    dense_ms = float(np.median(per_round["dense"]))
-    tfmot_ms = float(np.median(per_round["tfmot"]))
+    for key, model in models.items():
+        timing.train_step_ms(model, iterators[key], 20)  # Traces the train function, warms up.
+    per_round = timing.interleave(
+        {key: (lambda key=key: timing.train_step_ms(models[key], iterators[key],
+                                                    args.steps_per_round)) for key in models},
+        args.rounds)
+    dense_ms, tfmot_ms = timing.median(per_round["dense"]), timing.median(per_round["tfmot"])
     return {
         "mode": "step_time",
         "model": args.model,

@@ -10,6 +10,9 @@ untimed warm-up windows first. A candidate's time is the median of its
 windows, and its ratio to a reference is the median over rounds of the
 per-round ratios: the two windows of a round ran back to back, under the
 same load, which makes that steadier than a ratio of medians.
+
+It imports only numpy (TensorFlow where a function needs it): the TFMOT
+baseline times with it in its own Keras 2 process.
 """
 
 import gc
