@@ -58,8 +58,9 @@ import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras  # noqa: E402
 # This script's directory is on sys.path (it runs as a script in the TFMOT
 # venv); tfmot_env imports only the standard library, so its digest is the
-# one both sides compute, and harness/timing.py only numpy: the benchmarks'
-# own interleaved timing.
+# one both sides compute; harness/lenet.py imports nothing (the models the
+# other methods train) and harness/timing.py only numpy (their timing).
+from harness import lenet  # noqa: E402
 from harness import timing  # noqa: E402
 from tfmot_env import weights_sha256  # noqa: E402
 
@@ -135,25 +136,9 @@ def load_data(path):
 
 
 def build_model(name, init_weights):
-    """LeNet-300-100 or LeNet-5 (logits out), set to `init_weights`."""
-    layers = tf_keras.layers
-    inputs = layers.Input((28, 28))
-    if name == "lenet300":
-        x = layers.Flatten()(inputs)
-        x = layers.Dense(300, activation="relu", name="fc1")(x)
-        x = layers.Dense(100, activation="relu", name="fc2")(x)
-    else:
-        x = layers.Reshape((28, 28, 1))(inputs)
-        x = layers.Conv2D(6, 5, padding="same", activation="relu")(x)
-        x = layers.MaxPooling2D(2)(x)
-        x = layers.Conv2D(16, 5, padding="valid", activation="relu")(x)
-        x = layers.MaxPooling2D(2)(x)
-        x = layers.Flatten()(x)
-        x = layers.Dense(120, activation="relu", name="fc1")(x)
-        x = layers.Dense(84, activation="relu", name="fc2")(x)
-    outputs = layers.Dense(10, name="fc3")(x)
-    model = tf_keras.Model(inputs, outputs, name=name)
-
+    """LeNet-300-100 or LeNet-5 (`harness/lenet.py`, logits out) in Keras 2,
+    set to `init_weights`."""
+    model = lenet.lenet(tf_keras, name)
     expected = [w.shape for w in model.get_weights()]
     got = [w.shape for w in init_weights]
     if got != expected:

@@ -4,6 +4,7 @@ each:
 
     cli        the absl flags the benchmarks share, and checks of their values
     data       Fashion-MNIST as every method trains on it, and its identity
+    lenet      LeNet-300-100 and LeNet-5 in Keras 3 or Keras 2 (TFMOT)
     baselines  plain Keras 3 models, the one init per (model, seed), masked
                layers and gradual magnitude (or random) pruning
     runs       one training run: dense or gradually pruned, keras-switch with

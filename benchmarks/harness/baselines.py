@@ -7,9 +7,10 @@ control) on keras-switch's own ramp and keep counts."""
 import keras
 import numpy as np
 
+from benchmarks.harness import lenet
 from keras_switch import sparsity as switch_sparsity
 
-MODELS = ("lenet300", "lenet5")
+MODELS = lenet.MODELS
 FC_LAYERS = ("fc1", "fc2", "fc3")
 
 
@@ -49,28 +50,10 @@ MASKED = (MaskedDense, MaskedConv2D)
 
 
 def plain_model(model, masked=False):
-    """LeNet-300-100 or LeNet-5 in plain Keras 3, FC layers named like the
-    switched models' (`fc1`, `fc2`, `fc3`), same trunk; `masked`: the FC
+    """LeNet-300-100 or LeNet-5 (`lenet.lenet`) in plain Keras 3, FC layers
+    named like the switched models' (`fc1`, `fc2`, `fc3`); `masked`: the FC
     layers are `MaskedDense`."""
-    dense = MaskedDense if masked else keras.layers.Dense
-    inputs = keras.Input((28, 28), name="image")
-    if model == "lenet300":
-        x = keras.layers.Flatten()(inputs)
-        units = (300, 100)
-    elif model == "lenet5":
-        x = keras.layers.Reshape((28, 28, 1))(inputs)
-        x = keras.layers.Conv2D(6, 5, padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D(2)(x)
-        x = keras.layers.Conv2D(16, 5, padding="valid", activation="relu")(x)
-        x = keras.layers.MaxPooling2D(2)(x)
-        x = keras.layers.Flatten()(x)
-        units = (120, 84)
-    else:
-        raise ValueError(f"model must be one of {MODELS}. Received: {model!r}")
-    for index, width in enumerate(units, start=1):
-        x = dense(width, activation="relu", name=f"fc{index}")(x)
-    outputs = dense(10, name="fc3")(x)
-    return keras.Model(inputs, outputs, name=model)
+    return lenet.lenet(keras, model, MaskedDense if masked else None, input_name="image")
 
 
 def masked_clone(model):

@@ -21,12 +21,12 @@ import numpy as np
 from benchmarks.harness import report
 
 # What every run's result depends on, relative to the repository: the
-# library, the trainer and the recipe's configs, the harness's data,
+# library, the trainer and the recipe's configs, the harness's data, models,
 # baselines, runs and measurements, and the TFMOT baseline.
 CODE = ("keras_switch", "trainers", "configs", "benchmarks/harness/data.py",
-        "benchmarks/harness/baselines.py", "benchmarks/harness/runs.py",
-        "benchmarks/harness/measure.py", "benchmarks/tfmot_env.py",
-        "benchmarks/tfmot_baseline.py")
+        "benchmarks/harness/lenet.py", "benchmarks/harness/baselines.py",
+        "benchmarks/harness/runs.py", "benchmarks/harness/measure.py",
+        "benchmarks/tfmot_env.py", "benchmarks/tfmot_baseline.py")
 
 
 @functools.lru_cache(maxsize=None)
