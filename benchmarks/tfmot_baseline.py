@@ -58,14 +58,15 @@ import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras  # noqa: E402
 # This script's directory is on sys.path (it runs as a script in the TFMOT
 # venv); tfmot_env imports only the standard library, so its digest is the
-# one both sides compute; harness/lenet.py imports nothing (the models the
-# other methods train) and harness/timing.py only numpy (their timing).
+# one both sides compute; harness/lenet.py and harness/sparsity.py import
+# nothing (the models the other methods train, and how their sparsity is
+# counted) and harness/timing.py only numpy (their timing).
 from harness import lenet  # noqa: E402
+from harness import sparsity  # noqa: E402
 from harness import timing  # noqa: E402
 from tfmot_env import weights_sha256  # noqa: E402
 
 DENSE_NAMES = ("fc1", "fc2", "fc3")
-HIDDEN_NAMES = ("fc1", "fc2")
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -252,11 +253,6 @@ def train(args, arrays, init_weights):
     accuracy = float(np.mean(np.argmax(logits, axis=-1) == arrays["y_test"]))
 
     kernels = {name: stripped.get_layer(name).kernel.numpy() for name in DENSE_NAMES}
-    zeros = {name: int(np.count_nonzero(k == 0)) for name, k in kernels.items()}
-
-    def sparsity(names):
-        return sum(zeros[n] for n in names) / sum(kernels[n].size for n in names)
-
     result = {
         "method": "tfmot",
         "model": args.model,
@@ -265,21 +261,15 @@ def train(args, arrays, init_weights):
         "epochs": args.epochs,
         "end_step": end_step,
         "test_accuracy": accuracy,
-        "fc_sparsity": sparsity(DENSE_NAMES),
-        "hidden_sparsity": sparsity(HIDDEN_NAMES),
-        "layer_sparsity": {name: sparsity([name]) for name in DENSE_NAMES},
+        **sparsity.fc_sparsities(kernels, DENSE_NAMES[-1]),
         "train_seconds": train_seconds,
         "versions": versions(),
     }
     if args.whole_model:
         # Only here, so that the default result stays what it was.
         every = {name: layer.kernel.numpy() for name, layer in kernel_layers(stripped).items()}
-        every_zeros = {name: int(np.count_nonzero(k == 0)) for name, k in every.items()}
-        result.update(
-            whole_model=True, frequency=args.frequency, end_fraction=args.end_fraction,
-            sparsity=sum(every_zeros.values()) / sum(k.size for k in every.values()),
-            layer_sparsity={name: every_zeros[name] / every[name].size for name in every},
-        )
+        result.update(whole_model=True, frequency=args.frequency,
+                      end_fraction=args.end_fraction, **sparsity.sparsities(every))
     if record is not None:
         result["initial_weights_sha256"] = record.sha256
     return result

@@ -9,7 +9,8 @@ each:
                layers and gradual magnitude (or random) pruning
     runs       one training run: dense or gradually pruned, keras-switch with
                the trainer's recipe, or the training binary in a fresh process
-    measure    what a run measured: test accuracy, exact-zero sparsity, time
+    measure    what a run measured: test accuracy, its final kernels
+    sparsity   exact zeros counted in kernels (Keras 2's too)
     cache      one JSON file per run, reused only while its key holds
     stats      means and spreads over seeds, differences paired by seed
     tables     markdown tables and the cells they share

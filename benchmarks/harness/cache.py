@@ -26,6 +26,7 @@ from benchmarks.harness import report
 CODE = ("keras_switch", "trainers", "configs", "benchmarks/harness/data.py",
         "benchmarks/harness/lenet.py", "benchmarks/harness/baselines.py",
         "benchmarks/harness/runs.py", "benchmarks/harness/measure.py",
+        "benchmarks/harness/sparsity.py",
         "benchmarks/tfmot_env.py", "benchmarks/tfmot_baseline.py")
 
 

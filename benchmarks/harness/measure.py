@@ -1,10 +1,11 @@
 """What a finished run measured: its test accuracy and the exact zeros of
-its final kernels (never read off a target)."""
+its final kernels (`sparsity`)."""
 
 import keras
 import numpy as np
 
 from benchmarks.harness import baselines
+from benchmarks.harness import sparsity
 
 
 def accuracy(model, test):
@@ -29,31 +30,13 @@ def kernels_of(model, names=None):
     return out
 
 
-def sparsities(kernels):
-    """{"sparsity": the exact-zero fraction over all `kernels`,
-    "layer_sparsity": {name: that of each}}."""
-    zeros = {name: int(np.sum(k == 0)) for name, k in kernels.items()}
-    sizes = {name: int(k.size) for name, k in kernels.items()}
-    return {"sparsity": sum(zeros.values()) / sum(sizes.values()),
-            "layer_sparsity": {n: zeros[n] / sizes[n] for n in kernels}}
-
-
-def fc_sparsities(kernels):
-    """{"fc_sparsity": over the FC `kernels` (`baselines.FC_LAYERS`),
-    "hidden_sparsity": over all but the output layer, "layer_sparsity"}."""
-    hidden = {n: k for n, k in kernels.items() if n != baselines.FC_LAYERS[-1]}
-    every = sparsities(kernels)
-    return {"fc_sparsity": every["sparsity"],
-            "hidden_sparsity": sparsities(hidden)["sparsity"],
-            "layer_sparsity": every["layer_sparsity"]}
-
-
 def result(model, test, seconds, every_kernel=False, **extra):
     """The result dict of a run whose final model is `model` (plain, masked
     or stripped): test accuracy, seconds (0.1 s), `extra`, and the
-    `fc_sparsities` of its FC layers, or with `every_kernel` the
-    `sparsities` of every conv and Dense kernel."""
-    measured = (sparsities(kernels_of(model)) if every_kernel else
-                fc_sparsities(kernels_of(model, baselines.FC_LAYERS)))
+    `sparsity.fc_sparsities` of its FC layers, or with `every_kernel` the
+    `sparsity.sparsities` of every conv and Dense kernel."""
+    measured = (sparsity.sparsities(kernels_of(model)) if every_kernel else
+                sparsity.fc_sparsities(kernels_of(model, baselines.FC_LAYERS),
+                                       baselines.FC_LAYERS[-1]))
     return {"test_accuracy": accuracy(model, test), "train_seconds": round(seconds, 1),
             **extra, **measured}

@@ -20,6 +20,7 @@ from benchmarks.harness import baselines
 from benchmarks.harness import data as bench_data
 from benchmarks.harness import measure
 from benchmarks.harness import report
+from benchmarks.harness import sparsity
 from configs import common as common_configs
 from trainers import train_lib
 
@@ -104,7 +105,7 @@ def train_switch(model_name, data, target, seed, epochs, init, overrides=None,
     """keras-switch with the trainer's recipe (`recipe()`): the result dict,
     plus how many kept connections are top-magnitude ones of their layer and
     the recipe's `overrides`; with `every_kernel`, also "sparsity" and
-    "layer_sparsity" over every conv and Dense kernel (`measure.sparsities`).
+    "layer_sparsity" over every conv and Dense kernel (`sparsity.sparsities`).
     `callbacks(model)`, if given, returns extra Keras callbacks for `fit`."""
     (x, _), test = data
     config = recipe(model_name, target, seed, epochs, overrides, switch_every, batch_size)
@@ -117,7 +118,7 @@ def train_switch(model_name, data, target, seed, epochs, init, overrides=None,
     stripped = keras_switch.strip_switches(model)
     result = measure.result(stripped, test, seconds)
     if every_kernel:
-        result.update(measure.sparsities(measure.kernels_of(stripped)))
+        result.update(sparsity.sparsities(measure.kernels_of(stripped)))
     result["top_magnitude_overlap"] = top_magnitude_overlap(model)
     result["recipe"] = dict(overrides or {})
     return result

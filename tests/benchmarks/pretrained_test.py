@@ -17,6 +17,7 @@ from benchmarks import pretrained_report
 from benchmarks.harness import baselines
 from benchmarks.harness import measure
 from benchmarks.harness import report
+from benchmarks.harness import sparsity
 from tests.test_case import TestCase
 
 LAYERS = {"conv1": 0.5, "conv2": 0.9, "fc1": 0.97, "fc2": 0.9, "fc3": 0.6}
@@ -144,7 +145,7 @@ class PruningPiecesTest(TestCase):
         model.get_layer("conv1").mask.assign(np.zeros((5, 5, 1, 6), "float32"))
         kernels = measure.kernels_of(model)
         self.assertEqual(list(kernels), list(pretrained.LAYERS))
-        measured = measure.sparsities(kernels)
+        measured = sparsity.sparsities(kernels)
         self.assertEqual(measured["layer_sparsity"]["conv1"], 1.0)
         self.assertEqual(measured["layer_sparsity"]["fc1"], 0.0)
         total = sum(k.size for k in kernels.values())
