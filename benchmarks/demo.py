@@ -23,7 +23,7 @@ from absl import flags
 
 from benchmarks.harness import cli
 from benchmarks.harness import report
-from benchmarks.harness import runs
+from benchmarks.harness import trainer
 
 FLAGS = flags.FLAGS
 
@@ -60,7 +60,7 @@ def run(config):
         raise app.UsageError(f"--configs: no configs/{config}.py")
     with tempfile.TemporaryDirectory(prefix="ks-demo-") as tmp:
         workdir = os.path.join(tmp, "run")
-        return runs.run_trainer(command(config, workdir, FLAGS.extra_flags)[3:], workdir)
+        return trainer.run(command(config, workdir, FLAGS.extra_flags)[3:], workdir)
 
 
 def main(argv):

@@ -25,8 +25,8 @@ from absl import flags
 
 from benchmarks.harness import cli
 from benchmarks.harness import report
-from benchmarks.harness import runs
 from benchmarks.harness import tables
+from benchmarks.harness import trainer
 
 FLAGS = flags.FLAGS
 METRICS = ("test_accuracy", "fc_sparsity", "steps")
@@ -55,7 +55,7 @@ def _run_trainer(model_name, deterministic):
             args.append(f"--config.max_train_examples={FLAGS.max_train_examples}")
         if deterministic:
             args.append("--deterministic")
-        return runs.run_trainer(args, workdir)
+        return trainer.run(args, workdir)
 
 
 def _signature(trained):

@@ -34,21 +34,19 @@ import resource
 import subprocess
 import sys
 
-import keras
 import numpy as np
 from absl import app
 from absl import flags
 
-import keras_switch
 from benchmarks import tfmot_env
-from benchmarks.harness import baselines
 from benchmarks.harness import cli
 from benchmarks.harness import data
 from benchmarks.harness import report
-from benchmarks.harness import runs
 from benchmarks.harness import tables
 from benchmarks.harness import timing
-from keras_switch import models
+
+# Keras and the library are imported where a model is built:
+# tests/benchmarks/report_test.py imports this module for its tables.
 
 FLAGS = flags.FLAGS
 
@@ -89,6 +87,8 @@ def _batches(batch_size, count=4):
 
 def _dense_model(model_name):
     """The plain Keras 3 Dense model of `model_name`, compiled."""
+    from benchmarks.harness import baselines
+
     return baselines.compiled(baselines.plain_model(model_name), metrics=None,
                               jit_compile=FLAGS.jit_compile)
 
@@ -96,6 +96,8 @@ def _dense_model(model_name):
 def _switched_model(model_name, batch_size, target, phase):
     """The default-recipe keras-switch model of `model_name`, compiled and
     set at `phase` (`runs.recipe_model`: "switching" or "frozen")."""
+    from benchmarks.harness import runs
+
     config = runs.recipe(model_name, target, seed=0, epochs=10,
                          switch_every=FLAGS.switch_every)
     model = runs.recipe_model(config, TRAIN_EXAMPLES // batch_size, phase)
@@ -107,6 +109,11 @@ def _library_default_model(model_name, batch_size, target):
     """keras-switch as a user who reads only README gets it: the library's
     model with a shared `Switcher()`, `compile(target_sparsity=...)` and
     nothing else, planned as `fit()` plans a 10-epoch run, set mid-ramp."""
+    import keras
+
+    import keras_switch
+    from keras_switch import models
+
     model = models.MODELS[model_name](switcher=keras_switch.Switcher())
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   target_sparsity=target, jit_compile=FLAGS.jit_compile)
@@ -180,6 +187,8 @@ def main(argv):
         result = measure_step_time(model_name)
         result["memory"] = measure_memory(model_name)
         if FLAGS.tfmot:
+            from benchmarks.harness import baselines
+
             arrays = data.load_data(FLAGS.data_dir, max_test=256)
             init = baselines.initial_weights(model_name, seed=0)
             result["tfmot"] = tfmot_env.step_time(model_name, FLAGS.batch_size, arrays, init)

@@ -10,8 +10,7 @@ import numpy as np
 from benchmarks.harness import lenet
 from keras_switch import sparsity as switch_sparsity
 
-MODELS = lenet.MODELS
-FC_LAYERS = ("fc1", "fc2", "fc3")
+MODELS, FC_LAYERS = lenet.MODELS, lenet.FC_LAYERS
 
 
 class MaskedDense(keras.layers.Dense):

@@ -9,9 +9,9 @@ every benchmark the same names, defaults and help for the same thing.
 from absl import app
 from absl import flags
 
-from benchmarks.harness import baselines
 from benchmarks.harness import cache
 from benchmarks.harness import data
+from benchmarks.harness import lenet
 
 FLAGS = flags.FLAGS
 
@@ -36,7 +36,7 @@ def define_markdown(section):
 
 
 def define_models(default):
-    flags.DEFINE_list("models", list(default), f"Models, of {baselines.MODELS}.")
+    flags.DEFINE_list("models", list(default), f"Models, of {lenet.MODELS}.")
 
 
 def define_budget(epochs=None, batch_size=None, learning_rate=None, switch_every=False):

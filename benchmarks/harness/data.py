@@ -1,13 +1,13 @@
 """Fashion-MNIST as every benchmark trains on it, its seeded training
-batches, and the identity of those arrays (part of a cached run's key)."""
+batches, and the identity of those arrays (part of a cached run's key).
+
+TensorFlow is imported where data is read: the flags (`cli`) import this
+module in processes that only make tables."""
 
 import hashlib
 import os
 
 import numpy as np
-
-from keras_switch import data as switch_data
-from trainers import train_lib
 
 # Where Debian's dataset-fashion-mnist puts the IDX files.
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
@@ -18,6 +18,9 @@ def load_data(data_dir, max_train=None, max_test=None):
     (`(x - mean) / std` of the training pixels), optionally truncated:
     ((x, y), (x_test, y_test)). Every method, TFMOT included, trains on these
     same arrays."""
+    from keras_switch import data as switch_data
+    from trainers import train_lib
+
     (x, y), (xt, yt) = switch_data.load_arrays(
         "fashion_mnist", data_dir=data_dir, source="files"
     )
@@ -46,5 +49,7 @@ def identity(data_dir, data):
 def train_batches(data, batch_size, seed):
     """`data`'s training split in seeded, shuffled batches: every method of
     a seed sees the same order (`fit(..., shuffle=False)` leaves it)."""
+    from keras_switch import data as switch_data
+
     (x, y), _ = data
     return switch_data.make_dataset(x, y, batch_size, training=True, seed=seed)

@@ -4,6 +4,7 @@ which imports this module from its script's directory (it imports
 nothing), so that TFMOT prunes the very architecture the others train."""
 
 MODELS = ("lenet300", "lenet5")
+FC_LAYERS = ("fc1", "fc2", "fc3")
 
 
 def lenet(api, model, dense=None, input_name=None):
@@ -32,6 +33,6 @@ def lenet(api, model, dense=None, input_name=None):
         units = (120, 84)
     else:
         raise ValueError(f"model must be one of {MODELS}. Received: {model!r}")
-    for index, width in enumerate(units, start=1):
-        x = dense(width, activation="relu", name=f"fc{index}")(x)
-    return api.Model(inputs, dense(10, name="fc3")(x), name=model)
+    for name, width in zip(FC_LAYERS, units):
+        x = dense(width, activation="relu", name=name)(x)
+    return api.Model(inputs, dense(10, name=FC_LAYERS[-1])(x), name=model)

@@ -2,14 +2,9 @@
 Keras 3 model, dense or gradually pruned (`train_plain`), or keras-switch
 with the trainer's recipe from `configs/` (`recipe`, `train_switch`), each
 from the same init on the same seeded batches (sparsity always counted as
-exact zeros in the final kernels); or the training binary itself, in a
-fresh process (`run_trainer`)."""
+exact zeros in the final kernels)."""
 
-import json
 import math
-import os
-import subprocess
-import sys
 import time
 
 import keras
@@ -19,7 +14,6 @@ import keras_switch
 from benchmarks.harness import baselines
 from benchmarks.harness import data as bench_data
 from benchmarks.harness import measure
-from benchmarks.harness import report
 from benchmarks.harness import sparsity
 from configs import common as common_configs
 from trainers import train_lib
@@ -142,22 +136,3 @@ def top_magnitude_overlap(model):
         overlap[name] = float(np.sum(top & kept) / k)
     return overlap
 
-
-def run_trainer(args, workdir):
-    """Runs `python -m trainers.train ARGS` (which names `--workdir=WORKDIR`)
-    from the repository root, with this Python, the checkout first on
-    PYTHONPATH and TensorFlow's logs quiet; returns WORKDIR/report.json.
-
-    Raises:
-        RuntimeError: with the command and its stderr tail, when it fails.
-    """
-    command = [sys.executable, "-m", "trainers.train", *args]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join(filter(None, [report.ROOT,
-                                                        os.environ.get("PYTHONPATH")])))
-    result = subprocess.run(command, cwd=report.ROOT, env=env, capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n"
-                           f"{result.stderr[-3000:]}")
-    with open(os.path.join(workdir, "report.json")) as f:
-        return json.load(f)
