@@ -23,8 +23,10 @@ import shutil
 import tempfile
 import time
 
+import tensorflow as tf
 from absl import app
 from absl import flags
+from absl import logging
 
 from benchmarks import inference_measure
 from benchmarks import inference_models
@@ -67,9 +69,6 @@ def define_flags():
 def main(argv):
     cli.check_no_arguments(argv)
     cli.check_known("models", FLAGS.models, baselines.MODELS)
-    import tensorflow as tf
-    from absl import logging
-
     logging.set_verbosity(logging.WARNING)
     tf.get_logger().setLevel("ERROR")
     start = time.perf_counter()
