@@ -12,7 +12,7 @@ from global magnitude pruning and learns the choice within each layer). This
 script sweeps the first directly: every `--splits` entry fixes the sparsity
 of the hidden layers after the first and of the output layer (`fc2:fc3`;
 with LeNet's three layers, `fc1` takes whatever keeps the overall sparsity at
-`--target`), and gradual magnitude pruning (`benchmarks.common
+`--target`), and gradual magnitude pruning (`harness.baselines
 .GradualPruning`, keras-switch's ramp, init, data and budget, as in
 `benchmarks.pareto`) trains at that split. `global` rows are gradual global
 magnitude pruning (one threshold: its own split), once per `--intervals`
@@ -25,26 +25,52 @@ import math
 from absl import app
 from absl import flags
 
+from benchmarks.harness import cli
+from benchmarks.harness import lenet
+from benchmarks.harness import report
+from benchmarks.harness import stats
+from benchmarks.harness import tables
+
+# Keras and the library are imported where a model trains:
+# tests/benchmarks/report_test.py imports this module for its table.
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "lenet300", "Model: lenet300 or lenet5.")
-flags.DEFINE_float("target", 0.98, "Overall FC sparsity (all three Dense kernels).")
-flags.DEFINE_list("splits", ["0.939:0.554", "0.943:0.40", "0.943:0.20", "0.96:0.55",
-                             "0.90:0.55"],
-                  "fc2:fc3 sparsities to fix; fc1 takes the rest of the budget.")
-flags.DEFINE_list("intervals", ["100", "10"],
-                  "Mask-update intervals (steps) of the global rows.")
-flags.DEFINE_integer("switch_every", None,
-                     "Mask-update interval of the split rows (default: the "
-                     "keras-switch recipe's schedule.switch_every).")
-flags.DEFINE_list("seeds", ["0", "1"], "Seeds (init, data order).")
-flags.DEFINE_integer("epochs", 10, "Epochs of every run (the benchmarks' budget).")
-flags.DEFINE_integer("batch_size", 128, "Batch size.")
-flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
-                    "Directory of the Fashion-MNIST IDX files.")
-flags.DEFINE_integer("max_train_examples", None, "Truncate the training set (smoke runs).")
-flags.DEFINE_integer("max_test_examples", None, "Truncate the test set (smoke runs).")
-flags.DEFINE_string("output", "benchmarks/results/allocation.json", "Results JSON.")
-flags.DEFINE_bool("markdown", False, "Rewrite the allocation section of BENCHMARKS.md.")
+
+
+def define_flags():
+    flags.DEFINE_string("model", "lenet300", "Model: lenet300 or lenet5.")
+    flags.DEFINE_float("target", 0.98, "Overall FC sparsity (all three Dense kernels).")
+    flags.DEFINE_list("splits", ["0.939:0.554", "0.943:0.40", "0.943:0.20", "0.96:0.55",
+                                 "0.90:0.55"],
+                      "fc2:fc3 sparsities to fix; fc1 takes the rest of the budget.")
+    flags.DEFINE_list("intervals", ["100", "10"],
+                      "Mask-update intervals (steps) of the global rows.")
+    flags.DEFINE_integer("switch_every", None,
+                         "Mask-update interval of the split rows (default: the "
+                         "keras-switch recipe's schedule.switch_every).")
+    flags.DEFINE_list("seeds", ["0", "1"], "Seeds (init, data order).")
+    cli.define_budget(epochs=10, batch_size=128)
+    cli.define_data()
+    flags.DEFINE_string("output", "benchmarks/results/allocation.json", "Results JSON.")
+    cli.define_markdown("allocation")
+
+
+def first_layer_sparsity(sizes, target, rest):
+    """The sparsity of the first layer that keeps the overall sparsity at
+    `target` when the others have `rest` ({layer: sparsity}).
+
+    Raises:
+        ValueError: when no first-layer sparsity in [0, 1] does.
+    """
+    first, *others = sizes
+    kept = (1.0 - target) * sum(sizes.values())
+    kept -= sum((1.0 - rest[name]) * sizes[name] for name in others)
+    sparsity = 1.0 - kept / sizes[first]
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(
+            f"Split {rest} cannot reach overall sparsity {target}: {first} would "
+            f"need sparsity {sparsity:.4f}, expected a value in [0, 1]")
+    return sparsity
 
 
 def parse_split(text, names):
@@ -63,28 +89,23 @@ def parse_split(text, names):
 
 
 def _run(model, data, seed, allocation, every, ramp_steps, power, init):
-    from benchmarks import common
+    from benchmarks.harness import baselines
+    from benchmarks.harness import runs as bench_runs
 
-    return common.train_plain(
+    return bench_runs.train_plain(
         model, data, seed, FLAGS.epochs, FLAGS.batch_size, 1e-3, init,
-        pruning=lambda layers: common.GradualPruning(
+        pruning=lambda layers: baselines.GradualPruning(
             layers, "magnitude", allocation, FLAGS.target, ramp_steps, every,
             power=power, seed=seed))
 
 
 def markdown_table(rows):
-    lines = [
-        "| mask | fc1/fc2/fc3 sparsity asked (%) | measured (%) | FC sparsity | update every | "
-        "acc per seed | mean acc |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        asked = "/".join(f"{100 * s:.1f}" for s in r["asked"].values()) if r["asked"] else "–"
-        lines.append(
-            f"| {r['mask']} | {asked} | {r['measured']} | {r['fc_sparsity']:.4f} | "
-            f"{r['every']} | {' / '.join(f'{a:.4f}' for a in r['accuracy'])} | "
-            f"**{r['mean']:.4f}** |")
-    return "\n".join(lines)
+    return tables.table(
+        ["mask", "fc1/fc2/fc3 sparsity asked (%)", "measured (%)", "FC sparsity", "update every",
+         "acc per seed", "mean acc"],
+        [[r["mask"], tables.percents(r["asked"]) if r["asked"] else tables.DASH, r["measured"],
+          f"{r['fc_sparsity']:.4f}", r["every"], tables.per_seed(r["accuracy"]),
+          f"**{r['mean']:.4f}**"] for r in rows])
 
 
 def section(payload):
@@ -94,12 +115,12 @@ def section(payload):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from benchmarks import common
+    from benchmarks.harness import baselines
+    from benchmarks.harness import runs as bench_runs
 
-    if FLAGS.model not in common.MODELS:
-        raise app.UsageError(f"--model={FLAGS.model!r}: expected one of {common.MODELS}")
+    cli.check_no_arguments(argv)
+    if FLAGS.model not in lenet.MODELS:
+        raise app.UsageError(f"--model={FLAGS.model!r}: expected one of {lenet.MODELS}")
     if FLAGS.switch_every is not None and FLAGS.switch_every < 1:
         raise app.UsageError(f"--switch_every={FLAGS.switch_every}: expected a positive integer")
     if not 0.0 < FLAGS.target < 1.0:
@@ -109,50 +130,45 @@ def main(argv):
         if not text.isdigit() or int(text) < 1:
             raise app.UsageError(f"--intervals entry {text!r}: expected a positive integer")
         intervals.append(int(text))
-    plain = common.plain_model(FLAGS.model)
-    sizes = {name: math.prod(plain.get_layer(name).kernel.shape) for name in common.FC_LAYERS}
+    plain = baselines.plain_model(FLAGS.model)
+    sizes = {name: math.prod(plain.get_layer(name).kernel.shape) for name in baselines.FC_LAYERS}
     splits = []
     for text in FLAGS.splits:
-        rest = parse_split(text, common.FC_LAYERS[1:])
+        rest = parse_split(text, baselines.FC_LAYERS[1:])
         try:
-            first = common.first_layer_sparsity(sizes, FLAGS.target, rest)
+            first = first_layer_sparsity(sizes, FLAGS.target, rest)
         except ValueError as error:
             raise app.UsageError(f"--splits entry {text!r}: {error}") from None
-        splits.append({common.FC_LAYERS[0]: first, **rest})
+        splits.append({baselines.FC_LAYERS[0]: first, **rest})
 
-    data = common.load_data(FLAGS.data_dir, FLAGS.max_train_examples,
-                            FLAGS.max_test_examples)
-    config = common.recipe(FLAGS.model, FLAGS.target, 0, FLAGS.epochs,
-                           batch_size=FLAGS.batch_size)
+    data = cli.load_data()
+    config = bench_runs.recipe(FLAGS.model, FLAGS.target, 0, FLAGS.epochs,
+                               batch_size=FLAGS.batch_size)
     steps_per_epoch = -(-len(data[0][0]) // FLAGS.batch_size)
     ramp_steps = config.schedule.ramp_epochs * steps_per_epoch
     power = config.schedule.ramp_power
     plans = [("global", None, every) for every in intervals]
     every = FLAGS.switch_every or config.schedule.switch_every
     plans += [("split", split, every) for split in splits]
-    seeds = [int(s) for s in FLAGS.seeds]
-    inits = {seed: common.initial_weights(FLAGS.model, seed) for seed in seeds}
+    seeds = [int(v) for v in FLAGS.seeds]
+    inits = {seed: baselines.initial_weights(FLAGS.model, seed) for seed in seeds}
     rows = []
     for mask, split, every in plans:
-        runs = [_run(FLAGS.model, data, seed, split or "global", every, ramp_steps, power,
-                     inits[seed]) for seed in seeds]
-        layer = {n: sum(r["layer_sparsity"][n] for r in runs) / len(runs)
-                 for n in common.FC_LAYERS}
+        runs = [dict(_run(FLAGS.model, data, seed, split or "global", every, ramp_steps, power,
+                          inits[seed]), seed=seed) for seed in seeds]
+        row = stats.over_seeds(runs, ("fc_sparsity", "layer_sparsity"))
         rows.append({
             "mask": mask, "asked": split, "every": every, "seeds": seeds,
-            "accuracy": [r["test_accuracy"] for r in runs],
-            "mean": sum(r["test_accuracy"] for r in runs) / len(runs),
-            "fc_sparsity": sum(r["fc_sparsity"] for r in runs) / len(runs),
-            "layer_sparsity": layer,
-            "measured": "/".join(f"{100 * s:.1f}" for s in layer.values()),
+            "accuracy": row["accuracy"], "mean": row["mean_accuracy"],
+            "fc_sparsity": row["fc_sparsity"], "layer_sparsity": row["layer_sparsity"],
+            "measured": tables.percents(row["layer_sparsity"]),
         })
         print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
-    from benchmarks import report
-
     payload = {"model": FLAGS.model, "target": FLAGS.target, "epochs": FLAGS.epochs,
                "results": rows}
     report.publish("allocation", FLAGS.output, payload, section, FLAGS.markdown)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

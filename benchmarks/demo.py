@@ -15,16 +15,15 @@ idle machine. tests/benchmarks/demo_test.py checks that README.md and the
 config docstrings quote these files.
 """
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 
 from absl import app
 from absl import flags
 
-from benchmarks import common
+from benchmarks.harness import cli
+from benchmarks.harness import report
+from benchmarks.harness import trainer
 
 FLAGS = flags.FLAGS
 
@@ -39,9 +38,6 @@ def define_flags():
     flags.DEFINE_list("extra_flags", [],
                       "More trainer flags for a smoke run (e.g. "
                       "--config.num_epochs=1); the committed results use none.")
-
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def command(config, workdir="/tmp/{config}", extra_flags=()):
@@ -60,30 +56,21 @@ def quote(report):
 
 def run(config):
     """One trainer run of `config` in a fresh process: its report.json."""
-    if not os.path.exists(os.path.join(ROOT, "configs", config + ".py")):
+    if not os.path.exists(os.path.join(report.ROOT, "configs", config + ".py")):
         raise app.UsageError(f"--configs: no configs/{config}.py")
     with tempfile.TemporaryDirectory(prefix="ks-demo-") as tmp:
-        args = command(config, os.path.join(tmp, "run"), FLAGS.extra_flags)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                   PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-        result = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, env=env,
-                                capture_output=True, text=True)
-        if result.returncode:
-            raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n"
-                               f"{result.stderr[-3000:]}")
-        with open(os.path.join(tmp, "run", "report.json")) as f:
-            return json.load(f)
+        workdir = os.path.join(tmp, "run")
+        return trainer.run(command(config, workdir, FLAGS.extra_flags)[3:], workdir)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    cli.check_no_arguments(argv)
     for config in FLAGS.configs:
-        report = run(config)
+        trained = run(config)
         path = os.path.join(FLAGS.output_dir, config + ".json")
-        common.write_json(path, {"command": " ".join(command(config, extra_flags=FLAGS.extra_flags)),
-                                 "report": report})
-        print(f"{config}: {quote(report)}, {report['train_seconds']:.0f} s of training "
+        shown = " ".join(command(config, extra_flags=FLAGS.extra_flags))
+        report.write_json(path, {"command": shown, "report": trained})
+        print(f"{config}: {quote(trained)}, {trained['train_seconds']:.0f} s of training "
               f"-> {path}", flush=True)
 
 

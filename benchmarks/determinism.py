@@ -17,57 +17,51 @@ report.json metrics (test_accuracy, fc_sparsity, per-layer nonzeros, steps).
 """
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 
 from absl import app
 from absl import flags
 
-FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["lenet300", "lenet5"], "Models: lenet300, lenet5.")
-flags.DEFINE_integer("rounds", 3, "Pairs of runs (deterministic, default) per model.")
-flags.DEFINE_integer("epochs", 3, "Epochs per run (1 ramp, 1 frozen).")
-flags.DEFINE_integer("max_train_examples", None,
-                     "Cut the training set (default: all 60000).")
-flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
-                    "Fashion-MNIST IDX files.")
-flags.DEFINE_string("output", "benchmarks/results/determinism.json", "Results JSON.")
-flags.DEFINE_bool("markdown", False, "Rewrite the determinism section of BENCHMARKS.md.")
+from benchmarks.harness import cli
+from benchmarks.harness import report
+from benchmarks.harness import tables
+from benchmarks.harness import trainer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = flags.FLAGS
 METRICS = ("test_accuracy", "fc_sparsity", "steps")
+
+
+def define_flags():
+    cli.define_models(["lenet300", "lenet5"])
+    flags.DEFINE_integer("rounds", 3, "Pairs of runs (deterministic, default) per model.")
+    flags.DEFINE_integer("epochs", 3, "Epochs per run (1 ramp, 1 frozen).")
+    flags.DEFINE_integer("max_train_examples", None,
+                         "Cut the training set (default: all 60000).")
+    cli.define_data(truncate=False, help="Fashion-MNIST IDX files.")
+    flags.DEFINE_string("output", "benchmarks/results/determinism.json", "Results JSON.")
+    cli.define_markdown("determinism")
 
 
 def _run_trainer(model_name, deterministic):
     """One trainer run in a fresh process: its report.json."""
     with tempfile.TemporaryDirectory(prefix="ks-determinism-") as workdir:
-        command = [
-            sys.executable, "-m", "trainers.train",
+        args = [
             f"--config=configs/{model_name}_fashion_mnist.py", f"--workdir={workdir}",
             f"--config.data_dir={FLAGS.data_dir}", f"--config.num_epochs={FLAGS.epochs}",
             "--config.schedule.ramp_epochs=1", "--config.schedule.freeze_epochs=1",
         ]
         if FLAGS.max_train_examples:
-            command.append(f"--config.max_train_examples={FLAGS.max_train_examples}")
+            args.append(f"--config.max_train_examples={FLAGS.max_train_examples}")
         if deterministic:
-            command.append("--deterministic")
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                   PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-        if result.returncode:
-            raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n"
-                               f"{result.stderr[-3000:]}")
-        with open(os.path.join(workdir, "report.json")) as f:
-            return json.load(f)
+            args.append("--deterministic")
+        return trainer.run(args, workdir)
 
 
-def _signature(report):
-    """The metrics two repeatable runs must share."""
-    return json.dumps([[report[k] for k in METRICS],
-                       [layer["nonzeros"] for layer in report["layers"]]])
+def _signature(trained):
+    """The metrics two repeatable runs (their report.json) must share."""
+    return json.dumps([[trained[k] for k in METRICS],
+                       [layer["nonzeros"] for layer in trained["layers"]]])
 
 
 def measure(model_name):
@@ -78,13 +72,13 @@ def measure(model_name):
         order = ["deterministic", "default"] if r % 2 == 0 else ["default", "deterministic"]
         this_round = {}
         for setting in order:
-            report = _run_trainer(model_name, setting == "deterministic")
-            this_round[setting] = report["train_seconds"]
-            seconds[setting].append(report["train_seconds"])
-            signatures[setting].add(_signature(report))
+            trained = _run_trainer(model_name, setting == "deterministic")
+            this_round[setting] = trained["train_seconds"]
+            seconds[setting].append(trained["train_seconds"])
+            signatures[setting].add(_signature(trained))
             print(f"{model_name} round {r + 1}/{FLAGS.rounds} {setting}: "
-                  f"{report['train_seconds']:.1f} s, test accuracy "
-                  f"{report['test_accuracy']:.4f}", flush=True)
+                  f"{trained['train_seconds']:.1f} s, test accuracy "
+                  f"{trained['test_accuracy']:.4f}", flush=True)
         ratios.append(this_round["deterministic"] / this_round["default"])
     return {
         "model": model_name,
@@ -99,40 +93,29 @@ def measure(model_name):
 
 
 def markdown_table(results):
-    lines = [
-        "| model | epochs | runs per setting | default train s (median) "
-        "| `--deterministic` train s (median) | ratio (median of rounds) "
-        "| identical metrics: deterministic / default |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        seconds = r["median_seconds"]
-        same = r["repeatable"]
-        lines.append(
-            f"| {r['model']} | {r['epochs']} | {r['rounds']} | {seconds['default']:.1f} "
-            f"| {seconds['deterministic']:.1f} | **{r['ratio']:.2f}x** "
-            f"| {'yes' if same['deterministic'] else 'NO'} / "
-            f"{'yes' if same['default'] else 'no'} |"
-        )
-    return "\n".join(lines)
+    return tables.table(
+        ["model", "epochs", "runs per setting", "default train s (median)",
+         "`--deterministic` train s (median)", "ratio (median of rounds)",
+         "identical metrics: deterministic / default"],
+        [[r["model"], r["epochs"], r["rounds"], f"{r['median_seconds']['default']:.1f}",
+          f"{r['median_seconds']['deterministic']:.1f}", f"**{r['ratio']:.2f}x**",
+          f"{'yes' if r['repeatable']['deterministic'] else 'NO'} / "
+          f"{'yes' if r['repeatable']['default'] else 'no'}"] for r in results])
 
 
-def section(payload):
-    """(about, table) of the determinism section, from the JSON payload."""
-    return "", markdown_table(payload["results"])
+# tests/benchmarks/report_test.py makes the section again by this name.
+section = report.results_section(markdown_table)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    cli.check_no_arguments(argv)
     if FLAGS.rounds < 1:
         raise app.UsageError(f"--rounds must be at least 1. Received: {FLAGS.rounds}")
     results = [measure(model_name) for model_name in FLAGS.models]
-    from benchmarks import report
-
     payload = {"results": results}
     report.publish("determinism", FLAGS.output, payload, section, FLAGS.markdown)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -12,9 +12,9 @@ network unpruned) and timed, in one process, against the dense export.
 
 The pieces: `inference_models.py` (the models, masks and exports),
 `inference_measure.py` (sizes, and latency in graph mode, from Python and
-in TFLite, timed in interleaved windows by `timing.py`),
+in TFLite, timed in interleaved windows by `harness/timing.py`),
 `inference_report.py` (issue 5's targets and the tables); this file holds
-the flags and writes the results (`report.publish`).
+the flags and writes the results (`harness/report.py`).
 """
 
 import os
@@ -23,51 +23,52 @@ import shutil
 import tempfile
 import time
 
+import tensorflow as tf
 from absl import app
 from absl import flags
+from absl import logging
 
 from benchmarks import inference_measure
 from benchmarks import inference_models
 from benchmarks import inference_report
-from benchmarks import report
+from benchmarks.harness import baselines
+from benchmarks.harness import cli
+from benchmarks.harness import report
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["lenet300", "lenet5"], "Models: lenet300, lenet5.")
-flags.DEFINE_list("targets", ["0.9", "0.95", "0.98"], "Target FC sparsities.")
-flags.DEFINE_list("batch_sizes", ["1", "256"], "Batch sizes to time.")
-flags.DEFINE_list("representations", ["dense", "sparse_matmul", "csr", "gather"],
-                  "Forced representations of export_sparse timed besides 'auto' "
-                  "('dense' is reported as export_sparse_dense).")
-flags.DEFINE_integer("rounds", 21, "Interleaved timing windows per candidate.")
-flags.DEFINE_float("window_ms", 40.0, "Target length of one timing window (ms).")
-flags.DEFINE_integer("unroll", 16, "serve() calls per tf.function call (graph mode).")
-flags.DEFINE_integer("warmup", 3, "Untimed windows per candidate before the rounds.")
-flags.DEFINE_integer("seed", 0, "Seed of the random init and the inputs.")
-flags.DEFINE_integer("train_epochs", 3,
-                     "Epochs of dense training (plain Keras model, Fashion-MNIST, "
-                     "Adam 1e-3, batch 128) before the masks are set; 0: random "
-                     "init (the global threshold then empties fc1 at high targets).")
-flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
-                    "Fashion-MNIST IDX files (for --train_epochs).")
-flags.DEFINE_bool("tflite", True, "Also export, size and time TFLite files.")
-flags.DEFINE_float("tolerance", 0.05,
-                   "'Never slower than dense' allows ratios up to 1 + tolerance "
-                   "(the noise band; compare the dense control's ratio).")
-flags.DEFINE_string("workdir", None, "Keep the exports here (default: a temp dir, removed).")
-flags.DEFINE_string("output", "benchmarks/results/inference.json", "Results JSON.")
-flags.DEFINE_bool("markdown", False, "Rewrite the inference section of BENCHMARKS.md.")
-flags.DEFINE_string("benchmarks_md", None, "The BENCHMARKS.md to rewrite (default: the repo's).")
+
+
+def define_flags():
+    cli.define_models(["lenet300", "lenet5"])
+    flags.DEFINE_list("targets", ["0.9", "0.95", "0.98"], "Target FC sparsities.")
+    flags.DEFINE_list("batch_sizes", ["1", "256"], "Batch sizes to time.")
+    flags.DEFINE_list("representations", ["dense", "sparse_matmul", "csr", "gather"],
+                      "Forced representations of export_sparse timed besides 'auto' "
+                      "('dense' is reported as export_sparse_dense).")
+    flags.DEFINE_integer("rounds", 21, "Interleaved timing windows per candidate.")
+    flags.DEFINE_float("window_ms", 40.0, "Target length of one timing window (ms).")
+    flags.DEFINE_integer("unroll", 16, "serve() calls per tf.function call (graph mode).")
+    flags.DEFINE_integer("warmup", 3, "Untimed windows per candidate before the rounds.")
+    flags.DEFINE_integer("seed", 0, "Seed of the random init and the inputs.")
+    flags.DEFINE_integer("train_epochs", 3,
+                         "Epochs of dense training (plain Keras model, Fashion-MNIST, "
+                         "Adam 1e-3, batch 128) before the masks are set; 0: random "
+                         "init (the global threshold then empties fc1 at high targets).")
+    cli.define_data(truncate=False, help="Fashion-MNIST IDX files (for --train_epochs).")
+    flags.DEFINE_bool("tflite", True, "Also export, size and time TFLite files.")
+    flags.DEFINE_float("tolerance", 0.05,
+                       "'Never slower than dense' allows ratios up to 1 + tolerance "
+                       "(the noise band; compare the dense control's ratio).")
+    flags.DEFINE_string("workdir", None, "Keep the exports here (default: a temp dir, removed).")
+    flags.DEFINE_string("output", "benchmarks/results/inference.json", "Results JSON.")
+    cli.define_markdown("inference")
+    flags.DEFINE_string("benchmarks_md", None,
+                        "The BENCHMARKS.md to rewrite (default: the repo's).")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    for name in FLAGS.models:
-        if name not in inference_models.MODELS:
-            raise app.UsageError(f"--models: unknown model {name!r}")
-    import tensorflow as tf
-    from absl import logging
-
+    cli.check_no_arguments(argv)
+    cli.check_known("models", FLAGS.models, baselines.MODELS)
     logging.set_verbosity(logging.WARNING)
     tf.get_logger().setLevel("ERROR")
     start = time.perf_counter()
@@ -111,4 +112,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,6 +1,6 @@
 r"""The inference benchmark's measurements of one model: every export's
 size and latency at every target, timed with the shared harness
-(`benchmarks/timing.py`).
+(`benchmarks/harness/timing.py`).
 
 Every SavedModel is loaded with `tf.saved_model.load` in this one process
 and its `serve` function is timed two ways on the same fixed input:
@@ -27,8 +27,13 @@ import dataclasses
 import gc
 import os
 
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_switch
 from benchmarks import inference_models
-from benchmarks import timing
+from benchmarks.harness import timing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +59,6 @@ class Options:
 def _output(y):
     """The one output tensor of a `serve` call (a tensor, or a 1-entry
     structure)."""
-    import tensorflow as tf
-
     flat = tf.nest.flatten(y)
     if len(flat) != 1:
         raise ValueError(f"serve() returned {len(flat)} outputs; expected 1")
@@ -65,8 +68,6 @@ def _output(y):
 def _graph_loop(serve, unroll):
     """tf.function running `serve` `unroll` times in a chain (serve=None: the
     harness alone). Returns the last feedback scalar."""
-    import tensorflow as tf
-
     @tf.function(autograph=False)
     def loop(x, eps):
         s = tf.zeros([], x.dtype)
@@ -90,9 +91,6 @@ def _interleaved(runs, options):
 
 def time_graph(serves, x, options):
     """Graph-mode ms per serve() call (harness subtracted) and ratios."""
-    import numpy as np
-    import tensorflow as tf
-
     eps = tf.constant(0.0, x.dtype)
     loops = {"harness": _graph_loop(None, options.unroll)}
     loops.update({name: _graph_loop(serve, options.unroll) for name, serve in serves.items()})
@@ -112,8 +110,6 @@ def time_graph(serves, x, options):
 
 def time_python(serves, x, options):
     """ms per `serve(x)` call from Python, and ratios."""
-    import numpy as np
-
     runs = {name: (lambda serve=serve: _output(serve(x))) for name, serve in serves.items()}
     for run in runs.values():
         run()
@@ -128,8 +124,6 @@ class _Invoke:
     """One tf.lite.Interpreter at a batch size; calling it invokes once."""
 
     def __init__(self, path, x):
-        import tensorflow as tf
-
         self.interpreter = tf.lite.Interpreter(model_path=path)
         detail = self.interpreter.get_input_details()[0]
         if tuple(detail["shape"]) != tuple(x.shape):
@@ -149,8 +143,6 @@ class _Invoke:
 def time_tflite(paths, x, options):
     """ms per `Interpreter.invoke()` of the dense and the sparse TFLite
     file, and the sparse one's ratio."""
-    import numpy as np
-
     runs = {"dense": _Invoke(paths["tflite_dense"], x),
             "sparse": _Invoke(paths["tflite_sparse"], x)}
     diff = float(np.max(np.abs(runs["dense"]().numpy() - runs["sparse"]().numpy())))
@@ -168,11 +160,6 @@ def measure(model, part, target, directory, unpruned_size, options):
     """One (model, part, target): `model`'s exports under `directory`,
     their sizes (and ratios to `unpruned_size`, `unpruned_sizes()` of the
     same network), outputs and latencies at every batch size."""
-    import numpy as np
-    import tensorflow as tf
-
-    import keras_switch
-
     report = keras_switch.sparsity_report(model)
     paths, auto_layers = inference_models.export_all(
         model, directory, options.representations, options.tflite)
@@ -232,12 +219,9 @@ def measure(model, part, target, directory, unpruned_size, options):
 
 
 def run_model(name, workdir, options):
-    """Every (part, target) of model `name` (`inference_models.MODELS`),
+    """Every (part, target) of model `name` (`harness.lenet.MODELS`),
     exported under `workdir`: a list of `measure` results, each with its
     "model"."""
-    import keras
-    import numpy as np
-
     model = inference_models.build_model(name, options.seed, options.train_epochs,
                                          options.data_dir)
     parts = [("fc=whole", model)] if name == "lenet300" else [

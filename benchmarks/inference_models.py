@@ -3,7 +3,7 @@ exports.
 
 Models: the keras-switch LeNet-300-100 and LeNet-5 (`keras_switch.models`)
 holding the weights of the plain dense model trained `train_epochs` on
-Fashion-MNIST from the init of `seed` (`benchmarks/common.initial_weights`,
+Fashion-MNIST from the init of `seed` (`harness.baselines.initial_weights`,
 the init the other benchmarks start from; `train_epochs=0` keeps that
 random init, whose glorot ranges make one global threshold empty fc1 at high
 targets). No keras-switch training: at each target the masks are set by
@@ -33,7 +33,6 @@ gzip'd raw float32 weights.
 import gzip
 import os
 
-MODELS = ("lenet300", "lenet5")
 # The parts measured (LeNet-300-100: "fc=whole"; LeNet-5: "fc", "whole"), as
 # the tables name them.
 PART_NAMES = {"fc": "FC stack", "whole": "whole", "fc=whole": "FC stack = whole"}
@@ -49,25 +48,23 @@ def build_model(name, seed, train_epochs=0, data_dir=None):
     import keras
 
     import keras_switch
-    from benchmarks import common
-    from keras_switch import data as switch_data
+    from benchmarks.harness import baselines
+    from benchmarks.harness import data
     from keras_switch import models
 
     keras.utils.set_random_seed(seed)
-    if name not in MODELS:
-        raise ValueError(f"model must be one of {sorted(MODELS)}. Received: {name!r}")
+    if name not in baselines.MODELS:
+        raise ValueError(f"model must be one of {sorted(baselines.MODELS)}. Received: {name!r}")
     model = models.MODELS[name](switcher=keras_switch.Switcher())
-    weights = common.initial_weights(name, seed)
+    weights = baselines.initial_weights(name, seed)
     if train_epochs:
-        (x, y), _ = common.load_data(data_dir)
-        dense = common.plain_model(name)
-        common.set_initial_weights(dense, weights)
-        dense.compile(keras.optimizers.Adam(1e-3),
-                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        dense.fit(switch_data.make_dataset(x, y, 128, training=True, seed=seed),
-                  epochs=train_epochs, verbose=0)
+        arrays = data.load_data(data_dir)
+        dense = baselines.plain_model(name)
+        baselines.set_initial_weights(dense, weights)
+        baselines.compiled(dense, metrics=None)
+        dense.fit(data.train_batches(arrays, 128, seed), epochs=train_epochs, verbose=0)
         weights = dense.get_weights()
-    common.set_initial_weights(model, weights)
+    baselines.set_initial_weights(model, weights)
     return model
 
 
@@ -105,11 +102,11 @@ def global_magnitude_masks(model, target):
     entries over all switched layers together (one threshold)."""
     import numpy as np
 
-    from benchmarks import common
+    from benchmarks.harness import baselines
 
     kernels = [np.abs(layer.kernel.numpy()) for layer in model.switched_layers]
     flat = np.concatenate([k.ravel() for k in kernels])
-    keep = common.keep_count(1.0 - target, flat.size)
+    keep = baselines.kept(1.0 - target, flat.size)
     threshold = np.partition(flat, flat.size - keep)[flat.size - keep]
     return [(k >= threshold).astype("float32") for k in kernels]
 
@@ -177,6 +174,31 @@ def unpruned_sizes(network, directory):
         # The same float32 weights with no graph and no file format.
         "weights": len(gzip.compress(
             b"".join(w.tobytes() for w in stripped.get_weights()), 9, mtime=0)),
+    }
+
+
+def export_sizes(model, unpruned, directory):
+    """gzip'd bytes of `export_sparse(model)` ("auto") against `unpruned`
+    (the same network with every connection kept) as `unpruned_sizes` sizes
+    it: {"sparse_bytes", "dense_once_bytes" (each weight stored once),
+    "dense_saved_model_bytes" (Keras' `export()`), "weights_bytes", "ratio"
+    (to stored once), "ratio_to_saved_model", "layers" (export_sparse's
+    per-layer table)}. Exports go under `directory`."""
+    import keras_switch
+    from keras_switch import export
+
+    sparse = os.path.join(directory, "sparse")
+    info = keras_switch.export_sparse(model, sparse)
+    reference = unpruned_sizes(unpruned, os.path.join(directory, "dense"))
+    size = int(export.gzip_size(sparse))
+    return {
+        "sparse_bytes": size,
+        "dense_once_bytes": reference["stored_once"],
+        "dense_saved_model_bytes": reference["saved_model"],
+        "weights_bytes": reference["weights"],
+        "ratio": size / reference["stored_once"],
+        "ratio_to_saved_model": size / reference["saved_model"],
+        "layers": info["layers"],
     }
 
 

@@ -3,15 +3,13 @@ measured numbers, and the tables of BENCHMARKS.md's sparse inference
 section (latency in graph mode and from Python, sizes, TFLite)."""
 
 from benchmarks import inference_models
-from benchmarks import report
+from benchmarks.harness import tables
+
 # Issue 5 targets: at 95% FC sparsity.
 SIZE_TARGET = 0.08            # gzip'd sparse export / gzip'd dense export
 LATENCY_TARGETS = {1: 0.5, 256: 0.8}  # FC stack, sparse / dense, per batch size
 TARGET_SPARSITY = 0.95
-
-
-def _model_name(model):
-    return report.MODEL_NAMES.get(model, model)
+HEAD = ["model", "part", "target", "FC sparsity (per layer %)"]
 
 
 def _kib(n):
@@ -29,20 +27,17 @@ def _auto_layers(result):
     return "/".join(layer["representation"] for layer in result["auto_layers"] or [])
 
 
-def _row_head(r):
-    per_layer = "/".join(f"{100 * layer['sparsity']:.1f}" for layer in r["layers"])
-    return (f"| {_model_name(r['model'])} | {inference_models.PART_NAMES[r['part']]} "
-            f"| {r['target']:.2f} | {r['fc_sparsity']:.4f} ({per_layer}) ")
+def _head(r):
+    """The cells under `HEAD` of result `r`."""
+    return [tables.model_name(r["model"]), inference_models.PART_NAMES[r["part"]],
+            tables.target(r["target"]),
+            f"{r['fc_sparsity']:.4f} ({tables.percents([l['sparsity'] for l in r['layers']])})"]
 
 
 def latency_table(results, mode, representations):
     names = ["auto", *representations]
     control = mode == "graph"
-    header = ("| model | part | target | FC sparsity (per layer %) | auto per layer "
-              "| batch | dense ms "
-              + ("| dense control ms (ratio) " if control else "")
-              + "".join(f"| {n} ms (ratio) " for n in names) + "|")
-    lines = [header, "|---|---|---|---|---|---|---|" + "---|" * (len(names) + control)]
+    rows = []
     for r in results:
         for timed in r["latency"]:
             if timed["mode"] != mode:
@@ -54,34 +49,26 @@ def latency_table(results, mode, representations):
             for n in names:
                 bold = "**" if n == "auto" else ""
                 cells.append(f"{ms[n]:.4f} ({bold}{ratio[n]:.2f}x{bold})")
-            lines.append(_row_head(r) + f"| {_auto_layers(r)} | {timed['batch']} | "
-                         + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            rows.append(_head(r) + [_auto_layers(r), timed["batch"]] + cells)
+    return tables.table(HEAD + ["auto per layer", "batch", "dense ms"]
+                        + (["dense control ms (ratio)"] if control else [])
+                        + [f"{n} ms (ratio)" for n in names], rows)
 
 
 def tflite_table(results):
-    lines = ["| model | part | target | FC sparsity (per layer %) | batch | TFLite dense ms "
-             "| TFLite sparse ms (ratio) |", "|---|---|---|---|---|---|---|"]
-    for r in results:
-        for timed in r["latency"]:
-            if timed["mode"] == "tflite":
-                lines.append(_row_head(r) + f"| {timed['batch']} | {timed['ms']['dense']:.4f} "
-                             f"| {timed['ms']['sparse']:.4f} ({timed['ratio']['sparse']:.2f}x) |")
-    return "\n".join(lines)
+    return tables.table(
+        HEAD + ["batch", "TFLite dense ms", "TFLite sparse ms (ratio)"],
+        [_head(r) + [timed["batch"], f"{timed['ms']['dense']:.4f}",
+                     f"{timed['ms']['sparse']:.4f} ({timed['ratio']['sparse']:.2f}x)"]
+         for r in results for timed in r["latency"] if timed["mode"] == "tflite"])
 
 
 def size_table(results, representations, tflite):
     names = ["auto", *representations]
-    lines = ["| model | part | target | FC sparsity (per layer %) | nonzeros "
-             "| unpruned KiB (Keras export / stored once) | dense stripped KiB (x Keras) "
-             + "".join(f"| {n} KiB (x Keras / x once) " for n in names)
-             + ("| TFLite dense KiB | TFLite sparse KiB (x TFLite dense) " if tflite else "")
-             + "|",
-             "|---|---|---|---|---|---|---|" + "---|" * (len(names) + 2 * tflite)]
+    rows = []
     for r in results:
         s, keras_ratio, once = r["sizes"], r["size_ratio"], r["size_ratio_to_once"]
-        nonzeros = sum(layer["nonzeros"] for layer in r["layers"])
-        cells = [str(nonzeros),
+        cells = [str(sum(layer["nonzeros"] for layer in r["layers"])),
                  f"{_kib(r['size_unpruned_dense'])} / {_kib(r['size_unpruned_once'])}",
                  f"{_kib(s['dense'])} ({keras_ratio['dense']:.3f}x)"]
         for n in names:
@@ -91,8 +78,12 @@ def size_table(results, representations, tflite):
             cells.append(_kib(s["tflite_dense"]))
             cells.append(f"{_kib(s['tflite_sparse'])} "
                          f"({keras_ratio['tflite_sparse_to_tflite_dense']:.2f}x)")
-        lines.append(_row_head(r) + "| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(_head(r) + cells)
+    return tables.table(
+        HEAD + ["nonzeros", "unpruned KiB (Keras export / stored once)",
+                "dense stripped KiB (x Keras)"]
+        + [f"{n} KiB (x Keras / x once)" for n in names]
+        + (["TFLite dense KiB", "TFLite sparse KiB (x TFLite dense)"] if tflite else []), rows)
 
 
 def check_targets(results, tolerance):
@@ -111,7 +102,7 @@ def check_targets(results, tolerance):
             "name": f"gzip'd size of the sparse export (auto, whole model) at 95% <= "
                     f"{SIZE_TARGET}x {reference}, unpruned",
             "met": all(v <= SIZE_TARGET for _, v in values) if values else None,
-            "detail": ", ".join(f"{_model_name(m)} {v:.3f}x" for m, v in values),
+            "detail": ", ".join(f"{tables.model_name(m)} {v:.3f}x" for m, v in values),
         })
     # Latency of the FC stack at 95%, graph mode, auto.
     for batch, limit in LATENCY_TARGETS.items():
@@ -129,7 +120,7 @@ def check_targets(results, tolerance):
             "name": f"FC-stack latency at 95%, batch {batch} (graph mode, auto) <= {limit}x dense",
             "met": all(v[1] <= limit for v in values) if values else None,
             "detail": ", ".join(
-                f"{_model_name(m)} {v:.2f}x"
+                f"{tables.model_name(m)} {v:.2f}x"
                 + (f" (fastest forced representation: {b} {bv:.2f}x)" if b else "")
                 for m, v, b, bv in values),
         })
@@ -145,9 +136,9 @@ def check_targets(results, tolerance):
         worst_control = max(abs(t["ratio"]["control"] - 1.0) for _, t in rows)
 
         def where(r, t):
-            return (f"{_model_name(r['model'])} {inference_models.PART_NAMES[r['part']]} "
-                    f"{r['target']:.2f} batch {t['batch']}: {t['ratio']['auto']:.2f}x, "
-                    f"control {t['ratio']['control']:.2f}x")
+            return (f"{tables.model_name(r['model'])} {inference_models.PART_NAMES[r['part']]} "
+                    f"{tables.target(r['target'])} batch {t['batch']}: "
+                    f"{t['ratio']['auto']:.2f}x, control {t['ratio']['control']:.2f}x")
 
         detail = f"worst {where(worst_r, worst_t)}"
         if over:
@@ -175,7 +166,7 @@ def check_targets(results, tolerance):
                 "name": f"(not a target) TFLite, FC stack at 95%, batch {batch}: sparse file / "
                         "dense file; sparse invoke() / dense SavedModel serve(x) from Python",
                 "met": None,
-                "detail": ", ".join(f"{_model_name(m)} {a:.2f}x; {b:.2f}x"
+                "detail": ", ".join(f"{tables.model_name(m)} {a:.2f}x; {b:.2f}x"
                                     for m, a, b in values),
             })
     calls = [t["ratio"]["auto"] for r in results for t in r["latency"] if t["mode"] == "call"]
@@ -191,16 +182,15 @@ def check_targets(results, tolerance):
 def targets_text(checks):
     lines = []
     for c in checks:
-        status = {True: "met", False: "**missed**", None: "–"}[c["met"]]
-        if c["met"] is None and not c["name"].startswith("(not"):
-            status = "not measured"
+        unknown = tables.DASH if c["name"].startswith("(not") else "not measured"
+        status = tables.verdict(c["met"], unknown=unknown)
         lines.append(f"- {c['name']}: {c['detail']} — {status}")
     return "\n".join(lines)
 
 
 def section(payload):
-    """(about, tables): what `report.publish` puts after the command and
-    below it in BENCHMARKS.md, from the JSON `payload` (its "seconds",
+    """(about, tables): what `harness.report.publish` puts after the command
+    and below it in BENCHMARKS.md, from the JSON `payload` (its "seconds",
     "settings", "results" and "targets")."""
     results, reps = payload["results"], payload["settings"]["representations"]
     tflite = payload["settings"]["tflite"]
@@ -222,9 +212,10 @@ def section(payload):
     if empty:
         parts.insert(1, "**Warning**: fully pruned layers (constant output, latency "
                      "meaningless): " + "; ".join(
-                         f"{_model_name(r['model'])} "
+                         f"{tables.model_name(r['model'])} "
                          f"{inference_models.PART_NAMES[r['part']]} "
-                         f"{r['target']:.2f}: {', '.join(r['empty_layers'])}" for r in empty))
+                         f"{tables.target(r['target'])}: {', '.join(r['empty_layers'])}"
+                         for r in empty))
     if tflite:
         parts.append("TFLite latency, `Interpreter.invoke()` (dense file vs the "
                      "sparsity-optimised file):\n\n" + tflite_table(results))

@@ -14,22 +14,30 @@ much flipping there is to remove, during the ramp and after it (the
 recipe's last epochs have the mask frozen: nothing can flip there).
 """
 
+import math
+
 from absl import app
 from absl import flags
 
+from benchmarks.harness import cli
+from benchmarks.harness import lenet
+from benchmarks.harness import report
+from benchmarks.harness import tables
+
+# Keras and the library are imported where a model trains:
+# tests/benchmarks/report_test.py imports this module for its table.
+
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["lenet300"], "Models: lenet300, lenet5.")
-flags.DEFINE_list("targets", ["0.95", "0.98"], "Target FC sparsities.")
-flags.DEFINE_list("seeds", ["0"], "Seeds (init, data order).")
-flags.DEFINE_integer("epochs", 10, "Epochs (the benchmarks' budget).")
-flags.DEFINE_integer("switch_every", None,
-                     "Mask update interval (default: the recipe's schedule.switch_every).")
-flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
-                    "Directory of the Fashion-MNIST IDX files.")
-flags.DEFINE_integer("max_train_examples", None, "Truncate the training set (smoke runs).")
-flags.DEFINE_integer("max_test_examples", None, "Truncate the test set (smoke runs).")
-flags.DEFINE_string("output", "benchmarks/results/mask_stability.json", "Results JSON.")
-flags.DEFINE_bool("markdown", False, "Rewrite the mask_stability section of BENCHMARKS.md.")
+
+
+def define_flags():
+    cli.define_models(["lenet300"])
+    flags.DEFINE_list("targets", ["0.95", "0.98"], "Target FC sparsities.")
+    flags.DEFINE_list("seeds", ["0"], "Seeds (init, data order).")
+    cli.define_budget(epochs=10, switch_every=True)
+    cli.define_data()
+    flags.DEFINE_string("output", "benchmarks/results/mask_stability.json", "Results JSON.")
+    cli.define_markdown("mask_stability")
 
 
 def _flip_counter(model):
@@ -71,9 +79,11 @@ def _flip_counter(model):
 
 
 def measure(model_name, target, seed, data):
-    import math
-
-    from benchmarks import common
+    """One keras-switch run of the recipe at `target`, its mask moves
+    counted: the row of the table, and every update (step, switched on,
+    switched off, kept)."""
+    from benchmarks.harness import baselines
+    from benchmarks.harness import runs as bench_runs
 
     (x, _), _ = data
     counter = {}
@@ -82,11 +92,11 @@ def measure(model_name, target, seed, data):
         counter["callback"] = _flip_counter(model)
         return [counter["callback"]]
 
-    init = common.initial_weights(model_name, seed)
-    result = common.train_switch(model_name, data, target, seed, FLAGS.epochs, init,
-                                 switch_every=FLAGS.switch_every, callbacks=callbacks)
-    config = common.recipe(model_name, target, seed, FLAGS.epochs,
-                           switch_every=FLAGS.switch_every)
+    init = baselines.initial_weights(model_name, seed)
+    result = bench_runs.train_switch(model_name, data, target, seed, FLAGS.epochs, init,
+                                     switch_every=FLAGS.switch_every, callbacks=callbacks)
+    config = bench_runs.recipe(model_name, target, seed, FLAGS.epochs,
+                               switch_every=FLAGS.switch_every)
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     ramp_end = (config.schedule.warmup_epochs + config.schedule.ramp_epochs) * steps_per_epoch
     updates = counter["callback"].updates
@@ -109,48 +119,33 @@ def measure(model_name, target, seed, data):
 
 
 def markdown_table(rows):
-    lines = [
-        "| model | target | seed | test acc | mask updates | switched off (total) | "
-        "revived (total) | revived, 2nd half of ramp (of final kept) | revived after ramp |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        share = r["revived_late_ramp_of_kept"]
-        share = "–" if share is None else f"{share:.1%}"
-        lines.append(
-            f"| {r['model']} | {r['target']:.2f} | {r['seed']} | {r['test_accuracy']:.4f} | "
-            f"{r['mask_updates']} | {r['switched_off_total']} | {r['revived_total']} | "
-            f"{r['revived_late_ramp']} ({share} of {r['kept_final']}) | "
-            f"{r['revived_after_ramp']} |")
-    return "\n".join(lines)
+    return tables.table(
+        ["model", "target", "seed", "test acc", "mask updates", "switched off (total)",
+         "revived (total)", "revived, 2nd half of ramp (of final kept)", "revived after ramp"],
+        [[r["model"], f"{r['target']:.2f}", r["seed"], f"{r['test_accuracy']:.4f}",
+          r["mask_updates"], r["switched_off_total"], r["revived_total"],
+          f"{r['revived_late_ramp']} ({tables.number(r['revived_late_ramp_of_kept'], '.1%')} "
+          f"of {r['kept_final']})", r["revived_after_ramp"]] for r in rows])
 
 
-def section(payload):
-    """(about, table) of the mask_stability section, from the JSON payload."""
-    return "", markdown_table(payload["results"])
+# tests/benchmarks/report_test.py makes the section again by this name.
+section = report.results_section(markdown_table)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from benchmarks import common
-
-    unknown = sorted(set(FLAGS.models) - set(common.MODELS))
-    if unknown:
-        raise app.UsageError(f"Unknown models {unknown}; models: {common.MODELS}")
-    data = common.load_data(FLAGS.data_dir, FLAGS.max_train_examples,
-                            FLAGS.max_test_examples)
+    cli.check_no_arguments(argv)
+    cli.check_known("models", FLAGS.models, lenet.MODELS)
+    data = cli.load_data()
     rows = []
     for model_name in FLAGS.models:
-        for target in (float(t) for t in FLAGS.targets):
-            for seed in (int(s) for s in FLAGS.seeds):
+        for target in [float(v) for v in FLAGS.targets]:
+            for seed in [int(v) for v in FLAGS.seeds]:
                 rows.append(measure(model_name, target, seed, data))
                 print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
-    from benchmarks import report
-
     payload = {"results": rows}
     report.publish("mask_stability", FLAGS.output, payload, section, FLAGS.markdown)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

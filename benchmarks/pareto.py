@@ -20,21 +20,21 @@ Methods (`--methods`):
     random_at_ks  gradual pruning with random scores at those per-layer
                   sparsities (a control)
 
-Every run is one JSON file in `--output_dir/runs/` and is reused when it
-exists (`--rerun` to train again), so a long benchmark can be stopped and
-resumed. At the end the script writes `results.json`, `pareto.png` and the
-tables, and, with `--markdown`, replaces the generated section of
-BENCHMARKS.md.
+Every run is one JSON file in `--output_dir/runs/`, reused while its key
+(code, config, data: `harness/cache.py`) holds (`--rerun` to train again),
+so a long benchmark can be stopped and resumed. At the end the script
+writes `results.json`, `pareto.png` and the tables, and, with `--markdown`,
+replaces the generated section of BENCHMARKS.md.
 """
-
-import json
-import os
 
 from absl import app
 from absl import flags
 
-from benchmarks import common
 from benchmarks import pareto_report
+from benchmarks import tfmot_env  # stdlib only: safe in this Keras 3 process
+from benchmarks.harness import baselines
+from benchmarks.harness import cli
+from benchmarks.harness import runs as bench_runs
 
 METHODS = ("dense", "tfmot", "gmp_global", "ks", "gmp_at_ks", "random_at_ks")
 # Ablations of the keras-switch recipe: name -> config overrides.
@@ -91,131 +91,101 @@ VARIANTS = {
 }
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", list(common.MODELS), "Models: lenet300, lenet5.")
-flags.DEFINE_list("targets", ["0.9", "0.95", "0.98", "0.99", "0.995"],
-                  "Target FC sparsities.")
-# Five seeds: the paired ks - gmp_global differences have a standard error of
-# ~0.1 pt with five (BENCHMARKS.md); two could not tell 0.2 pt apart.
-flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds (init, data order).")
-flags.DEFINE_list("methods", list(METHODS), f"Methods, of {METHODS}.")
-flags.DEFINE_list("variants", [], f"keras-switch ablations, of {sorted(VARIANTS)}.")
-flags.DEFINE_list("variant_models", ["lenet300"], "Models the --variants run on.")
-flags.DEFINE_integer("epochs", 10, "Epochs of every run (the same budget).")
-flags.DEFINE_integer("batch_size", 128, "Batch size of every method.")
-flags.DEFINE_integer("switch_every", None,
-                     "Mask update interval of keras-switch and the gradual "
-                     "baselines (default: the recipe's schedule.switch_every).")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of the baselines.")
-flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
-                    "Directory of the Fashion-MNIST IDX files.")
-flags.DEFINE_integer("max_train_examples", None, "Truncate the training set (smoke runs).")
-flags.DEFINE_integer("max_test_examples", None, "Truncate the test set (smoke runs).")
-flags.DEFINE_string("output_dir", "benchmarks/results/pareto", "Where runs and results go.")
-flags.DEFINE_bool("rerun", False, "Train again even where a run's JSON exists.")
-flags.DEFINE_bool("markdown", False, "Rewrite the generated section of BENCHMARKS.md.")
 
 
-def _run_path(model, method, target, seed):
-    target = "dense" if target is None else f"{target:g}"
-    return os.path.join(FLAGS.output_dir, "runs", f"{model}_{method}_{target}_s{seed}.json")
-
-
-def _cached(model, method, target, seed, train):
-    """Loads the run's JSON, or trains it (`train()`) and writes it."""
-    path = _run_path(model, method, target, seed)
-    if os.path.exists(path) and not FLAGS.rerun:
-        with open(path) as f:
-            return json.load(f)
-    print(f"[pareto] {model} {method} target={target} seed={seed} ...", flush=True)
-    result = train()
-    result.update(model=model, method=method, target=target, seed=seed,
-                  epochs=FLAGS.epochs)
-    common.write_json(path, result)
-    print(f"[pareto]   acc {result['test_accuracy']:.4f} at FC sparsity "
-          f"{result['fc_sparsity']:.4f} ({result['train_seconds']} s)", flush=True)
-    return result
-
-
-def _tfmot(model, target, seed, data, init):
-    from benchmarks import tfmot_env  # stdlib only: safe in this process
-
-    return tfmot_env.train(
-        model=model, target=target, seed=seed, data=data, init=init,
-        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate,
-    )
+def define_flags():
+    cli.define_models(baselines.MODELS)
+    flags.DEFINE_list("targets", ["0.9", "0.95", "0.98", "0.99", "0.995"],
+                      "Target FC sparsities.")
+    # Five seeds: the paired ks - gmp_global differences have a standard
+    # error of ~0.1 pt with five (BENCHMARKS.md); two could not tell 0.2 pt
+    # apart.
+    flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds (init, data order).")
+    flags.DEFINE_list("methods", list(METHODS), f"Methods, of {METHODS}.")
+    flags.DEFINE_list("variants", [], f"keras-switch ablations, of {sorted(VARIANTS)}.")
+    flags.DEFINE_list("variant_models", ["lenet300"], "Models the --variants run on.")
+    cli.define_budget(epochs=10, batch_size=128, learning_rate=1e-3, switch_every=True)
+    cli.define_data()
+    cli.define_cache("benchmarks/results/pareto")
+    cli.define_markdown("pareto")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    unknown = sorted(set(FLAGS.methods) - set(METHODS))
-    unknown += sorted(set(FLAGS.variants) - set(VARIANTS))
-    unknown += sorted(set(FLAGS.models) - set(common.MODELS))
-    if unknown:
-        raise app.UsageError(
-            f"Unknown method/variant/model {unknown}; methods: {METHODS}, "
-            f"variants: {sorted(VARIANTS)}, models: {common.MODELS}")
-    targets = [float(t) for t in FLAGS.targets]
-    seeds = [int(s) for s in FLAGS.seeds]
-    data = common.load_data(FLAGS.data_dir, FLAGS.max_train_examples,
-                            FLAGS.max_test_examples)
+    cli.check_no_arguments(argv)
+    cli.check_known("methods", FLAGS.methods, METHODS)
+    cli.check_known("variants", FLAGS.variants, VARIANTS)
+    cli.check_known("models", FLAGS.models, baselines.MODELS)
+    data = cli.load_data()
+    cache = cli.run_cache("pareto", data)
+    budget = {"epochs": FLAGS.epochs, "batch_size": FLAGS.batch_size,
+              "learning_rate": FLAGS.learning_rate, "switch_every": FLAGS.switch_every}
     steps_per_epoch = -(-len(data[0][0]) // FLAGS.batch_size)
     runs = []
+
+    def run(model, method, target, seed, train, **config):
+        """Runs (or reuses) one run; its config is the budget and `config`."""
+        fields = dict(model=model, method=method, target=target, seed=seed,
+                      epochs=FLAGS.epochs)
+        name = f"{model}_{method}_{'dense' if target is None else f'{target:g}'}_s{seed}"
+        runs.append(cache.run(name, dict(fields, **budget, **config), train, fields))
+        return runs[-1]
+
     for model in FLAGS.models:
-        for seed in seeds:
-            init = common.initial_weights(model, seed)
+        for seed in [int(v) for v in FLAGS.seeds]:
+            init = baselines.initial_weights(model, seed)
             plain = dict(data=data, seed=seed, epochs=FLAGS.epochs,
                          batch_size=FLAGS.batch_size,
                          learning_rate=FLAGS.learning_rate, init=init)
             if "dense" in FLAGS.methods:
-                runs.append(_cached(model, "dense", None, seed,
-                                    lambda: common.train_plain(model, **plain)))
+                run(model, "dense", None, seed, lambda: bench_runs.train_plain(model, **plain))
+
+            def switch(name, target, overrides=None):
+                """A keras-switch run, keyed by its whole recipe too."""
+                recipe = bench_runs.recipe(model, target, seed, FLAGS.epochs, overrides,
+                                           FLAGS.switch_every, FLAGS.batch_size)
+                return run(model, name, target, seed, lambda: bench_runs.train_switch(
+                    model, data, target, seed, FLAGS.epochs, init, overrides,
+                    FLAGS.switch_every, FLAGS.batch_size), recipe=recipe.to_dict())
+
             if "ks" in FLAGS.methods:  # the pure task objective: no target
-                runs.append(_cached(model, "ks", None, seed, lambda: common.train_switch(
-                    model, data, None, seed, FLAGS.epochs, init,
-                    switch_every=FLAGS.switch_every, batch_size=FLAGS.batch_size)))
-            for target in targets:
-                config = common.recipe(model, target, seed, FLAGS.epochs,
-                                       switch_every=FLAGS.switch_every,
-                                       batch_size=FLAGS.batch_size)
+                switch("ks", None)
+            for target in [float(v) for v in FLAGS.targets]:
+                config = bench_runs.recipe(model, target, seed, FLAGS.epochs,
+                                           switch_every=FLAGS.switch_every,
+                                           batch_size=FLAGS.batch_size)
                 ramp = config.schedule.ramp_epochs * steps_per_epoch
                 every = config.schedule.switch_every
+                power = config.schedule.ramp_power
 
                 def pruning(criterion, allocation):
-                    return lambda layers: common.GradualPruning(
+                    return lambda layers: baselines.GradualPruning(
                         layers, criterion, allocation, target, ramp, every,
-                        power=config.schedule.ramp_power, seed=seed)
+                        power=power, seed=seed)
 
+                schedule = dict(ramp_steps=ramp, every=every, power=power)
                 if "tfmot" in FLAGS.methods:
-                    runs.append(_cached(model, "tfmot", target, seed,
-                                        lambda: _tfmot(model, target, seed, data, init)))
+                    run(model, "tfmot", target, seed, lambda: tfmot_env.train(
+                        model, target, seed, data, init, FLAGS.epochs, FLAGS.batch_size,
+                        FLAGS.learning_rate))
                 if "gmp_global" in FLAGS.methods:
-                    runs.append(_cached(
-                        model, "gmp_global", target, seed,
-                        lambda: common.train_plain(
-                            model, pruning=pruning("magnitude", "global"), **plain)))
+                    run(model, "gmp_global", target, seed, lambda: bench_runs.train_plain(
+                        model, pruning=pruning("magnitude", "global"), **plain), **schedule)
                 ks = None
                 names = ["ks"] if {"ks", "gmp_at_ks", "random_at_ks"} & set(FLAGS.methods) else []
                 if model in FLAGS.variant_models:
                     names += FLAGS.variants
                 for name in names:
-                    overrides = VARIANTS.get(name, {})
-                    result = _cached(model, name, target, seed, lambda: common.train_switch(
-                        model, data, target, seed, FLAGS.epochs, init, overrides,
-                        FLAGS.switch_every, FLAGS.batch_size))
-                    runs.append(result)
+                    result = switch(name, target, VARIANTS.get(name, {}))
                     ks = result if name == "ks" else ks
                 for method, criterion in (("gmp_at_ks", "magnitude"),
                                           ("random_at_ks", "random")):
                     if method in FLAGS.methods:
-                        runs.append(_cached(
-                            model, method, target, seed,
-                            lambda: common.train_plain(
-                                model, pruning=pruning(criterion, ks["layer_sparsity"]),
-                                **plain)))
+                        run(model, method, target, seed, lambda: bench_runs.train_plain(
+                            model, pruning=pruning(criterion, ks["layer_sparsity"]), **plain),
+                            allocation=ks["layer_sparsity"], **schedule)
     pareto_report.write(runs, FLAGS.output_dir, markdown=FLAGS.markdown)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

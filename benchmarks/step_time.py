@@ -10,7 +10,7 @@ network compiled with only `target_sparsity` (the library's defaults, as
 fixed batches, each through its compiled train function (what `fit()` runs
 per batch; `train_on_batch` adds ~8 ms of Python per call, more than a
 LeNet-300-100 step), in interleaved windows (alternating which goes first),
-after a warm-up (`benchmarks/timing.py`); the median ms/step of each, and
+after a warm-up (`benchmarks/harness/timing.py`); the median ms/step of each, and
 the median over rounds of the ratio of each round's back-to-back windows,
 are printed. Each window is a multiple of the recipe's `switch_every`,
 so a keras-switch window holds its share of switch steps. Two keras-switch
@@ -34,80 +34,74 @@ import resource
 import subprocess
 import sys
 
+import numpy as np
 from absl import app
 from absl import flags
 
-from benchmarks import report
-from benchmarks import timing
+from benchmarks import tfmot_env
+from benchmarks.harness import cli
+from benchmarks.harness import data
+from benchmarks.harness import report
+from benchmarks.harness import tables
+from benchmarks.harness import timing
+
+# Keras and the library are imported where a model is built:
+# tests/benchmarks/report_test.py imports this module for its tables.
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["lenet300", "lenet5"], "Models: lenet300, lenet5.")
-flags.DEFINE_integer("batch_size", 128, "Batch size.")
-flags.DEFINE_integer("rounds", 15, "Interleaved timing windows per model.")
-flags.DEFINE_integer("window_switches", 4, "Switch steps per timing window.")
-flags.DEFINE_float("target", 0.95, "Target FC sparsity of the keras-switch model.")
-flags.DEFINE_integer("switch_every", None,
-                     "Switch step interval of the keras-switch model (default: the "
-                     "recipe's schedule.switch_every).")
-flags.DEFINE_bool("tfmot", True, "Also time TFMOT (sets up its venv: ~1 min once).")
-flags.DEFINE_integer("memory_steps", 200, "Steps of each peak-memory process.")
-flags.DEFINE_bool("jit_compile", False,
-                  "Compile every Keras 3 train function with XLA (Dense and "
-                  "keras-switch alike; Keras leaves XLA off on CPU by default).")
-flags.DEFINE_string("output", None,
-                    "Results JSON (default: benchmarks/results/step_time.json, "
-                    "or step_time_xla.json with --jit_compile).")
-flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
-                    "Fashion-MNIST IDX files (the TFMOT process times on them).")
-flags.DEFINE_string("memory_child", None, "Internal: 'model,method' to measure.")
-flags.DEFINE_bool("markdown", False, "Rewrite the step_time section of BENCHMARKS.md.")
+
+
+def define_flags():
+    cli.define_models(["lenet300", "lenet5"])
+    cli.define_budget(batch_size=128, switch_every=True)
+    flags.DEFINE_integer("rounds", 15, "Interleaved timing windows per model.")
+    flags.DEFINE_integer("window_switches", 4, "Switch steps per timing window.")
+    flags.DEFINE_float("target", 0.95, "Target FC sparsity of the keras-switch model.")
+    flags.DEFINE_bool("tfmot", True, "Also time TFMOT (sets up its venv: ~1 min once).")
+    flags.DEFINE_integer("memory_steps", 200, "Steps of each peak-memory process.")
+    flags.DEFINE_bool("jit_compile", False,
+                      "Compile every Keras 3 train function with XLA (Dense and "
+                      "keras-switch alike; Keras leaves XLA off on CPU by default).")
+    flags.DEFINE_string("output", None, "Results JSON (default: benchmarks/results/"
+                        "step_time.json, or step_time_xla.json with --jit_compile).")
+    cli.define_data(truncate=False,
+                    help="Fashion-MNIST IDX files (the TFMOT process times on them).")
+    flags.DEFINE_string("memory_child", None, "Internal: 'model,method' to measure.")
+    cli.define_markdown("step_time")
+
 
 # Where --jit_compile --markdown puts its table (report.publish's arguments).
 XLA_SECTION = {"section": "step_time_xla",
                "section_command": "python -m benchmarks.step_time --jit_compile --markdown"}
+# The models are planned as for the full training set.
+TRAIN_EXAMPLES = 60000
 
 
 def _batches(batch_size, count=4):
     """An endless iterator over `count` fixed random batches."""
-    import numpy as np
-    import tensorflow as tf
-
     rng = np.random.default_rng(0)
     x = rng.random((count * batch_size, 28, 28), dtype="float32")
     y = rng.integers(0, 10, count * batch_size)
-    return iter(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().repeat())
+    return timing.fixed_batches(x, y, batch_size)
 
 
 def _dense_model(model_name):
     """The plain Keras 3 Dense model of `model_name`, compiled."""
-    import keras
+    from benchmarks.harness import baselines
 
-    from benchmarks import common
-
-    model = common.plain_model(model_name)
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=FLAGS.jit_compile)
-    return model
+    return baselines.compiled(baselines.plain_model(model_name), metrics=None,
+                              jit_compile=FLAGS.jit_compile)
 
 
 def _switched_model(model_name, batch_size, target, phase):
     """The default-recipe keras-switch model of `model_name`, compiled and
-    set at `phase`: "switching" (mid-ramp: the mask is learned, the target
-    still moving) or "frozen" (the last epochs)."""
-    from benchmarks import common
-    from trainers import train_lib
+    set at `phase` (`runs.recipe_model`: "switching" or "frozen")."""
+    from benchmarks.harness import runs
 
-    config = common.recipe(model_name, target, seed=0, epochs=10,
-                           switch_every=FLAGS.switch_every)
-    model = train_lib.build_model(config, (28, 28))
-    steps_per_epoch = 60000 // batch_size
-    train_lib.compile_model(model, config, steps_per_epoch)
+    config = runs.recipe(model_name, target, seed=0, epochs=10,
+                         switch_every=FLAGS.switch_every)
+    model = runs.recipe_model(config, TRAIN_EXAMPLES // batch_size, phase)
     model.jit_compile = FLAGS.jit_compile
-    if phase == "frozen":
-        model.switching_step.assign(model.schedule.freeze_step)
-    else:
-        model.switching_step.assign(steps_per_epoch * 2)
     return model
 
 
@@ -117,20 +111,19 @@ def _library_default_model(model_name, batch_size, target):
     nothing else, planned as `fit()` plans a 10-epoch run, set mid-ramp."""
     import keras
 
-    import keras_switch as ks
+    import keras_switch
     from keras_switch import models
 
-    model = models.MODELS[model_name](switcher=ks.Switcher())
+    model = models.MODELS[model_name](switcher=keras_switch.Switcher())
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   target_sparsity=target, jit_compile=FLAGS.jit_compile)
-    steps_per_epoch = -(-60000 // batch_size)
+    steps_per_epoch = -(-TRAIN_EXAMPLES // batch_size)
     model.plan(10 * steps_per_epoch)  # what fit(epochs=10) does first
     model.switching_step.assign(steps_per_epoch * 2)
     return model
 
 
 def measure_step_time(model_name):
-    batches = _batches(FLAGS.batch_size)
     candidates = {"dense": _dense_model(model_name)}
     for phase in ("switching", "frozen"):
         candidates[f"ks_{phase}"] = _switched_model(
@@ -140,12 +133,7 @@ def measure_step_time(model_name):
             model_name, FLAGS.batch_size, FLAGS.target)
     every = candidates["ks_switching"].schedule.switch_every
     steps = every * FLAGS.window_switches
-    # One warm-up window each traces every phase.
-    times = timing.interleave(
-        {name: (lambda model=model: timing.train_step_ms(model, batches, steps))
-         for name, model in candidates.items()},
-        FLAGS.rounds, warmup=1)
-    measured = timing.summary(times, "dense")
+    measured = timing.step_times(candidates, _batches(FLAGS.batch_size), steps, FLAGS.rounds)
     return {
         "model": model_name,
         "batch_size": FLAGS.batch_size,
@@ -190,8 +178,7 @@ def measure_memory(model_name):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    cli.check_no_arguments(argv)
     if FLAGS.memory_child:
         _memory_child(FLAGS.memory_child)
         return
@@ -200,13 +187,11 @@ def main(argv):
         result = measure_step_time(model_name)
         result["memory"] = measure_memory(model_name)
         if FLAGS.tfmot:
-            from benchmarks import tfmot_env
+            from benchmarks.harness import baselines
 
-            from benchmarks import common
-
-            data = common.load_data(FLAGS.data_dir, max_test=256)
-            init = common.initial_weights(model_name, seed=0)
-            result["tfmot"] = tfmot_env.step_time(model_name, FLAGS.batch_size, data, init)
+            arrays = data.load_data(FLAGS.data_dir, max_test=256)
+            init = baselines.initial_weights(model_name, seed=0)
+            result["tfmot"] = tfmot_env.step_time(model_name, FLAGS.batch_size, arrays, init)
         results.append(result)
         ms = result["ms_per_step"]
         print(f"{model_name}: dense {ms['dense']:.2f} ms, keras-switch switching "
@@ -223,41 +208,38 @@ def main(argv):
     report.publish("step_time", output, payload, section, FLAGS.markdown, **placement)
 
 
-def section(payload):
-    """(about, table) of the step_time sections, from the JSON payload."""
-    return "", markdown_table(payload["results"])
-
-
 def markdown_table(results):
     # Results measured before issue 17 have no library-default column.
     library_column = any("ratio_library_default" in r for r in results)
-    lines = [
-        "| model | batch | Dense ms/step | keras-switch switching ms/step (ratio) "
-        "| keras-switch frozen ms/step (ratio) | switch_every "
-        + ("| `compile(target_sparsity=...)` only, switching ms/step (ratio) "
-           if library_column else "")
-        + "| peak RSS Dense / keras-switch MiB (ratio) "
-        "| TFMOT / Dense (Keras 2, own process) |",
-        "|---|---|---|---|---|---|---|---|" + ("---|" if library_column else ""),
-    ]
+    rows = []
     for r in results:
         ms, memory = r["ms_per_step"], r["memory"]
-        tfmot = library = "–"
+        tfmot = library = tables.DASH
         if r.get("ratio_library_default") is not None:
             library = (f"{ms['ks_library_default']:.2f} (**{r['ratio_library_default']:.2f}x**, "
                        f"every {r['library_default_switch_every']})")
         if "tfmot" in r:
             tfmot = (f"{r['tfmot']['tfmot_ms']:.2f} / {r['tfmot']['dense_ms']:.2f} ms "
                      f"(**{r['tfmot']['ratio']:.2f}x**)")
-        lines.append(
-            f"| {r['model']} | {r['batch_size']} | {ms['dense']:.2f} "
-            f"| {ms['ks_switching']:.2f} (**{r['ratio_switching']:.2f}x**) "
-            f"| {ms['ks_frozen']:.2f} ({r['ratio_frozen']:.2f}x) | {r['switch_every']} "
-            + (f"| {library} " if library_column else "")
-            + f"| {memory['peak_rss_mib']['dense']:.0f} / {memory['peak_rss_mib']['ks']:.0f} "
-            f"({memory['ratio']:.2f}x) | {tfmot} |"
-        )
-    return "\n".join(lines)
+        rows.append([r["model"], r["batch_size"], f"{ms['dense']:.2f}",
+                     f"{ms['ks_switching']:.2f} (**{r['ratio_switching']:.2f}x**)",
+                     f"{ms['ks_frozen']:.2f} ({r['ratio_frozen']:.2f}x)", r["switch_every"],
+                     *([library] if library_column else []),
+                     f"{memory['peak_rss_mib']['dense']:.0f} / "
+                     f"{memory['peak_rss_mib']['ks']:.0f} ({memory['ratio']:.2f}x)", tfmot])
+    return tables.table(
+        ["model", "batch", "Dense ms/step", "keras-switch switching ms/step (ratio)",
+         "keras-switch frozen ms/step (ratio)", "switch_every",
+         *(["`compile(target_sparsity=...)` only, switching ms/step (ratio)"]
+           if library_column else []),
+         "peak RSS Dense / keras-switch MiB (ratio)", "TFMOT / Dense (Keras 2, own process)"],
+        rows)
+
+
+# tests/benchmarks/report_test.py makes the sections again by this name.
+section = report.results_section(markdown_table)
+
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -58,11 +58,15 @@ import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras  # noqa: E402
 # This script's directory is on sys.path (it runs as a script in the TFMOT
 # venv); tfmot_env imports only the standard library, so its digest is the
-# one both sides compute.
+# one both sides compute; harness/lenet.py and harness/sparsity.py import
+# nothing (the models the other methods train, and how their sparsity is
+# counted) and harness/timing.py only numpy (their timing).
+from harness import lenet  # noqa: E402
+from harness import sparsity  # noqa: E402
+from harness import timing  # noqa: E402
 from tfmot_env import weights_sha256  # noqa: E402
 
 DENSE_NAMES = ("fc1", "fc2", "fc3")
-HIDDEN_NAMES = ("fc1", "fc2")
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -133,25 +137,9 @@ def load_data(path):
 
 
 def build_model(name, init_weights):
-    """LeNet-300-100 or LeNet-5 (logits out), set to `init_weights`."""
-    layers = tf_keras.layers
-    inputs = layers.Input((28, 28))
-    if name == "lenet300":
-        x = layers.Flatten()(inputs)
-        x = layers.Dense(300, activation="relu", name="fc1")(x)
-        x = layers.Dense(100, activation="relu", name="fc2")(x)
-    else:
-        x = layers.Reshape((28, 28, 1))(inputs)
-        x = layers.Conv2D(6, 5, padding="same", activation="relu")(x)
-        x = layers.MaxPooling2D(2)(x)
-        x = layers.Conv2D(16, 5, padding="valid", activation="relu")(x)
-        x = layers.MaxPooling2D(2)(x)
-        x = layers.Flatten()(x)
-        x = layers.Dense(120, activation="relu", name="fc1")(x)
-        x = layers.Dense(84, activation="relu", name="fc2")(x)
-    outputs = layers.Dense(10, name="fc3")(x)
-    model = tf_keras.Model(inputs, outputs, name=name)
-
+    """LeNet-300-100 or LeNet-5 (`harness/lenet.py`, logits out) in Keras 2,
+    set to `init_weights`."""
+    model = lenet.lenet(tf_keras, name)
     expected = [w.shape for w in model.get_weights()]
     got = [w.shape for w in init_weights]
     if got != expected:
@@ -265,11 +253,6 @@ def train(args, arrays, init_weights):
     accuracy = float(np.mean(np.argmax(logits, axis=-1) == arrays["y_test"]))
 
     kernels = {name: stripped.get_layer(name).kernel.numpy() for name in DENSE_NAMES}
-    zeros = {name: int(np.count_nonzero(k == 0)) for name, k in kernels.items()}
-
-    def sparsity(names):
-        return sum(zeros[n] for n in names) / sum(kernels[n].size for n in names)
-
     result = {
         "method": "tfmot",
         "model": args.model,
@@ -278,21 +261,15 @@ def train(args, arrays, init_weights):
         "epochs": args.epochs,
         "end_step": end_step,
         "test_accuracy": accuracy,
-        "fc_sparsity": sparsity(DENSE_NAMES),
-        "hidden_sparsity": sparsity(HIDDEN_NAMES),
-        "layer_sparsity": {name: sparsity([name]) for name in DENSE_NAMES},
+        **sparsity.fc_sparsities(kernels, DENSE_NAMES[-1]),
         "train_seconds": train_seconds,
         "versions": versions(),
     }
     if args.whole_model:
         # Only here, so that the default result stays what it was.
         every = {name: layer.kernel.numpy() for name, layer in kernel_layers(stripped).items()}
-        every_zeros = {name: int(np.count_nonzero(k == 0)) for name, k in every.items()}
-        result.update(
-            whole_model=True, frequency=args.frequency, end_fraction=args.end_fraction,
-            sparsity=sum(every_zeros.values()) / sum(k.size for k in every.values()),
-            layer_sparsity={name: every_zeros[name] / every[name].size for name in every},
-        )
+        result.update(whole_model=True, frequency=args.frequency,
+                      end_fraction=args.end_fraction, **sparsity.sparsities(every))
     if record is not None:
         result["initial_weights_sha256"] = record.sha256
     return result
@@ -330,27 +307,16 @@ def step_time(args, arrays, init_weights):
     idx = np.random.default_rng(args.seed).choice(len(x_train), size=n, replace=len(x_train) < n)
     batches = (tf.data.Dataset.from_tensor_slices((x_train[idx], y_train[idx]))
                .batch(args.batch_size).cache().repeat())
-    steps = {}
-    for key, model in models.items():
+    iterators = {key: iter(batches) for key in models}
+    for model in models.values():
         compile_model(model, args.learning_rate)
-        steps[key] = (model.make_train_function(), iter(batches))
-
-    def timed_ms(key, n_steps):
-        train_fn, iterator = steps[key]
-        start = time.perf_counter()
-        for _ in range(n_steps):
-            logs = train_fn(iterator)
-        float(logs["loss"])  # Waits for the last step.
-        return (time.perf_counter() - start) * 1000.0 / n_steps
-
-    for key in models:
-        timed_ms(key, 20)  # Traces the train function, warms up.
-    per_round = {key: [] for key in models}
-    for r in range(args.rounds):
-        for key in ("dense", "tfmot") if r % 2 == 0 else ("tfmot", "dense"):
-            per_round[key].append(timed_ms(key, args.steps_per_round))
-    dense_ms = float(np.median(per_round["dense"]))
-    tfmot_ms = float(np.median(per_round["tfmot"]))
+    for key, model in models.items():
+        timing.train_step_ms(model, iterators[key], 20)  # Traces the train function, warms up.
+    per_round = timing.interleave(
+        {key: (lambda key=key: timing.train_step_ms(models[key], iterators[key],
+                                                    args.steps_per_round)) for key in models},
+        args.rounds)
+    dense_ms, tfmot_ms = timing.median(per_round["dense"]), timing.median(per_round["tfmot"])
     return {
         "mode": "step_time",
         "model": args.model,

@@ -96,12 +96,17 @@ def run(args_list, python=None, timeout=None):
         return json.loads(output.read_text())
 
 
-def _write_npz(path, data, init):
+def _run_on(data, init, args_list):
+    """`run(args_list)` with `--data=` an .npz of `data` ((x, y), (x_test,
+    y_test)) and the weights `init` (init_0, init_1, ...)."""
     import numpy as np  # the parent process has numpy; this module's import does not need it
 
     (x, y), (xt, yt) = data
-    np.savez(path, x_train=x, y_train=y, x_test=xt, y_test=yt,
-             **{f"init_{i}": w for i, w in enumerate(init)})
+    with tempfile.TemporaryDirectory(prefix="ks-tfmot-data-") as tmp:
+        path = Path(tmp) / "data.npz"
+        np.savez(path, x_train=x, y_train=y, x_test=xt, y_test=yt,
+                 **{f"init_{i}": w for i, w in enumerate(init)})
+        return run([f"--data={path}", *args_list])
 
 
 def weights_sha256(weights):
@@ -130,19 +135,14 @@ def train(model, target, seed, data, init, epochs, batch_size, learning_rate,
     extra = [] if end_fraction is None else [f"--end_fraction={end_fraction}"]
     extra += ["--whole_model"] if whole_model else []
     extra += ["--record_init"] if record_init else []
-    with tempfile.TemporaryDirectory(prefix="ks-tfmot-data-") as tmp:
-        path = Path(tmp) / "data.npz"
-        _write_npz(path, data, init)
-        return run([f"--data={path}", f"--model={model}", f"--target={target}",
-                    f"--seed={seed}", f"--epochs={epochs}", f"--batch_size={batch_size}",
-                    f"--learning_rate={learning_rate}", f"--frequency={frequency}", *extra])
+    return _run_on(data, init, [
+        f"--model={model}", f"--target={target}", f"--seed={seed}", f"--epochs={epochs}",
+        f"--batch_size={batch_size}", f"--learning_rate={learning_rate}",
+        f"--frequency={frequency}", *extra])
 
 
 def step_time(model, batch_size, data, init):
     """TFMOT vs Keras 2 Dense steady-state step time (interleaved in the
     TFMOT process): the result dict of `tfmot_baseline.py --mode=step_time`."""
-    with tempfile.TemporaryDirectory(prefix="ks-tfmot-data-") as tmp:
-        path = Path(tmp) / "data.npz"
-        _write_npz(path, data, init)
-        return run([f"--data={path}", f"--model={model}", "--mode=step_time",
-                    f"--batch_size={batch_size}"])
+    return _run_on(data, init, [f"--model={model}", "--mode=step_time",
+                                f"--batch_size={batch_size}"])

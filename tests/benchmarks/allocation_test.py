@@ -9,9 +9,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-# Not `benchmarks.allocation` itself: it defines absl flags on import, which
-# clash with other benchmark modules imported by tests in the same process.
-from benchmarks import common
+from benchmarks import allocation
 from tests.helpers import ROOT
 from tests.helpers import idx_data_dir
 from tests.test_case import TestCase
@@ -30,7 +28,7 @@ def _run(args):
 class SplitTest(TestCase):
     def test_first_layer_takes_the_rest_of_the_budget(self):
         rest = {"fc2": 0.94, "fc3": 0.55}
-        first = common.first_layer_sparsity(SIZES, 0.98, rest)
+        first = allocation.first_layer_sparsity(SIZES, 0.98, rest)
         kept = ((1 - first) * SIZES["fc1"] + 0.06 * SIZES["fc2"] + 0.45 * SIZES["fc3"])
         self.assertAlmostEqual(kept, 0.02 * sum(SIZES.values()), places=6)
         self.assertAlmostEqual(first, 1 - 3074 / 235200, places=6)  # 5324 - 1800 - 450 kept
@@ -38,7 +36,7 @@ class SplitTest(TestCase):
     def test_unreachable_split_raises(self):
         # fc2 and fc3 kept whole hold more than 2% of all connections.
         with self.assertRaisesRegex(ValueError, r"cannot reach overall sparsity 0\.98"):
-            common.first_layer_sparsity(SIZES, 0.98, {"fc2": 0.0, "fc3": 0.0})
+            allocation.first_layer_sparsity(SIZES, 0.98, {"fc2": 0.0, "fc3": 0.0})
 
 
 class AllocationRunTest(TestCase):

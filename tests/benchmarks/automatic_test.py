@@ -1,6 +1,6 @@
 """benchmarks.automatic: the curve reading and the verdicts on a hand-made
-payload, and one tiny run through the script (the real benchmark takes
-~40 minutes: see BENCHMARKS.md)."""
+payload (benchmarks.automatic_report), and one tiny run through the script
+(the real benchmark takes ~40 minutes: see BENCHMARKS.md)."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from benchmarks import automatic
+from benchmarks import automatic_report
 from tests.helpers import ROOT
 from tests.test_case import TestCase
 
@@ -45,16 +45,16 @@ def _run(seed, budget, accuracy, sparsity, met=True):
 
 class CurveTest(TestCase):
     def test_curve_averages_the_given_seeds(self):
-        self.assertEqual(automatic.curve(PARETO, "lenet300", "gmp_global", [1, 2]),
+        self.assertEqual(automatic_report.curve(PARETO, "lenet300", "gmp_global", [1, 2]),
                          [(0.0, 0.88), (0.9, 0.89), (0.95, 0.88), (0.98, 0.86)])
 
     def test_sparsity_at_reads_the_sparsest_point_keeping_the_accuracy(self):
-        points = automatic.curve(PARETO, "lenet300", "gmp_global", [1, 2])
-        self.assertAlmostEqual(automatic.sparsity_at(points, 0.88), 0.95)
-        self.assertAlmostEqual(automatic.sparsity_at(points, 0.87), 0.965)  # halfway 95-98%
-        self.assertAlmostEqual(automatic.sparsity_at(points, 0.86), 0.98)
-        self.assertAlmostEqual(automatic.sparsity_at(points, 0.885), 0.925)
-        self.assertIsNone(automatic.sparsity_at(points, 0.90))  # never that accurate
+        points = automatic_report.curve(PARETO, "lenet300", "gmp_global", [1, 2])
+        self.assertAlmostEqual(automatic_report.sparsity_at(points, 0.88), 0.95)
+        self.assertAlmostEqual(automatic_report.sparsity_at(points, 0.87), 0.965)  # halfway 95-98%
+        self.assertAlmostEqual(automatic_report.sparsity_at(points, 0.86), 0.98)
+        self.assertAlmostEqual(automatic_report.sparsity_at(points, 0.885), 0.925)
+        self.assertIsNone(automatic_report.sparsity_at(points, 0.90))  # never that accurate
 
 
 class SummaryTest(TestCase):
@@ -65,7 +65,7 @@ class SummaryTest(TestCase):
     def test_targets_met_and_missed(self):
         runs = [_run(1, 0.01, 0.871, 0.97), _run(2, 0.01, 0.873, 0.975),
                 _run(1, 0.005, 0.86, 0.96, met=False), _run(2, 0.005, 0.86, 0.96)]
-        rows = {r["budget"]: r for r in automatic.summarize(self._payload(runs))}
+        rows = {r["budget"]: r for r in automatic_report.summarize(self._payload(runs))}
         one = rows[0.01]
         self.assertAlmostEqual(one["test_accuracy"], 0.872)
         self.assertAlmostEqual(one["dense_accuracy"], 0.88)
@@ -80,7 +80,7 @@ class SummaryTest(TestCase):
         self.assertFalse(half["on_gmp_curve"])  # gmp keeps 0.86 up to 98%
         self.assertIsNone(half["floor"])
         self.assertEqual(half["budget_held"], 1)
-        text = automatic.section(self._payload(runs))[1]
+        text = automatic_report.section(self._payload(runs))[1]
         self.assertIn("| LeNet-300-100 | 1 pt | 0.8720 ± 0.0014 | 0.8800 | met |", text)
         self.assertIn("| met; ≥ 98%: **missed** | 2 of 2 |", text)
 

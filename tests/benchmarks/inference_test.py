@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import keras_switch
 from benchmarks import inference_models
-from benchmarks import report
+from benchmarks.harness import report
 from tests.helpers import ROOT
 from tests.test_case import TestCase
 

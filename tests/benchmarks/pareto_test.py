@@ -1,5 +1,5 @@
-"""benchmarks.pareto, its baselines (benchmarks.common) and report, on small
-generated data (the real benchmark takes hours: see BENCHMARKS.md)."""
+"""benchmarks.pareto, its baselines and runs (benchmarks.harness) and report,
+on small generated data (the real benchmark takes hours: see BENCHMARKS.md)."""
 
 import json
 import os
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmarks import common
 from benchmarks import pareto_report
-from benchmarks import report
+from benchmarks.harness import baselines
+from benchmarks.harness import report
+from benchmarks.harness import runs as bench_runs
 from tests.helpers import ROOT
 from tests.helpers import idx_data_dir
 from tests.test_case import TestCase
@@ -22,7 +23,7 @@ def masked_layers(shapes, seed=0):
     rng = np.random.default_rng(seed)
     layers = []
     for index, (fan_in, units) in enumerate(shapes):
-        layer = common.MaskedDense(units, name=f"fc{index + 1}")
+        layer = baselines.MaskedDense(units, name=f"fc{index + 1}")
         layer.build((None, fan_in))
         layer.kernel.assign(rng.normal(size=(fan_in, units)) * (index + 1))
         layers.append(layer)
@@ -40,7 +41,7 @@ def run_pruning(callback, steps):
 class GradualPruningTest(TestCase):
     def test_global_magnitude_reaches_the_target_and_never_regrows(self):
         layers = masked_layers([(40, 30), (30, 10)])
-        callback = common.GradualPruning(layers, "magnitude", "global", 0.9,
+        callback = baselines.GradualPruning(layers, "magnitude", "global", 0.9,
                                          ramp_steps=20, every=5)
         masks = run_pruning(callback, 30)
         final = masks[-1]
@@ -59,7 +60,7 @@ class GradualPruningTest(TestCase):
     def test_per_layer_allocation_and_random_control(self):
         layers = masked_layers([(40, 30), (30, 10)])
         allocation = {"fc1": 0.95, "fc2": 0.5}
-        callback = common.GradualPruning(layers, "random", allocation, None,
+        callback = baselines.GradualPruning(layers, "random", allocation, None,
                                          ramp_steps=10, every=1, seed=3)
         final = run_pruning(callback, 12)[-1]
         self.assertEqual(final[0].sum(), round(0.05 * 1200))
@@ -71,25 +72,25 @@ class GradualPruningTest(TestCase):
 
 class RecipeTest(TestCase):
     def test_recipe_is_the_trainer_default_with_overrides(self):
-        config = common.recipe("lenet300", 0.95, seed=1, epochs=10,
+        config = bench_runs.recipe("lenet300", 0.95, seed=1, epochs=10,
                                overrides={"switch_optimizer.learning_rate": 0.0})
         self.assertEqual(config.target_sparsity, 0.95)
         self.assertEqual(config.seed, 1)
         self.assertEqual(config.switch_optimizer.learning_rate, 0.0)
         with self.assertRaisesRegex(ValueError, "freeze_epochs"):
-            common.recipe("lenet300", 0.9, seed=0, epochs=1)
+            bench_runs.recipe("lenet300", 0.9, seed=0, epochs=1)
 
     def test_same_initial_weights_for_every_method(self):
-        init = common.initial_weights("lenet5", seed=4)
-        plain = common.plain_model("lenet5", masked=True)
-        common.set_initial_weights(plain, init)
+        init = baselines.initial_weights("lenet5", seed=4)
+        plain = baselines.plain_model("lenet5", masked=True)
+        baselines.set_initial_weights(plain, init)
         from trainers import train_lib
 
-        switched = train_lib.build_model(common.recipe("lenet5", 0.9, 0, 10), (28, 28))
-        common.set_initial_weights(switched, init)
-        for name in common.FC_LAYERS:
+        switched = train_lib.build_model(bench_runs.recipe("lenet5", 0.9, 0, 10), (28, 28))
+        baselines.set_initial_weights(switched, init)
+        for name in baselines.FC_LAYERS:
             self.assertAllEqual(plain.get_layer(name).kernel, switched.get_layer(name).kernel)
-        self.assertAllEqual(init[0], common.initial_weights("lenet5", seed=4)[0])
+        self.assertAllEqual(init[0], baselines.initial_weights("lenet5", seed=4)[0])
 
 
 # Slow tier (README, "What is tested where"): a whole benchmark run, ~30 s.
@@ -131,7 +132,7 @@ class ParetoBinaryTest(TestCase):
             for name, value in runs["ks"]["layer_sparsity"].items():
                 self.assertAlmostEqual(runs[method]["layer_sparsity"][name], value, delta=0.01)
         overlap = runs["ks"]["top_magnitude_overlap"]
-        self.assertEqual(set(overlap), set(common.FC_LAYERS))
+        self.assertEqual(set(overlap), set(baselines.FC_LAYERS))
         self.assertTrue(all(0.0 <= v <= 1.0 for v in overlap.values()))
         self.assertTrue(os.path.getsize(os.path.join(output_dir, "pareto.png")) > 1000)
         with open(os.path.join(output_dir, "pareto.md")) as f:

@@ -1,6 +1,7 @@
-"""benchmarks.pretrained: its report (aggregation, paired differences, issue
-19's targets, the tables) on hand-made runs, its masked convolution and
-plan, and one tiny keras-switch prune of a "pretrained" LeNet-5 (the real
+"""benchmarks.pretrained: its report (benchmarks.pretrained_report:
+aggregation, paired differences, issue 19's targets, the tables) on
+hand-made runs, the masked convolution it prunes with, its plan, and one
+tiny keras-switch prune of a "pretrained" LeNet-5 (the real
 benchmark takes ~40 minutes: see its docstring)."""
 
 import json
@@ -11,9 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmarks import common
 from benchmarks import pretrained
-from benchmarks import report
+from benchmarks import pretrained_report
+from benchmarks.harness import baselines
+from benchmarks.harness import measure
+from benchmarks.harness import report
+from benchmarks.harness import sparsity
 from tests.test_case import TestCase
 
 LAYERS = {"conv1": 0.5, "conv2": 0.9, "fc1": 0.97, "fc2": 0.9, "fc3": 0.6}
@@ -51,7 +55,7 @@ SETTINGS = {"seeds": [0, 1], "pretrain_epochs": 10, "epochs": 5, "scratch_epochs
 
 class ReportTest(TestCase):
     def test_aggregate_means_and_sd_over_seeds_in_method_order(self):
-        rows = pretrained.aggregate(runs())
+        rows = pretrained_report.aggregate(runs())
         self.assertEqual([(r["method"], r["target"]) for r in rows],
                          [("dense", None), ("ks", 0.9), ("ks", 0.95), ("tfmot", 0.95),
                           ("gmp_global", 0.95), ("ks_scratch", 0.95)])
@@ -63,23 +67,23 @@ class ReportTest(TestCase):
         self.assertTrue(np.isnan(rows[-1]["sd_accuracy"]))  # one seed
 
     def test_paired_differences_and_their_standard_error(self):
-        seeds, diffs, mean, error = pretrained.paired(runs(), "tfmot", 0.95)
+        seeds, diffs, mean, error = pretrained_report.paired(runs(), "tfmot", 0.95)
         self.assertEqual(seeds, [0, 1])
         self.assertAllClose(diffs, [1.0, 1.4])
         self.assertAlmostEqual(mean, 1.2)
         self.assertAlmostEqual(error, 0.2)  # stdev 0.283 / sqrt(2)
-        seeds, _, mean, _ = pretrained.paired(runs(), "ks_scratch", 0.95)
+        seeds, _, mean, _ = pretrained_report.paired(runs(), "ks_scratch", 0.95)
         self.assertEqual(seeds, [0])
 
     def test_targets_met_missed_and_not_measured(self):
-        vs_tfmot, vs_gmp, size, step = pretrained.check_targets(runs(), EXPORTS, STEP_TIME)
+        vs_tfmot, vs_gmp, size, step = pretrained_report.check_targets(runs(), EXPORTS, STEP_TIME)
         self.assertAlmostEqual(vs_tfmot["measured"], 1.2)
         self.assertTrue(vs_tfmot["met"])  # +1.2 >= +0.5
         self.assertAlmostEqual(vs_gmp["measured"], -0.05)
         self.assertTrue(vs_gmp["met"])  # -0.05 >= -0.1
         self.assertTrue(size["met"])  # 0.07 <= 0.08
         self.assertFalse(step["met"])  # 1.4 > 1.3
-        missing = pretrained.check_targets([r for r in runs() if r["method"] != "tfmot"],
+        missing = pretrained_report.check_targets([r for r in runs() if r["method"] != "tfmot"],
                                            [], None)
         self.assertIsNone(missing[0]["met"])
         self.assertEqual([c["met"] for c in missing[2:]], [None, None])
@@ -91,7 +95,7 @@ class ReportTest(TestCase):
             f.write("intro\n<!-- pretrained:begin -->\nold\n<!-- pretrained:end -->\noutro\n")
         original, report.BENCHMARKS_MD = report.BENCHMARKS_MD, md
         try:
-            payload = pretrained.write(runs(), EXPORTS, STEP_TIME, SETTINGS, output_dir,
+            payload = pretrained_report.write(runs(), EXPORTS, STEP_TIME, SETTINGS, output_dir,
                                        markdown=True, command="python -m benchmarks.pretrained")
         finally:
             report.BENCHMARKS_MD = original
@@ -116,12 +120,12 @@ class ReportTest(TestCase):
         self.assertEqual(len(saved["summary"]), len(payload["summary"]))
         self.assertGreater(os.path.getsize(os.path.join(output_dir, "pretrained.png")), 1000)
         # The section is made from the JSON alone.
-        self.assertEqual(pretrained.render(saved), pretrained.render(payload))
+        self.assertEqual(pretrained_report.render(saved), pretrained_report.render(payload))
 
 
 class PruningPiecesTest(TestCase):
     def test_masked_conv_zeroes_output_and_gradient_of_masked_weights(self):
-        layer = pretrained.MaskedConv2D(2, 3, use_bias=False)
+        layer = baselines.MaskedConv2D(2, 3, use_bias=False)
         x = np.random.default_rng(0).normal(size=(1, 5, 5, 1)).astype("float32")
         layer(x)
         mask = np.ones((3, 3, 1, 2), "float32")
@@ -136,12 +140,12 @@ class PruningPiecesTest(TestCase):
         self.assertGreater(np.abs(grad[..., 0]).sum(), 0)
 
     def test_masked_lenet5_takes_the_initial_weights_and_reports_every_kernel(self):
-        init = common.initial_weights("lenet5", seed=0)
+        init = baselines.initial_weights("lenet5", seed=0)
         model = pretrained.plain_lenet5(init, masked=True)
         model.get_layer("conv1").mask.assign(np.zeros((5, 5, 1, 6), "float32"))
-        kernels = pretrained.kernels_of(model)
+        kernels = measure.kernels_of(model)
         self.assertEqual(list(kernels), list(pretrained.LAYERS))
-        measured = pretrained.sparsities(kernels)
+        measured = sparsity.sparsities(kernels)
         self.assertEqual(measured["layer_sparsity"]["conv1"], 1.0)
         self.assertEqual(measured["layer_sparsity"]["fc1"], 0.0)
         total = sum(k.size for k in kernels.values())
@@ -167,7 +171,7 @@ class TinyPruneTest(TestCase):
         x = rng.normal(size=(384, 28, 28)).astype("float32")
         y = rng.integers(0, 10, 384)
         data = (x[:256], y[:256]), (x[256:], y[256:])
-        weights = common.initial_weights("lenet5", seed=0)
+        weights = baselines.initial_weights("lenet5", seed=0)
         result = pretrained.prune_ks(weights, data, 0.9, 0, epochs=2, batch_size=32,
                                      export_dir=self.create_tempdir().full_path)
         self.assertAlmostEqual(result["sparsity"], 0.9, delta=0.002)

@@ -1,4 +1,4 @@
-"""benchmarks.report: publish's JSON and BENCHMARKS.md section, and every
+"""benchmarks.harness.report: publish's JSON and BENCHMARKS.md section, and every
 generated section of BENCHMARKS.md made again, byte for byte, from the
 committed results in benchmarks/results/."""
 
@@ -11,7 +11,7 @@ import sys
 
 import tensorflow as tf
 
-from benchmarks import report
+from benchmarks.harness import report
 from tests.helpers import ROOT
 from tests.test_case import TestCase
 
@@ -29,14 +29,15 @@ SECTIONS = {
                        "benchmarks.mask_stability", None),
     "allocation": ("allocation", "allocation.json", "benchmarks.allocation", None),
     "inference": ("inference", "inference.json", "benchmarks.inference_report", None),
-    "automatic": ("automatic", "automatic/results.json", "benchmarks.automatic", None),
-    "pretrained": ("pretrained", "pretrained/results.json", "benchmarks.pretrained", None),
+    "automatic": ("automatic", "automatic/results.json", "benchmarks.automatic_report", None),
+    "pretrained": ("pretrained", "pretrained/results.json", "benchmarks.pretrained_report",
+                   None),
 }
 # Run in a fresh process per section: the benchmark modules define absl
 # flags on import, and several of them would clash in one process.
 REGENERATE = """
 import importlib, json, sys
-from benchmarks import report
+from benchmarks.harness import report
 name, results, module, placement, output, markdown = sys.argv[1:]
 with open(results) as f:
     payload = json.load(f)

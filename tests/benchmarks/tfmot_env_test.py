@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmarks import common
 from benchmarks import tfmot_env
+from benchmarks.harness import baselines
 from keras_switch.data import load_arrays
 from tests.test_case import TestCase
 
@@ -27,15 +27,15 @@ def digits_28x28():
 
 
 def foreign_init(model):
-    """`common.initial_weights(model, seed=1)` with small random biases.
+    """`baselines.initial_weights(model, seed=1)` with small random biases.
 
     The runs below use seed 0, and tf_keras seeded 0 builds exactly
-    `common.initial_weights(model, seed=0)` (kernels, and zero biases) by
+    `baselines.initial_weights(model, seed=0)` (kernels, and zero biases) by
     itself, so that init could not tell whether the baseline loaded `init`;
     these weights it can only have by loading them."""
     rng = np.random.default_rng(0)
     return [w if w.ndim > 1 else rng.normal(0, 0.01, w.shape).astype("float32")
-            for w in common.initial_weights(model, seed=1)]
+            for w in baselines.initial_weights(model, seed=1)]
 
 
 @pytest.mark.slow
@@ -48,7 +48,7 @@ class TfmotEnvTest(TestCase):
         # The weights fit starts from are exactly `init`, in its order.
         self.assertEqual(result["initial_weights_sha256"], tfmot_env.weights_sha256(init))
         self.assertAlmostEqual(result["fc_sparsity"], 0.9, delta=1e-3)
-        self.assertEqual(set(result["layer_sparsity"]), set(common.FC_LAYERS))
+        self.assertEqual(set(result["layer_sparsity"]), set(baselines.FC_LAYERS))
         for name, sparsity in result["layer_sparsity"].items():
             self.assertAlmostEqual(sparsity, 0.9, delta=1e-3, msg=name)
         # Measured 0.886 (0.879-0.889 over run seeds 0-4); chance is 0.1.
@@ -64,7 +64,7 @@ class TfmotEnvTest(TestCase):
         self.assertEqual(result["initial_weights_sha256"], tfmot_env.weights_sha256(init))
         self.assertTrue(result["whole_model"])
         self.assertEqual(set(result["layer_sparsity"]),
-                         {"conv1", "conv2", *common.FC_LAYERS})
+                         {"conv1", "conv2", *baselines.FC_LAYERS})
         for name, sparsity in result["layer_sparsity"].items():
             self.assertAlmostEqual(sparsity, 0.9, delta=1e-3, msg=name)
         self.assertAlmostEqual(result["sparsity"], 0.9, delta=1e-3)

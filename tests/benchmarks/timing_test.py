@@ -1,4 +1,4 @@
-"""benchmarks.timing: the interleaved rounds and their statistics, on fake
+"""benchmarks.harness.timing: the interleaved rounds and their statistics, on fake
 windows (no clock involved)."""
 
 import gc
@@ -7,7 +7,7 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from benchmarks import timing
+from benchmarks.harness import timing
 from tests.test_case import TestCase
 
 

@@ -7,17 +7,29 @@ results as JSON together with the command that produced them and, with
 between `<!-- NAME:begin ... -->` and `<!-- NAME:end -->`, headed by that
 same command. A section is thus always made from exactly what its JSON file
 holds, and can be made again from it (`publish(..., command=...)`). The
-tables themselves belong to each benchmark.
+tables themselves belong to each benchmark (built with `tables`).
 """
 
 import json
 import os
 import re
 import sys
+import tempfile
 
-BENCHMARKS_MD = os.path.join(os.path.dirname(os.path.dirname(__file__)), "BENCHMARKS.md")
-# How the tables name the models.
-MODEL_NAMES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
+# The repository's root.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCHMARKS_MD = os.path.join(ROOT, "BENCHMARKS.md")
+
+
+def write_json(path, value):
+    """Writes `value` as JSON (indent 2) to `path` whole or not at all (a
+    temporary file, then a rename): a killed benchmark leaves no half-written
+    file."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False) as f:
+        json.dump(value, f, indent=2)
+    os.replace(f.name, path)
 
 
 def command_line(name):
@@ -43,26 +55,34 @@ def replace_section(name, body, path=None, command=None):
         f.write(text)
 
 
+def results_section(table):
+    """A `render` for `publish`: no text about the run, then `table` of the
+    payload's "results"."""
+    return lambda payload: ("", table(payload["results"]))
+
+
 def publish(name, output, payload, render, markdown=False, *, command=None,
-            section=None, section_command=None, path=None):
+            section=None, section_command=None, path=None, copy=None):
     """Writes a benchmark's results and returns its section's text.
 
-    Writes `payload` (a dict) as JSON to `output`, after a "command" key:
-    `command`, by default this process's (`command_line(name)`). The
-    section's text is "Command: `COMMAND`", then `about`, a blank line and
-    `table`, where `about, table = render(payload)`: made from the payload
-    alone, so that the JSON file can always make it again. Prints it; with
+    Writes `payload` (a dict) as JSON to `output` (`write_json`), after a
+    "command" key: `command`, by default this process's
+    (`command_line(name)`). The section's text is "Command: `COMMAND`", then
+    `about`, a blank line and `table`, where `about, table = render(payload)`:
+    made from the payload alone, so that the JSON file can always make it
+    again. Prints it, and writes it to the file `copy` if given; with
     `markdown`, puts it in BENCHMARKS.md (`path`, default the repository's)
     as section `section` (default `name`), whose begin marker names
     `section_command` (see `replace_section`).
     """
     command = command or command_line(name)
-    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
-    with open(output, "w") as f:
-        json.dump({"command": command, **payload}, f, indent=2)
+    write_json(output, {"command": command, **payload})
     about, table = render(payload)
     body = f"Command: `{command}`{about}\n\n{table}"
     print(body)
+    if copy is not None:
+        with open(copy, "w") as f:
+            f.write(body + "\n")
     if markdown:
         replace_section(section or name, body, path=path, command=section_command)
     return body

@@ -1,5 +1,6 @@
 """The interleaved timing harness of the benchmarks that compare candidates
-by speed (`step_time`: train functions, `inference`: exported models).
+by speed (training steps: `step_time`, `pretrained`; exported models:
+`inference`).
 
 On a shared machine the load drifts while a benchmark runs, so timing one
 candidate after another would charge the drift to whichever ran last.
@@ -9,6 +10,9 @@ untimed warm-up windows first. A candidate's time is the median of its
 windows, and its ratio to a reference is the median over rounds of the
 per-round ratios: the two windows of a round ran back to back, under the
 same load, which makes that steadier than a ratio of medians.
+
+It imports only numpy (TensorFlow where a function needs it): the TFMOT
+baseline times with it in its own Keras 2 process.
 """
 
 import gc
@@ -81,6 +85,14 @@ def summary(measured, reference, scale=1.0):
     return out
 
 
+def fixed_batches(x, y, batch_size):
+    """An endless iterator over the batches of (`x`, `y`), in order, cached:
+    every training step is timed on the same few batches."""
+    import tensorflow as tf
+
+    return iter(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().repeat())
+
+
 def train_step_ms(model, batches, steps):
     """ms per step of `steps` calls of a compiled Keras model's train
     function on `batches` (one iterator), the last step waited for."""
@@ -91,3 +103,13 @@ def train_step_ms(model, batches, steps):
         logs = function(batches)
     float(logs["loss"])  # wait for the last step
     return (time.perf_counter() - start) / steps * 1000.0
+
+
+def step_times(models, batches, steps, rounds, reference="dense"):
+    """Training steps of `models` ({name: compiled model}) interleaved:
+    windows of `steps` steps each on `batches`, one warm-up window each
+    (which traces every phase), `rounds` rounds. Returns `summary` against
+    `reference`: {"ms": {name: ms per step}, "ratio": {name: ratio}}."""
+    times = interleave({name: (lambda model=model: train_step_ms(model, batches, steps))
+                        for name, model in models.items()}, rounds, warmup=1)
+    return summary(times, reference)
