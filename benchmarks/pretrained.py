@@ -43,7 +43,6 @@ holds (`--rerun` to train again). The script ends with `results.json`,
 section.
 """
 
-import os
 import tempfile
 import time
 

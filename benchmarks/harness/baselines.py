@@ -9,6 +9,7 @@ import numpy as np
 
 from benchmarks.harness import lenet
 from keras_switch import sparsity as switch_sparsity
+from keras_switch import thresholds
 
 MODELS, FC_LAYERS = lenet.MODELS, lenet.FC_LAYERS
 
@@ -106,8 +107,8 @@ def compiled(model, learning_rate=1e-3, metrics=("accuracy",), jit_compile="auto
 
 def kept(density, total):
     """How many of `total` connections a `density` keeps, counted as the
-    library counts them (`keras_switch.sparsity.keep_count`), as an int."""
-    return int(keras.ops.convert_to_numpy(switch_sparsity.keep_count(density, total)))
+    library counts them (`keras_switch.thresholds.keep_count`), as an int."""
+    return int(keras.ops.convert_to_numpy(thresholds.keep_count(density, total)))
 
 
 class GradualPruning(keras.callbacks.Callback):

@@ -10,6 +10,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_switch
@@ -49,6 +50,8 @@ class MasksAndStackTest(TestCase):
 
 
 class InferenceBinaryTest(TestCase):
+    # A whole benchmark run on tiny data: slow tier (README, "What is tested where").
+    @pytest.mark.slow
     def test_smoke_run_writes_json_and_its_markdown_section(self):
         tmp = self.create_tempdir().full_path
         output = os.path.join(tmp, "inference.json")

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
 
 from tests.helpers import ROOT
@@ -15,6 +16,8 @@ LENET300_CONNECTIONS = 784 * 300 + 300 * 100 + 100 * 10
 
 
 class MaskStabilityTest(TestCase):
+    # A whole benchmark run on tiny data: slow tier (README, "What is tested where").
+    @pytest.mark.slow
     def test_counts_every_switch_step_and_balance(self):
         data_dir = idx_data_dir(self, n_train=640, n_test=40)
         output = os.path.join(self.create_tempdir().full_path, "flips.json")
