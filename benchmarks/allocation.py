@@ -1,23 +1,14 @@
-r"""Could any mask reach the accuracy target? Gradual magnitude pruning at
+"""Could any mask reach the accuracy target? Gradual magnitude pruning at
 fixed per-layer splits of one overall sparsity, and at other mask-update
 intervals.
 
     python -m benchmarks.allocation
     python -m benchmarks.allocation --target=0.95 --splits=0.90:0.50
 
-A mask at a given overall FC sparsity is two decisions: how the budget is
-split across the Dense layers, and which connections each layer keeps.
-keras-switch's switcher makes both (`allocation="magnitude"` takes the split
-from global magnitude pruning and learns the choice within each layer). This
-script sweeps the first directly: every `--splits` entry fixes the sparsity
-of the hidden layers after the first and of the output layer (`fc2:fc3`;
-with LeNet's three layers, `fc1` takes whatever keeps the overall sparsity at
-`--target`), and gradual magnitude pruning (`harness.baselines
-.GradualPruning`, keras-switch's ramp, init, data and budget, as in
-`benchmarks.pareto`) trains at that split. `global` rows are gradual global
-magnitude pruning (one threshold: its own split), once per `--intervals`
-entry (steps between mask updates). Accuracy is the final test accuracy of
-each seed; sparsity is counted from the final kernels.
+Each `--splits` entry fixes the sparsity of `fc2:fc3` (`fc1` takes what
+keeps the overall FC sparsity at `--target`) and gradual magnitude pruning
+trains at that split, with the init, data and budget of `benchmarks.pareto`.
+`global` rows are global magnitude pruning, once per `--intervals` entry.
 """
 
 import math

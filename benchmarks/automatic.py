@@ -1,33 +1,14 @@
-r"""Automatic sparsity: an accuracy budget instead of a target, judged against
+"""Automatic sparsity: an accuracy budget instead of a target, judged against
 the pareto curves of `benchmarks.pareto`.
 
     python -m benchmarks.automatic --markdown         # the protocol (~25 min)
     python -m benchmarks.automatic --models=lenet300 --budgets=0.01 --seeds=0
 
-Each run is the trainer's recipe for the model (configs/common.py: 10
-epochs, batch 128, Adam 1e-3, a switch step every 100, the last 2 epochs
-frozen) with `accuracy_budget` set and no target: `validation_examples`
-(5,000, the trainer's default) are held out of the 60,000 training
-examples exactly as the trainer holds them out (a seeded draw), the rest
-trains, and the test set is only used at the end. Every run starts from
-the same initial weights as the pareto runs of its (model, seed).
-
-Reported per model and budget, over seeds: the test accuracy, the FC
-sparsity reached and its spread, whether the budget held on the held-out
-data, and the issue's targets, read off the pareto runs of the same seeds
-(`--pareto_results`): mean test accuracy >= mean dense - budget - 0.2 pt,
-and the automatic point on or above gradual global magnitude pruning's
-curve (its sparsity >= the sparsity at which `gmp_global`, interpolated
-linearly between the pareto targets, keeps the same mean accuracy); on
-LeNet-300-100 with the 1 pt budget, at least 98%. The cost: for each model,
-one run with the first budget and seed and one with the fixed-target recipe
-(`--timing_target`) on the same 55,000 examples, trained one right after the
-other in this process (their own runs, so that they can be timed again on an
-idle machine without training the rest again).
-
-Runs are cached as JSON in `--output_dir/runs/`, reused while their key
-(code, config, data: `harness/cache.py`) holds (`--rerun` to train again).
-The report: `automatic_report.py`.
+Each run is the trainer's recipe with `accuracy_budget` set and no target,
+holding out `validation_examples` as the trainer does, from the pareto
+runs' init. The report (`automatic_report.py`) judges each (model, budget)
+against the pareto runs of the same seeds (`--pareto_results`) and times
+one budget run against the fixed-target recipe (`--timing_target`).
 """
 
 import json

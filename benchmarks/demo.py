@@ -1,18 +1,13 @@
-r"""The figures README.md and the configs' docstrings quote: the training
+"""The figures README.md and the configs' docstrings quote: the training
 binary run on each Fashion-MNIST config exactly as its docstring says, its
 report.json committed.
 
     python -m benchmarks.demo
     python -m benchmarks.demo --configs=lenet300_fashion_mnist
 
-Each config runs once in a fresh process and a temporary workdir with
-`python -m trainers.train --config=configs/<config>.py --workdir=<tmp>`
-(`make demo` runs the first config this way), and its report.json is written
-to `benchmarks/results/demo/<config>.json` with the command in front.
-`train_seconds` is the trainer's own figure (the fit and its per-epoch
-validation, not the process start, data loading or export): run it on an
-idle machine. tests/benchmarks/demo_test.py checks that README.md and the
-config docstrings quote these files.
+Each config runs once in a fresh process and a temporary workdir; its
+report.json goes to `benchmarks/results/demo/<config>.json` with the command
+in front. Run it on an idle machine: `train_seconds` is the trainer's own.
 """
 
 import os

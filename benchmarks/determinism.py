@@ -1,19 +1,14 @@
-r"""What `trainers.train --deterministic` costs: training time with and
+"""What `trainers.train --deterministic` costs: training time with and
 without TensorFlow's deterministic ops, and whether the runs repeat.
 
     python -m benchmarks.determinism
     python -m benchmarks.determinism --models=lenet300 --rounds=5
 
-Op determinism is a process-wide switch that cannot be turned off again, so
-the two settings cannot share a process. Instead, each round runs the
-trainer twice on the same config and seed, once with `--deterministic` and
-once without, in alternating order (so drift of the machine's load hits both
-alike), each in a fresh process and workdir. Reported per model: the median
-over rounds of `train_seconds` (from report.json: the fit, its per-epoch
-validation and tracing; not the process start, the data loading or the
-export) for each setting, the median of the per-round ratios
-deterministic / default, and whether every run of a setting gave the same
-report.json metrics (test_accuracy, fc_sparsity, per-layer nonzeros, steps).
+Op determinism cannot be turned off within a process, so each round runs
+the trainer once per setting, each in a fresh process, in alternating
+order. Reported per model: the median `train_seconds` of each setting, the
+median per-round ratio deterministic / default, and whether every run of a
+setting gave the same report.json metrics.
 """
 
 import json

@@ -1,20 +1,12 @@
-r"""Sparse inference: latency and size of keras-switch's sparse export against
+"""Sparse inference: latency and size of keras-switch's sparse export against
 the dense stripped export, on CPU.
 
     python -m benchmarks.inference
     python -m benchmarks.inference --models=lenet300 --targets=0.95 --markdown
 
-For each model, part (the whole model, and its FC stack) and target
-sparsity, the model's weights are pruned by one global magnitude threshold,
-exported every way (Keras' dense export, `export_sparse` with "auto" and
-each of `--representations`, TFLite), sized (gzip'd, against the same
-network unpruned) and timed, in one process, against the dense export.
-
-The pieces: `inference_models.py` (the models, masks and exports),
-`inference_measure.py` (sizes, and latency in graph mode, from Python and
-in TFLite, timed in interleaved windows by `harness/timing.py`),
-`inference_report.py` (issue 5's targets and the tables); this file holds
-the flags and writes the results (`harness/report.py`).
+The models and exports: `inference_models.py`; sizes and timing:
+`inference_measure.py`; targets and tables: `inference_report.py`. This
+file holds the flags and writes the results.
 """
 
 import os

@@ -1,26 +1,18 @@
-r"""The inference benchmark's measurements of one model: every export's
-size and latency at every target, timed with the shared harness
-(`benchmarks/harness/timing.py`).
+"""The inference benchmark's measurements of one model: every export's size
+and latency at every target.
 
-Every SavedModel is loaded with `tf.saved_model.load` in this one process
-and its `serve` function is timed two ways on the same fixed input:
+Each SavedModel's `serve` is timed two ways on the same fixed input:
 
-  graph   inside one `tf.function`, `unroll` calls of `serve` in a row,
-          each call's input being the previous input plus `output[0] * eps`
-          (eps a runtime 0.0, so nothing can be folded or hoisted); the same
-          loop without the `serve` call (the harness) is timed alongside and
-          subtracted. This is the computation the export changes, without
-          Python dispatch. The targets are judged on it.
-  call    `serve(x)` from Python per iteration: what a user calling the
-          loaded model sees (Python dispatch of a restored function included).
+  graph   `unroll` chained calls inside one `tf.function` (each input the
+          previous one plus `output[0] * eps`, eps a runtime 0.0, so nothing
+          is folded), minus the same loop without `serve`; the targets are
+          judged on it. A second load of the dense export (`control`) shows
+          the noise.
+  call    `serve(x)` from Python: what a user calling the loaded model sees.
 
-Candidates run in interleaved windows of about `window_ms` (the order
-alternates each round) after `warmup` windows each, with Python's garbage
-collector paused; each is reported as its median per-call time and the
-median over rounds of its paired per-round ratio to `dense`. In graph mode a
-second load of the dense export (`control`) is timed too: its ratio shows
-the noise of the measurement. TFLite files are timed with
-`tf.lite.Interpreter.invoke()` the same way (dense vs sparse file).
+TFLite files are timed with `Interpreter.invoke()`. All in interleaved
+windows (`harness/timing.py`), reported as medians and paired ratios to
+`dense`.
 """
 
 import dataclasses
@@ -51,9 +43,6 @@ class Options:
     warmup: int
     window_ms: float
     unroll: int
-
-
-# -- timing -------------------------------------------------------------------------
 
 
 def _output(y):
@@ -151,9 +140,6 @@ def time_tflite(paths, x, options):
                             scale=1000.0)
     result.update(mode="tflite", calls_per_window=calls, max_abs_diff=diff)
     return result
-
-
-# -- one model ----------------------------------------------------------------------
 
 
 def measure(model, part, target, directory, unpruned_size, options):

@@ -1,33 +1,14 @@
-r"""What the inference benchmark times and sizes: its models, masks and
+"""What the inference benchmark times and sizes: its models, masks and
 exports.
 
-Models: the keras-switch LeNet-300-100 and LeNet-5 (`keras_switch.models`)
-holding the weights of the plain dense model trained `train_epochs` on
-Fashion-MNIST from the init of `seed` (`harness.baselines.initial_weights`,
-the init the other benchmarks start from; `train_epochs=0` keeps that
-random init, whose glorot ranges make one global threshold empty fc1 at high
-targets). No keras-switch training: at each target the masks are set by
-global magnitude allocation, one threshold on |kernel| over all switched
-kernels (the 10-way output layer included), through the layers' public
-`freeze_mask()`.
-
-Parts: the whole model, and the FC stack alone. For LeNet-300-100 they are
-the same network (measured once, as the whole model); for LeNet-5 the FC
-stack is a separate functional model of the three switched layers on a
-400-wide input, holding copies of their weights and masks.
-
-Exports of each (model, part, target): `dense` is
-`strip_switches(model).export(dir)` (what the trainer writes to
-`export/saved_model`); `auto` and every other representation are
-`keras_switch.export_sparse(model, dir, representation=...)` (its "dense"
-reported as `export_sparse_dense`, not to be confused with the former); the
-TFLite files are `keras_switch.export_tflite(model, path, sparse=False|True)`.
-Sizes are `keras_switch.export.gzip_size` (gzip -9), as ratios to the same
-network with every connection kept (`unpruned_sizes`), exported by Keras'
-`export()` (which stores every variable twice) and by
-`export_sparse(representation="dense")` (each weight once); the JSON also
-has the ratios to the dense stripped export at the same sparsity and to the
-gzip'd raw float32 weights.
+Models: the keras-switch LeNets holding the plain dense model's weights
+after `train_epochs` from the init of `seed`, masked at each target by one
+global magnitude threshold (`freeze_mask`). Parts: the whole model, and
+(LeNet-5 only) its FC stack as a separate model on a 400-wide input.
+Exports: `dense` is `strip_switches(model).export(dir)`; `auto` and the
+other representations `export_sparse` (its "dense" reported as
+`export_sparse_dense`); TFLite `export_tflite(sparse=False|True)`. Sizes are
+gzip'd, as ratios to the same network unpruned (`unpruned_sizes`).
 """
 
 import gzip
@@ -36,9 +17,6 @@ import os
 # The parts measured (LeNet-300-100: "fc=whole"; LeNet-5: "fc", "whole"), as
 # the tables name them.
 PART_NAMES = {"fc": "FC stack", "whole": "whole", "fc=whole": "FC stack = whole"}
-
-
-# -- models and masks ---------------------------------------------------------------
 
 
 def build_model(name, seed, train_epochs=0, data_dir=None):
@@ -114,9 +92,6 @@ def global_magnitude_masks(model, target):
 def set_masks(model, masks):
     for layer, mask in zip(model.switched_layers, masks, strict=True):
         layer.freeze_mask(mask)
-
-
-# -- exports ---------------------------------------------------------------------
 
 
 def candidate(representation):

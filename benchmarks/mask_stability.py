@@ -1,17 +1,11 @@
-r"""How much keras-switch's masks move: connections switched back on.
+"""How much keras-switch's masks move: connections switched back on.
 
     python -m benchmarks.mask_stability
     python -m benchmarks.mask_stability --models=lenet300 --targets=0.98 --seeds=0,1
 
-Trains keras-switch with the trainer's default recipe (`configs/common.py`,
-the same runs as `benchmarks.pareto`'s `ks` rows) and compares the stored
-masks before and after every step that can move them (each switch step, and
-the first step and the freeze step, which take their masks from the
-switcher): how many connections the step switched off, and how many it
-switched back on ("revived"). A penalty on mask
-changes can only help where masks flip back and forth; this measures how
-much flipping there is to remove, during the ramp and after it (the
-recipe's last epochs have the mask frozen: nothing can flip there).
+Trains the trainer's default recipe (the `ks` runs of `benchmarks.pareto`)
+and compares the masks before and after every step that can move them:
+how many connections each switched off, and how many back on ("revived").
 """
 
 import math

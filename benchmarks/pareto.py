@@ -1,4 +1,4 @@
-r"""Accuracy vs FC sparsity: keras-switch against dense, TFMOT and simple
+"""Accuracy vs FC sparsity: keras-switch against dense, TFMOT and simple
 baselines, trained side by side with the same budget, init and data.
 
     python -m benchmarks.pareto                       # the full table (hours)
@@ -7,24 +7,16 @@ baselines, trained side by side with the same budget, init and data.
 Methods (`--methods`):
 
     dense         plain Keras 3 Dense model
-    tfmot         TFMOT 0.8.1 prune_low_magnitude (Keras 2, its own venv and
-                  process; `benchmarks/tfmot_env.py` sets it up)
-    gmp_global    gradual global magnitude pruning (one threshold over all
-                  FC kernels), our Keras 3 code
-    ks            keras-switch with the trainer's default recipe
-                  (configs/common.py) at each target, and once with no
-                  target (the pure task objective); plus any `--variants`
-                  (ablations, on `--variant_models`)
+    tfmot         TFMOT prune_low_magnitude (Keras 2, its own venv: tfmot_env)
+    gmp_global    gradual global magnitude pruning, our Keras 3 code
+    ks            keras-switch with the trainer's default recipe at each
+                  target and with none; plus any `--variants` (ablations)
     gmp_at_ks     gradual magnitude pruning at the per-layer sparsities
                   keras-switch learned (same model, target, seed)
-    random_at_ks  gradual pruning with random scores at those per-layer
-                  sparsities (a control)
+    random_at_ks  the same with random scores (a control)
 
-Every run is one JSON file in `--output_dir/runs/`, reused while its key
-(code, config, data: `harness/cache.py`) holds (`--rerun` to train again),
-so a long benchmark can be stopped and resumed. At the end the script
-writes `results.json`, `pareto.png` and the tables, and, with `--markdown`,
-replaces the generated section of BENCHMARKS.md.
+Writes `results.json`, `pareto.png` and the tables to `--output_dir`; with
+`--markdown`, BENCHMARKS.md's section.
 """
 
 from absl import app

@@ -1,46 +1,25 @@
-r"""Pruning a pretrained model, as a TFMOT user would: LeNet-5 trained dense on
-Fashion-MNIST, then pruned for a short budget with every layer (both
-convolutions and the three FC layers) switched, side by side with TFMOT's
-documented recipe and our gradual global magnitude pruning on the same
-pretrained weights; and keras-switch from scratch with every layer switched.
+"""Pruning a pretrained model, as a TFMOT user would: LeNet-5 trained dense,
+then pruned for a short budget with every layer switched, side by side with
+TFMOT's documented recipe and gradual global magnitude pruning on the same
+weights; and keras-switch from scratch with every layer switched.
 
     python -m benchmarks.pretrained                  # the full benchmark (~40 min on 2 cores)
     python -m benchmarks.pretrained --max_train_examples=512 --max_test_examples=256 \
         --pretrain_epochs=1 --epochs=1 --seeds=0 --step_rounds=2 --window_switches=1 \
         --output_dir=/tmp/pretrained_smoke       # a smoke run (a minute)
 
-Per seed, the dense LeNet-5 (`keras_switch.models.lenet_5`, from the init of
-`harness.baselines.initial_weights("lenet5", seed)`) trains `--pretrain_epochs` (Adam
-1e-3, batch 128); then, from those weights, at each `--targets` overall
-sparsity over every conv and Dense kernel, for `--epochs`:
+Methods (`--methods`), at each `--targets` sparsity over every kernel:
 
-    ks          `switch_model(model, layers=<every Dense and Conv2D>)` compiled
-                with the library's defaults, `compile(target_sparsity=t)`,
-                and `fit()`: the target ramps (cubic) over the first 80% of
-                the steps, then the mask is frozen
-    tfmot       TFMOT 0.8.1 `prune_low_magnitude` on the whole model (its
-                documented way; Keras 2, its own venv and process),
-                PolynomialDecay 0 -> t ending at the same 80%, masks every
-                100 steps
-    gmp_global  gradual global magnitude pruning (one threshold over all
-                five kernels), our Keras 3 code, on the ramp and mask
-                interval the library plans for ks
-and, from the random init, `ks_scratch`: the trainer's recipe
-(`configs/common.py`) with `switched_layers="all"` for `--scratch_epochs`.
+    ks            `compile(target_sparsity=t)` and `fit()`, library defaults
+    tfmot         TFMOT `prune_low_magnitude` on the whole model, its ramp
+                  ending where ks freezes (80% of the steps)
+    gmp_global    gradual global magnitude pruning on the ks ramp
+    ks_magnitude  ks with `allocation="magnitude"`
+    ks_scratch    the trainer's recipe from the random init
 
-Once (the first seed): the gzip'd size of the ks model's `export_sparse`
-against the pretrained dense network exported with each weight stored once
-(`export_sparse(representation="dense")`, as `benchmarks/inference.py`
-sizes it; Keras' `export()` is reported too), at each target; and the
-median training step of LeNet-5 with every layer switched (the recipe's
-schedule) against the plain Dense LeNet-5, interleaved (`harness/timing.py`).
-
-Every run is one JSON file in `--output_dir/runs/` (the pretrained weights
-an .npz), reused while its key (code, config, data: `harness/cache.py`)
-holds (`--rerun` to train again). The script ends with `results.json`,
-`pretrained.png` and `pretrained.md` in `--output_dir` (the report:
-`pretrained_report.py`) and, with `--markdown`, BENCHMARKS.md's pretrained
-section.
+Once (the first seed): the export sizes of ks, and the step time with every
+layer switched against Dense. Writes `results.json`, `pretrained.png` and
+`pretrained.md` to `--output_dir`; with `--markdown`, BENCHMARKS.md's section.
 """
 
 import tempfile
@@ -92,9 +71,6 @@ def define_flags():
     cli.define_markdown("pretrained")
 
 
-# -- models and plans ---------------------------------------------------------------
-
-
 def plain_lenet5(weights=None, masked=False):
     """The plain Keras LeNet-5 of `keras_switch.models` (layers `LAYERS`),
     set to `weights` (`get_weights()` order of `baselines.initial_weights`),
@@ -135,9 +111,6 @@ def pruning_plan(n_train, epochs, batch_size, tfmot_frequency):
     return {"steps": steps, "freeze_step": freeze, "switch_every": every,
             "tfmot_end_step": end_step,
             "tfmot_frequency": max(1, min(tfmot_frequency, end_step))}
-
-
-# -- one run per method ---------------------------------------------------------------
 
 
 def pretrain(data, seed, epochs, batch_size, learning_rate):
@@ -243,9 +216,6 @@ def measure_step_time(data, batch_size, rounds, window_switches,
     return {"ms": measured["ms"], "ratio": measured["ratio"], "switch_every": every,
             "library_switch_every": library.schedule.switch_every, "window_steps": steps,
             "rounds": rounds, "batch_size": batch_size}
-
-
-# -- the program ------------------------------------------------------------------------
 
 
 def main(argv):

@@ -1,32 +1,17 @@
-r"""Training step time and peak memory: keras-switch vs Dense (and TFMOT).
+"""Training step time and peak memory: keras-switch vs Dense (and TFMOT).
 
     python -m benchmarks.step_time
     python -m benchmarks.step_time --models=lenet300 --rounds=5
 
-Step time: in ONE process, a plain Keras 3 Dense model, the keras-switch
-model of the trainer's default recipe (`configs/common.py`) and the same
-network compiled with only `target_sparsity` (the library's defaults, as
-`fit()` plans them for 10 epochs) train on the same
-fixed batches, each through its compiled train function (what `fit()` runs
-per batch; `train_on_batch` adds ~8 ms of Python per call, more than a
-LeNet-300-100 step), in interleaved windows (alternating which goes first),
-after a warm-up (`benchmarks/harness/timing.py`); the median ms/step of each, and
-the median over rounds of the ratio of each round's back-to-back windows,
-are printed. Each window is a multiple of the recipe's `switch_every`,
-so a keras-switch window holds its share of switch steps. Two keras-switch
-phases are timed: `switching` (mask still learned: task steps on the stored
-mask plus a switch step every `switch_every`) and `frozen` (the final
-epochs). TFMOT is Keras 2 and cannot share a Keras 3 process: its ratio to a
-Keras 2 Dense model is measured the same way in its own process.
-
-`--jit_compile` compiles every Keras 3 train function (Dense and
-keras-switch alike) with XLA, which Keras leaves off on CPU-only machines
-and turns on by default where there is a GPU; its table goes to its own
-section of BENCHMARKS.md.
+Step time: Dense, the recipe's keras-switch model (`switching` and `frozen`
+phases) and the library-default model train on the same fixed batches in
+one process, in interleaved windows of whole multiples of `switch_every`
+(`harness/timing.py`). TFMOT is timed against a Keras 2 Dense model in its
+own process. `--jit_compile` compiles every Keras 3 train function with XLA
+(its own section of BENCHMARKS.md).
 
 Peak memory: one fresh process per (model, method) trains `--memory_steps`
-steps and reports its peak resident set size (`ru_maxrss`); the ratio is
-keras-switch / Dense.
+steps and reports its peak RSS; the ratio is keras-switch / Dense.
 """
 
 import json

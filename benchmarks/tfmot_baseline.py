@@ -1,38 +1,20 @@
 """TFMOT magnitude-pruning baseline (Keras 2), run in its own venv.
 
-TFMOT only supports Keras 2 (`tf_keras`), so this script runs in the venv made
-by `benchmarks/tfmot_env.py` and never imports `keras_switch` or Keras 3; the
-Keras 3 benchmark calls it through `tfmot_env.run()`, which adds `--output`.
-
-Data and initial weights come from one `.npz` (`--data`) written by the parent
-process: `x_train` float32 [n, 28, 28], scaled or standardised (not raw 0-255 bytes;
-the benchmarks standardise), `y_train` int [n], `x_test`,
-`y_test`, and `init_0`, `init_1`, ... in the order of `model.get_weights()` of
-the chosen architecture, so that every method starts from the same random init
-(or from the same pretrained weights: the model starts from whatever they are).
+Runs in the venv of `benchmarks/tfmot_env.py` (never Keras 3); called
+through `tfmot_env.run()`, which adds `--output`. `--data` is an .npz with
+`x_train` float32 [n, 28, 28] (scaled or standardised), `y_train` [n],
+`x_test`, `y_test`, and `init_0`, `init_1`, ... in `model.get_weights()`
+order: the weights the model starts from.
 
 Modes:
-  train      `prune_low_magnitude` on the three Dense layers (fc1, fc2 and the
-             output layer fc3; conv layers stay dense), PolynomialDecay
-             0 -> --target over steps 0..end_step (end_step =
-             round(--end_fraction * total steps)), Adam, then `strip_pruning`.
-             Sparsity is counted as exact zeros in the stripped Dense kernels.
-             With --whole_model, `prune_low_magnitude` wraps the whole model
-             instead, TFMOT's documented way (every Conv2D and Dense layer
-             pruned to --target; the other layers have no weights), and the
-             result also has `sparsity` over every conv and Dense kernel and
-             `layer_sparsity` for each, the convolutions named conv1, conv2
-             in model order as in keras_switch.models.lenet_5.
-             With --record_init, the result also has
-             `initial_weights_sha256`: the SHA-256 of each weight the pruned
-             model's layers hold when `fit` begins (after compile and the
-             pruning callback's on_train_begin), unwrapped, as float32 bytes,
-             in `model.get_weights()` order: equal to the digests of the
-             init_* arrays when TFMOT starts from them
-             (`tfmot_env.weights_sha256`). It only reads the weights.
-  step_time  Median ms per training step (the compiled train function `fit`
-             runs per batch) of the dense model and of the pruned (wrapped)
-             model, interleaved in this process.
+  train      `prune_low_magnitude` on the Dense layers (or, --whole_model,
+             the whole model, adding `sparsity` and `layer_sparsity` over
+             every kernel, convolutions named conv1, conv2), PolynomialDecay
+             0 -> --target ending at round(--end_fraction * steps), Adam,
+             `strip_pruning`; sparsity counted as exact zeros. --record_init
+             adds `initial_weights_sha256` of the weights `fit` starts from.
+  step_time  Median ms per training step of the dense and the pruned model,
+             interleaved.
 
 Writes one JSON object to --output.
 """
@@ -47,8 +29,7 @@ import sys
 import time
 import zipfile
 
-# Keras 2 for tf.keras, and quiet TF logs, before TensorFlow is imported (TFMOT
-# would set the first on import anyway; tfmot_env.run() sets both).
+# Keras 2 and quiet logs, before TensorFlow is imported.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -56,11 +37,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras  # noqa: E402
-# This script's directory is on sys.path (it runs as a script in the TFMOT
-# venv); tfmot_env imports only the standard library, so its digest is the
-# one both sides compute; harness/lenet.py and harness/sparsity.py import
-# nothing (the models the other methods train, and how their sparsity is
-# counted) and harness/timing.py only numpy (their timing).
+# From this script's directory: modules that import no Keras 3.
 from harness import lenet  # noqa: E402
 from harness import sparsity  # noqa: E402
 from harness import timing  # noqa: E402
@@ -104,7 +81,7 @@ def parse_args(argv=None):
 
 
 def load_data(path):
-    """Returns (arrays dict, list of init weights) from the npz, or exits."""
+    """(arrays dict, list of init weights) from the npz; exits if invalid."""
     if not os.path.isfile(path):
         fail(f"--data file not found: {path}")
     if not zipfile.is_zipfile(path):
@@ -148,26 +125,15 @@ def build_model(name, init_weights):
     return model
 
 
-def prune_dense_layers(model, schedule):
-    """Wraps every Dense layer (output layer included) in prune_low_magnitude.
-
-    The other layers, and the wrapped Dense layers themselves, are shared with
-    `model`, so the pruned model starts from `model`'s weights.
-    """
+def prune_dense_layers(model, **kwargs):
+    """`model` with every Dense layer wrapped in prune_low_magnitude
+    (`kwargs`: its arguments), sharing its layers (so its weights)."""
     def clone_fn(layer):
         if isinstance(layer, tf_keras.layers.Dense):
-            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, **kwargs)
         return layer
 
     return tf_keras.models.clone_model(model, clone_function=clone_fn)
-
-
-def prune_whole_model(model, schedule):
-    """`prune_low_magnitude(model)`, as TFMOT documents it: every layer is
-    wrapped (Conv2D and Dense kernels are pruned; Reshape, pooling and
-    Flatten have nothing to prune) around the same layer objects, so the
-    pruned model starts from `model`'s weights."""
-    return tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
 
 
 def kernel_layers(model):
@@ -233,8 +199,10 @@ def versions():
 def train(args, arrays, init_weights):
     x_train, y_train = arrays["x_train"], arrays["y_train"]
     schedule, end_step = make_schedule(args, len(x_train))
-    prune = prune_whole_model if args.whole_model else prune_dense_layers
-    pruned = prune(build_model(args.model, init_weights), schedule)
+    # The whole model is TFMOT's documented way: every Conv2D and Dense kernel.
+    prune = (tfmot.sparsity.keras.prune_low_magnitude if args.whole_model
+             else prune_dense_layers)
+    pruned = prune(build_model(args.model, init_weights), pruning_schedule=schedule)
     compile_model(pruned, args.learning_rate)
     dataset = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
                .shuffle(len(x_train), seed=args.seed, reshuffle_each_iteration=True)
@@ -266,7 +234,6 @@ def train(args, arrays, init_weights):
         "versions": versions(),
     }
     if args.whole_model:
-        # Only here, so that the default result stays what it was.
         every = {name: layer.kernel.numpy() for name, layer in kernel_layers(stripped).items()}
         result.update(whole_model=True, frequency=args.frequency,
                       end_fraction=args.end_fraction, **sparsity.sparsities(every))
@@ -276,28 +243,15 @@ def train(args, arrays, init_weights):
 
 
 def step_time(args, arrays, init_weights):
-    """Interleaved steady-state training-step timing, dense vs pruned.
-
-    Each model runs its compiled `make_train_function()` (one step per call,
-    what `fit` runs per batch) on its own iterator over 8 fixed random batches
-    of --batch_size. `train_on_batch` is not used: its per-call Python overhead
-    (about 8 ms here) would dwarf a 3 ms step and flatten the ratio.
-
-    In TFMOT 0.8.1 the pruning wrapper increments its own `pruning_step` in
-    every training call and updates the masks when the schedule says so; the
-    UpdatePruningStep callback only sets the step from -1 to 0 at the start of
-    training (and remasks at epoch ends, outside the step). So its
-    `on_train_begin` is called once by hand, after which each call runs exactly
-    the pruning work of a `fit` step: the mask multiply and schedule check, and
-    a mask update every --frequency steps while the step is within the
-    PolynomialDecay ramp (0..end_step of the train mode's schedule; for 60k
-    examples all ~370 steps run here lie inside it).
-    """
+    """Interleaved training-step timing, dense vs pruned, each through its
+    compiled train function on 8 fixed batches. The pruning wrapper counts
+    its own steps and remasks on schedule, so `UpdatePruningStep
+    .on_train_begin` once makes each call a `fit` step's pruning work."""
     x_train, y_train = arrays["x_train"], arrays["y_train"]
     schedule, _ = make_schedule(args, len(x_train))
     models = {
         "dense": build_model(args.model, init_weights),
-        "tfmot": prune_dense_layers(build_model(args.model, init_weights), schedule),
+        "tfmot": prune_dense_layers(build_model(args.model, init_weights), pruning_schedule=schedule),
     }
     callback = tfmot.sparsity.keras.UpdatePruningStep()
     callback.set_model(models["tfmot"])

@@ -1,11 +1,8 @@
 """Run the TFMOT magnitude-pruning baseline in its own Keras 2 environment.
 
-TensorFlow Model Optimization Toolkit (TFMOT) only supports Keras 2
-(`tf_keras`), and importing it sets `TF_USE_LEGACY_KERAS=1`, which switches
-`tf.keras` to Keras 2 for the whole process. It must therefore never be
-imported into a Keras 3 process. This module (standard library only, so it is
-safe to import from one) creates a dedicated virtual environment and runs
-`benchmarks/tfmot_baseline.py` there in a subprocess:
+TFMOT only supports Keras 2 and switches `tf.keras` to it for the whole
+process, so this module (standard library only) makes a dedicated venv and
+runs `benchmarks/tfmot_baseline.py` there in a subprocess:
 
     from benchmarks import tfmot_env
     result = tfmot_env.run(["--data=fmnist.npz", "--model=lenet300",
@@ -31,15 +28,9 @@ PACKAGES = (
     "tensorflow-model-optimization==0.8.1",
     "numpy",
 )
-# Written after a successful install; holds PACKAGES so that changing the pins
-# triggers a reinstall.
+# Holds PACKAGES after an install: changing the pins reinstalls.
 STAMP_NAME = ".ks-tfmot-installed"
 TAIL_CHARS = 4000
-
-
-def default_venv_path():
-    """`$KS_TFMOT_VENV` if set, else `<repo>/.venv-tfmot`."""
-    return Path(os.environ.get("KS_TFMOT_VENV") or REPO / ".venv-tfmot")
 
 
 def _check_call(cmd):
@@ -53,13 +44,13 @@ def _check_call(cmd):
 
 
 def ensure_venv(path=None):
-    """Creates the TFMOT venv if needed and returns the path of its python.
+    """The path of the TFMOT venv's python, installing `PACKAGES` first
+    unless its stamp file holds them.
 
-    Installs exactly `PACKAGES` with pip (about a minute the first time); a
-    stamp file makes later calls instant. Raises RuntimeError naming the failed
-    command, with the tail of its output.
+    Raises:
+        RuntimeError: naming the failed command, with its output tail.
     """
-    venv_dir = Path(path) if path else default_venv_path()
+    venv_dir = Path(path or os.environ.get("KS_TFMOT_VENV") or REPO / ".venv-tfmot")
     python = venv_dir / "bin" / "python"
     stamp = venv_dir / STAMP_NAME
     wanted = "\n".join(PACKAGES) + "\n"
@@ -73,13 +64,12 @@ def ensure_venv(path=None):
 
 
 def run(args_list, python=None, timeout=None):
-    """Runs `tfmot_baseline.py <args_list>` in the TFMOT venv; returns its JSON.
+    """Runs `tfmot_baseline.py <args_list> --output=<tmp>` with `python`
+    (default `ensure_venv()`), without PYTHONPATH; returns its JSON.
 
-    `python` defaults to `ensure_venv()`. `--output` is added here (a temporary
-    file). The child gets `TF_USE_LEGACY_KERAS=1`, `TF_CPP_MIN_LOG_LEVEL=2` and
-    no `PYTHONPATH`, so it cannot pick up the parent's Keras 3 packages. Raises
-    RuntimeError with the stderr tail on a non-zero exit, and
-    subprocess.TimeoutExpired after `timeout` seconds.
+    Raises:
+        RuntimeError: with the stderr tail, on a non-zero exit.
+        subprocess.TimeoutExpired: after `timeout` seconds.
     """
     python = python or ensure_venv()
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
@@ -120,18 +110,10 @@ def weights_sha256(weights):
 
 def train(model, target, seed, data, init, epochs, batch_size, learning_rate,
           frequency=100, end_fraction=None, whole_model=False, record_init=False):
-    """One TFMOT run on `data` ((x, y), (x_test, y_test)) from the initial
-    weights `init` (`get_weights()` order; random or pretrained): the result
-    dict of `tfmot_baseline.py --mode=train`. The pruning ramp ends at 79% of
-    the steps (3,705 of 4,690 for the 10-epoch budget), or at `end_fraction`
-    of them, masks every `frequency` (100) steps, as in ../shared/anchors.md;
-    the last ~2 epochs fine-tune at the target. `whole_model`:
-    `prune_low_magnitude` on the whole model (every Conv2D and Dense layer),
-    not only its Dense layers. `record_init`: the result also has
-    `initial_weights_sha256`, the digests of the weights `fit` starts from
-    (equal to `weights_sha256(init)` when TFMOT starts from `init`)."""
-    # The optional arguments are passed only when set, so that the default
-    # command line stays the one earlier results were made with.
+    """One TFMOT run on `data` ((x, y), (x_test, y_test)) from the weights
+    `init` (`get_weights()` order): the result of `tfmot_baseline.py
+    --mode=train`, its flags set from these arguments (the optional ones only
+    when given; its default ramp ends at 79% of the steps)."""
     extra = [] if end_fraction is None else [f"--end_fraction={end_fraction}"]
     extra += ["--whole_model"] if whole_model else []
     extra += ["--record_init"] if record_init else []

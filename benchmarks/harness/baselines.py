@@ -112,14 +112,10 @@ def kept(density, total):
 
 
 class GradualPruning(keras.callbacks.Callback):
-    """Gradual pruning of masked layers (`MaskedDense`, `MaskedConv2D`), in
-    our own Keras 3 code.
-
-    Every `every` steps until `ramp_steps`, the target density moves along
-    keras-switch's ramp (`keras_switch.TargetSparsity(...).density(step)`:
-    `1 - s (1 - (1 - t)^power)`) and each mask keeps the highest-scoring of
-    the connections still on (`kept` of them); afterwards the mask is fixed
-    (fine-tuning). Pruned connections never come back.
+    """Gradual pruning of masked layers: every `every` steps until
+    `ramp_steps`, each mask keeps the `kept` highest-scoring connections
+    still on at keras-switch's ramp density (`TargetSparsity.density`); then
+    the mask is fixed. Pruned connections never come back.
 
     Args:
         layers: The masked layers.

@@ -1,14 +1,8 @@
-"""The run cache: one file per training run under `<output_dir>/runs/`, so
-that a long benchmark can be stopped and resumed, and a run is reused only
-while everything its result depends on is unchanged.
-
-A run's key is {"code": `code_digest` of `CODE` and the protocol's own
-training code, "config": what the protocol passes (method, target, seed,
-budget, recipe, ...), "data": `data.identity` of the arrays it trains on}.
-`runs/NAME.json` holds {"key", "result"}; a file whose key differs, or that
-holds none (written before keys were stored), is trained again and
-overwritten, as every file is with `rerun`.
-"""
+"""The run cache: one file per training run under `<output_dir>/runs/`, so that
+a benchmark can be stopped and resumed. `runs/NAME.json` holds {"key",
+"result"}; the key is {"code": digest of `CODE` and the protocol's sources,
+"config", "data": `data.identity`}, and a file whose key differs is trained
+again."""
 
 import functools
 import glob

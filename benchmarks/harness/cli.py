@@ -1,10 +1,6 @@
-"""The absl flags the benchmarks share, and checks of their values.
-
-A benchmark defines its flags in its `define_flags()`, called only when it
-runs as a program: tests import several benchmark modules into one process,
-and absl refuses a flag name defined twice. The `define_*` functions give
-every benchmark the same names, defaults and help for the same thing.
-"""
+"""The absl flags the benchmarks share, and checks of their values. Each
+benchmark defines its flags in `define_flags()`, only when run as a
+program: absl refuses a flag defined twice in one test process."""
 
 from absl import app
 from absl import flags

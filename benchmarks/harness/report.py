@@ -1,14 +1,6 @@
-"""Where every benchmark's results go: its JSON file and its generated
-section of BENCHMARKS.md (`publish`).
-
-Each `python -m benchmarks.NAME` ends with `publish`, which writes the
-results as JSON together with the command that produced them and, with
-`--markdown`, rewrites the benchmark's section of BENCHMARKS.md: the text
-between `<!-- NAME:begin ... -->` and `<!-- NAME:end -->`, headed by that
-same command. A section is thus always made from exactly what its JSON file
-holds, and can be made again from it (`publish(..., command=...)`). The
-tables themselves belong to each benchmark (built with `tables`).
-"""
+"""Where every benchmark's results go: its JSON file, with the command that
+made it, and (`--markdown`) its generated section of BENCHMARKS.md, between
+`<!-- NAME:begin ... -->` and `<!-- NAME:end -->`, made only from that JSON."""
 
 import json
 import os
@@ -63,18 +55,12 @@ def results_section(table):
 
 def publish(name, output, payload, render, markdown=False, *, command=None,
             section=None, section_command=None, path=None, copy=None):
-    """Writes a benchmark's results and returns its section's text.
-
-    Writes `payload` (a dict) as JSON to `output` (`write_json`), after a
-    "command" key: `command`, by default this process's
-    (`command_line(name)`). The section's text is "Command: `COMMAND`", then
-    `about`, a blank line and `table`, where `about, table = render(payload)`:
-    made from the payload alone, so that the JSON file can always make it
-    again. Prints it, and writes it to the file `copy` if given; with
-    `markdown`, puts it in BENCHMARKS.md (`path`, default the repository's)
-    as section `section` (default `name`), whose begin marker names
-    `section_command` (see `replace_section`).
-    """
+    """Writes `payload` as JSON to `output` after a "command" key (default
+    `command_line(name)`) and returns the section's text: "Command:
+    `COMMAND`", then `about`, a blank line and `table`, from `about, table =
+    render(payload)`. Prints it, writes it to `copy` if given and, with
+    `markdown`, to section `section` (default `name`) of BENCHMARKS.md
+    (`path`), whose begin marker names `section_command`."""
     command = command or command_line(name)
     write_json(output, {"command": command, **payload})
     about, table = render(payload)

@@ -96,11 +96,10 @@ def train_plain(model_name, data, seed, epochs, batch_size, learning_rate,
 
 def train_switch(model_name, data, target, seed, epochs, init, overrides=None,
                  switch_every=None, batch_size=None, callbacks=None, every_kernel=False):
-    """keras-switch with the trainer's recipe (`recipe()`): the result dict,
-    plus how many kept connections are top-magnitude ones of their layer and
-    the recipe's `overrides`; with `every_kernel`, also "sparsity" and
-    "layer_sparsity" over every conv and Dense kernel (`sparsity.sparsities`).
-    `callbacks(model)`, if given, returns extra Keras callbacks for `fit`."""
+    """keras-switch with the trainer's recipe (`recipe()`): the result dict
+    (`every_kernel`: sparsities over every kernel), plus
+    `top_magnitude_overlap` and the `overrides`; `callbacks(model)` returns
+    extra callbacks for `fit`."""
     (x, _), test = data
     config = recipe(model_name, target, seed, epochs, overrides, switch_every, batch_size)
     keras.utils.set_random_seed(seed)

@@ -1,19 +1,8 @@
-"""The interleaved timing harness of the benchmarks that compare candidates
-by speed (training steps: `step_time`, `pretrained`; exported models:
-`inference`).
-
-On a shared machine the load drifts while a benchmark runs, so timing one
-candidate after another would charge the drift to whichever ran last.
-Instead every candidate is timed in short windows, one window each per
-round, with the order reversed every other round; each candidate gets its
-untimed warm-up windows first. A candidate's time is the median of its
-windows, and its ratio to a reference is the median over rounds of the
-per-round ratios: the two windows of a round ran back to back, under the
-same load, which makes that steadier than a ratio of medians.
-
-It imports only numpy (TensorFlow where a function needs it): the TFMOT
-baseline times with it in its own Keras 2 process.
-"""
+"""Interleaved timing: every candidate is timed in short windows, one each per
+round, the order reversed every other round, so that drift of the machine's
+load hits all alike. A time is the median of a candidate's windows; a ratio
+the median of the per-round ratios. It imports only numpy (TensorFlow where
+a function needs it): the TFMOT process times with it too."""
 
 import gc
 import time
@@ -22,12 +11,9 @@ import numpy as np
 
 
 def interleave(windows, rounds, warmup=0, pause_gc=False):
-    """Times `windows` ({name: fn() -> one window's measurement}) in
-    `rounds` interleaved rounds, alternating the order, after `warmup`
-    windows of each (untimed, in dict order). With `pause_gc`, Python's
-    garbage collector is run once and then kept off during the rounds, so
-    that no collection lands in one candidate's window. Returns {name:
-    [measurement per round]}."""
+    """{name: [measurement per round]} of `windows` ({name: fn() -> one
+    window's measurement}) over `rounds` interleaved rounds, after `warmup`
+    untimed windows each; `pause_gc` keeps the garbage collector off."""
     names = list(windows)
     for name in names:
         for _ in range(warmup):
