@@ -22,8 +22,7 @@ from benchmarks.harness import report
 from benchmarks.harness import stats
 from benchmarks.harness import tables
 
-# Keras and the library are imported where a model trains:
-# tests/benchmarks/report_test.py imports this module for its table.
+# Keras is imported where a model trains: report_test imports this module.
 
 FLAGS = flags.FLAGS
 

@@ -28,9 +28,8 @@ from benchmarks.harness import report
 from benchmarks.harness import runs as bench_runs
 from trainers import train_lib
 
-# Designs tried on the way to the default (seed 0 only, `--variants`):
-# AccuracyBudget arguments, with `reference_fraction` standing for
-# reference_steps = that fraction of the steps to the freeze.
+# Designs tried (`--variants`): AccuracyBudget arguments, `reference_fraction`
+# of the steps to the freeze standing for reference_steps.
 VARIANTS = {
     "default": {},  # the library's defaults, on the variant seed
     "ref25_margin1": {"reference_fraction": 0.25, "search_margin": 1.0},
@@ -73,8 +72,7 @@ def _train(model_name, data, seed, budget, target, init, variant=None):
                                switch_every=FLAGS.switch_every)
     config.accuracy_budget = budget
     config.validation_examples = FLAGS.validation_examples if budget is not None else None
-    # The same examples are held out of a fixed-target run too (the timing
-    # compares like with like), as the trainer would draw them.
+    # Held out of a fixed-target run too, so that the timing is like for like.
     (x, y), heldout = train_lib.held_out_split(x, y, FLAGS.validation_examples, seed)
     keras.utils.set_random_seed(seed)
     model = train_lib.build_model(config, x.shape[1:])
@@ -83,10 +81,8 @@ def _train(model_name, data, seed, budget, target, init, variant=None):
     train_lib.compile_model(model, config, steps_per_epoch, sparsity=None if variant is None
                             else lambda schedule: _variant(variant, budget, schedule))
     history = keras.callbacks.History()
-    # Both kinds of run train on the same 55,000 examples and validate on the
-    # held-out ones every epoch, as the trainer validates (a fixed target on
-    # the test set): the budget's cost is then its own checks. (Keras'
-    # validation pass runs the switcher on every batch while switching.)
+    # Both kinds validate on the held-out examples every epoch, as the
+    # trainer does: the budget's cost is then its own checks.
     seconds = bench_runs.fit(model, ((x, y), test), seed, config.num_epochs, config.batch_size,
                              callbacks=[history], validation_data=heldout)
     result = measure.result(keras_switch.strip_switches(model), test, seconds)

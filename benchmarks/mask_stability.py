@@ -18,8 +18,7 @@ from benchmarks.harness import lenet
 from benchmarks.harness import report
 from benchmarks.harness import tables
 
-# Keras and the library are imported where a model trains:
-# tests/benchmarks/report_test.py imports this module for its table.
+# Keras is imported where a model trains: report_test imports this module.
 
 FLAGS = flags.FLAGS
 
@@ -54,8 +53,7 @@ def _flip_counter(model):
         def on_train_batch_begin(self, batch, logs=None):
             step = int(keras.ops.convert_to_numpy(model.switching_step))
             phase = model.schedule(step)
-            # Masks change on switch steps, and where a task step takes its
-            # mask from the switcher (the first switching step).
+            # Masks change on switch steps and the first switching step.
             moves = phase.switch or phase.mask == "switcher"
             self._before = self._masks() if moves else None
 
@@ -95,8 +93,7 @@ def measure(model_name, target, seed, data):
     ramp_end = (config.schedule.warmup_epochs + config.schedule.ramp_epochs) * steps_per_epoch
     updates = counter["callback"].updates
     after_ramp = [u for u in updates if u[0] >= ramp_end]
-    # The second half of the ramp: the mask is mostly settled, the budget
-    # still tightening slowly (cubic ramp).
+    # The second half of the (cubic) ramp: the mask mostly settled.
     late_ramp = [u for u in updates if ramp_end / 2 <= u[0] < ramp_end]
     kept = updates[-1][3] if updates else None
     return {

@@ -29,15 +29,12 @@ from benchmarks.harness import cli
 from benchmarks.harness import runs as bench_runs
 
 METHODS = ("dense", "tfmot", "gmp_global", "ks", "gmp_at_ks", "random_at_ks")
-# Ablations of the keras-switch recipe: name -> config overrides.
-# Every ablation before issue 17 made allocation="erk" the default was
-# measured with the magnitude split: `_MAGNITUDE` pins it so they stay what
-# they were.
+# Ablations of the keras-switch recipe: name -> config overrides. Those
+# measured before ERK became the default pin the magnitude split.
 _MAGNITUDE = {"allocation": "magnitude"}
 _NEIGHBOUR_FEATURES = ("magnitude", "row", "column", "fan_in", "fan_out", "unit_in", "unit_out")
 VARIANTS = {
-    # Measured at the recipe's previous interval (a switch step every 50);
-    # pinned so that they stay what they were.
+    # Measured at the recipe's previous interval (50), pinned.
     "ks_prior_only": {"switch_optimizer.learning_rate": 0.0, "schedule.switch_every": 50,
                       **_MAGNITUDE},
     "ks_learned_allocation": {"allocation": "learned", "schedule.switch_every": 50},
@@ -56,29 +53,21 @@ VARIANTS = {
                          **_MAGNITUDE},
     "ks_lr2_every_20": {"switch_optimizer.learning_rate": 1e-2, "schedule.switch_every": 20,
                         **_MAGNITUDE},
-    # No frozen tail: the switcher keeps updating the mask at the target
-    # density through the last 2 epochs.
+    # No frozen tail: the mask keeps moving through the last 2 epochs.
     "ks_no_freeze": {"schedule.freeze_epochs": 0, **_MAGNITUDE},
-    # The switch step's straight-through gradient is 1 for every switch
-    # instead of sigmoid'(logit).
+    # Straight-through gradient 1 instead of sigmoid'(logit).
     "ks_identity_estimator": {"switch_estimator": "identity", **_MAGNITUDE},
-    # Issue 17's levers at 99-99.5%, at the recipe's interval (100): a
-    # larger, faster-learning switcher; a weaker magnitude prior, so that
-    # the learned correction weighs more against |w|.
+    # Issue 17's levers at 99-99.5%: a larger, faster switcher; a weaker prior.
     "ks_switcher_lr2_32x32": {"switch_optimizer.learning_rate": 1e-2,
                               "switcher.hidden_units": (32, 32), **_MAGNITUDE},
     "ks_prior_half": {"switcher.magnitude_prior": 0.5, **_MAGNITUDE},
-    # Knowledge from the neighbouring layers: the live weight into the
-    # connection's input unit (previous layer) and out of its output unit
-    # (next layer), on the recipe (ERK split); and with a 10x faster switcher.
+    # Features from the neighbouring layers' live weights; and a 10x faster switcher.
     "ks_neighbours": {"switcher.features": _NEIGHBOUR_FEATURES},
     "ks_neighbours_lr2": {"switcher.features": _NEIGHBOUR_FEATURES,
                           "switch_optimizer.learning_rate": 1e-2},
-    # The switcher's one threshold over all its scores also decides the
-    # per-layer split.
+    # The switcher's one threshold also decides the per-layer split.
     "ks_learned_allocation_100": {"allocation": "learned"},
-    # The recipe before issue 17: global magnitude pruning's split (the
-    # switcher picks within each layer), against ERK's now.
+    # The recipe before issue 17: global magnitude pruning's split.
     "ks_magnitude": dict(_MAGNITUDE),
 }
 
@@ -89,9 +78,7 @@ def define_flags():
     cli.define_models(baselines.MODELS)
     flags.DEFINE_list("targets", ["0.9", "0.95", "0.98", "0.99", "0.995"],
                       "Target FC sparsities.")
-    # Five seeds: the paired ks - gmp_global differences have a standard
-    # error of ~0.1 pt with five (BENCHMARKS.md); two could not tell 0.2 pt
-    # apart.
+    # Five seeds: a paired standard error of ~0.1 pt (BENCHMARKS.md).
     flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds (init, data order).")
     flags.DEFINE_list("methods", list(METHODS), f"Methods, of {METHODS}.")
     flags.DEFINE_list("variants", [], f"keras-switch ablations, of {sorted(VARIANTS)}.")

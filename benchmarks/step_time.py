@@ -30,8 +30,7 @@ from benchmarks.harness import report
 from benchmarks.harness import tables
 from benchmarks.harness import timing
 
-# Keras and the library are imported where a model is built:
-# tests/benchmarks/report_test.py imports this module for its tables.
+# Keras is imported where a model is built: report_test imports this module.
 
 FLAGS = flags.FLAGS
 

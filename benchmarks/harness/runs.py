@@ -33,8 +33,7 @@ def recipe(model, target, seed, epochs, overrides=None, switch_every=None,
     config.seed = seed
     config.target_sparsity = target
     if epochs != config.num_epochs:
-        # Keep the recipe's proportions: ramp and frozen tail scale with the
-        # budget.
+        # Ramp and frozen tail scale with the budget.
         scale = epochs / config.num_epochs
         schedule = config.schedule
         schedule.freeze_epochs = max(1, round(schedule.freeze_epochs * scale))
