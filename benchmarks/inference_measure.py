@@ -25,6 +25,7 @@ import tensorflow as tf
 
 import keras_switch
 from benchmarks import inference_models
+from benchmarks import inference_report
 from benchmarks.harness import timing
 
 
@@ -227,7 +228,7 @@ def run_model(name, workdir, options):
         for part, network in parts:
             if network is not model:
                 inference_models.copy_switched(model, network)
-            print(f"[inference] {name} {inference_models.PART_NAMES[part]} target {target:.2f}",
+            print(f"[inference] {name} {inference_report.PART_NAMES[part]} target {target:.2f}",
                   flush=True)
             directory = os.path.join(workdir, name, part, f"{target:.2f}")
             result = measure(network, part, target, directory, unpruned[part], options)

@@ -14,22 +14,20 @@ gzip'd, as ratios to the same network unpruned (`unpruned_sizes`).
 import gzip
 import os
 
-# The parts measured (LeNet-300-100: "fc=whole"; LeNet-5: "fc", "whole"), as
-# the tables name them.
-PART_NAMES = {"fc": "FC stack", "whole": "whole", "fc=whole": "FC stack = whole"}
+import keras
+import numpy as np
+
+import keras_switch
+from benchmarks.harness import baselines
+from benchmarks.harness import data
+from keras_switch import export
+from keras_switch import models
 
 
 def build_model(name, seed, train_epochs=0, data_dir=None):
     """The keras-switch model `name` with the random init of `seed`, or, with
     `train_epochs`, the weights of the plain dense model trained that long
     from that init."""
-    import keras
-
-    import keras_switch
-    from benchmarks.harness import baselines
-    from benchmarks.harness import data
-    from keras_switch import models
-
     keras.utils.set_random_seed(seed)
     if name not in baselines.MODELS:
         raise ValueError(f"model must be one of {sorted(baselines.MODELS)}. Received: {name!r}")
@@ -50,10 +48,6 @@ def fc_stack(model):
     """A functional SwitchingModel of only `model`'s switched layers (same
     widths, activations and names) on an input as wide as the first one's
     kernel; `copy_switched(model, stack)` fills in weights and masks."""
-    import keras
-
-    import keras_switch
-
     layers = model.switched_layers
     switcher = keras_switch.Switcher()
     inputs = keras.Input((int(layers[0].kernel.shape[0]),), name="features")
@@ -78,10 +72,6 @@ def copy_switched(source, target):
 def global_magnitude_masks(model, target):
     """0/1 masks keeping the round((1 - target) * entries) largest |kernel|
     entries over all switched layers together (one threshold)."""
-    import numpy as np
-
-    from benchmarks.harness import baselines
-
     kernels = [np.abs(layer.kernel.numpy()) for layer in model.switched_layers]
     flat = np.concatenate([k.ravel() for k in kernels])
     keep = baselines.kept(1.0 - target, flat.size)
@@ -103,8 +93,6 @@ def candidate(representation):
 def export_all(model, directory, representations, tflite):
     """Every export of `model` under `directory`: {name: path}, plus the
     per-layer table `export_sparse(..., "auto")` returned."""
-    import keras_switch
-
     paths = {"dense": os.path.join(directory, "dense")}
     keras_switch.strip_switches(model).export(paths["dense"], verbose=False)
     auto_layers = None
@@ -122,8 +110,6 @@ def export_all(model, directory, representations, tflite):
 
 
 def sizes_of(paths):
-    from keras_switch import export
-
     return {name: int(export.gzip_size(path)) for name, path in paths.items()}
 
 
@@ -133,9 +119,6 @@ def unpruned_sizes(network, directory):
     export of the stripped model, "stored_once": export_sparse's "dense"
     representation, "weights": the raw float32 weights}. Exports go under
     `directory`."""
-    import keras_switch
-    from keras_switch import export
-
     saved_model = os.path.join(directory, "unpruned")
     stripped = keras_switch.strip_switches(network)
     stripped.export(saved_model, verbose=False)
@@ -159,9 +142,6 @@ def export_sizes(model, unpruned, directory):
     "dense_saved_model_bytes" (Keras' `export()`), "weights_bytes", "ratio"
     (to stored once), "ratio_to_saved_model", "layers" (export_sparse's
     per-layer table)}. Exports go under `directory`."""
-    import keras_switch
-    from keras_switch import export
-
     sparse = os.path.join(directory, "sparse")
     info = keras_switch.export_sparse(model, sparse)
     reference = unpruned_sizes(unpruned, os.path.join(directory, "dense"))
@@ -180,8 +160,6 @@ def export_sizes(model, unpruned, directory):
 def input_for(model, batch, seed):
     """The fixed input every export of `model` is timed on: `batch` rows of
     uniform [0, 1) values drawn with `seed`."""
-    import numpy as np
-
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     rng = np.random.default_rng(seed)
     return rng.random((batch, *shape), dtype="float32")

@@ -2,13 +2,14 @@
 measured numbers, and the tables of BENCHMARKS.md's sparse inference
 section (latency in graph mode and from Python, sizes, TFLite)."""
 
-from benchmarks import inference_models
 from benchmarks.harness import tables
 
 # Issue 5 targets: at 95% FC sparsity.
 SIZE_TARGET = 0.08            # gzip'd sparse export / gzip'd dense export
 LATENCY_TARGETS = {1: 0.5, 256: 0.8}  # FC stack, sparse / dense, per batch size
 TARGET_SPARSITY = 0.95
+# The parts measured (LeNet-300-100: "fc=whole"; LeNet-5: "fc", "whole").
+PART_NAMES = {"fc": "FC stack", "whole": "whole", "fc=whole": "FC stack = whole"}
 HEAD = ["model", "part", "target", "FC sparsity (per layer %)"]
 
 
@@ -29,7 +30,7 @@ def _auto_layers(result):
 
 def _head(r):
     """The cells under `HEAD` of result `r`."""
-    return [tables.model_name(r["model"]), inference_models.PART_NAMES[r["part"]],
+    return [tables.model_name(r["model"]), PART_NAMES[r["part"]],
             tables.target(r["target"]),
             f"{r['fc_sparsity']:.4f} ({tables.percents([l['sparsity'] for l in r['layers']])})"]
 
@@ -136,7 +137,7 @@ def check_targets(results, tolerance):
         worst_control = max(abs(t["ratio"]["control"] - 1.0) for _, t in rows)
 
         def where(r, t):
-            return (f"{tables.model_name(r['model'])} {inference_models.PART_NAMES[r['part']]} "
+            return (f"{tables.model_name(r['model'])} {PART_NAMES[r['part']]} "
                     f"{tables.target(r['target'])} batch {t['batch']}: "
                     f"{t['ratio']['auto']:.2f}x, control {t['ratio']['control']:.2f}x")
 
@@ -213,7 +214,7 @@ def section(payload):
         parts.insert(1, "**Warning**: fully pruned layers (constant output, latency "
                      "meaningless): " + "; ".join(
                          f"{tables.model_name(r['model'])} "
-                         f"{inference_models.PART_NAMES[r['part']]} "
+                         f"{PART_NAMES[r['part']]} "
                          f"{tables.target(r['target'])}: {', '.join(r['empty_layers'])}"
                          for r in empty))
     if tflite:

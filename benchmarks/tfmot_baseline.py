@@ -251,7 +251,8 @@ def step_time(args, arrays, init_weights):
     schedule, _ = make_schedule(args, len(x_train))
     models = {
         "dense": build_model(args.model, init_weights),
-        "tfmot": prune_dense_layers(build_model(args.model, init_weights), pruning_schedule=schedule),
+        "tfmot": prune_dense_layers(build_model(args.model, init_weights),
+                                    pruning_schedule=schedule),
     }
     callback = tfmot.sparsity.keras.UpdatePruningStep()
     callback.set_model(models["tfmot"])
