@@ -37,8 +37,8 @@ The controls:
   highest-scoring ones: the switch step learns the ranking *within* each
   layer. `"magnitude"`: each layer keeps as many connections as the
   switcher's magnitude prior ranks above one threshold over all layers
-  (global magnitude pruning's split; the default before issue 17, 0.6 pt
-  worse at 99.5%). `"learned"`: the switcher's one `threshold` over the
+  (global magnitude pruning's split; the default before issue 17, 0.3 pt
+  worse at 99.5%, BENCHMARKS.md). `"learned"`: the switcher's one `threshold` over the
   scores of all its layers, so it also decides the split (measured worse,
   BENCHMARKS.md).
 
@@ -174,7 +174,7 @@ class TargetSparsity(SparsityControl):
         allocation: How the budget is split across layers: `"erk"` (the
             default: Erdős–Rényi-Kernel, a layer keeps in proportion to
             fan-in + fan-out at the target, capped at all of it, see
-            `erk_keep_counts`; +0.6 pt over `"magnitude"` at 99.5% on
+            `erk_keep_counts`; +0.3 pt over `"magnitude"` at 99.5% on
             LeNet-300-100, within noise at 90-99%, BENCHMARKS.md),
             `"magnitude"` (global magnitude pruning's split, the default
             before issue 17) or `"learned"` (the switcher's one threshold).
@@ -269,8 +269,8 @@ class TargetSparsity(SparsityControl):
         """Each layer ramps to its own ERK sparsity at the target along the
         same curve, so the split holds all the way (ERK of the current
         density instead kept the output layer dense until late in the ramp:
-        0.2 pt below global magnitude pruning at 99.5% where this is 0.7
-        above, BENCHMARKS.md)."""
+        0.2 pt below global magnitude pruning at 99.5% where this is 0.3
+        above at HEAD, BENCHMARKS.md)."""
         sizes = [thresholds.kernel_entries([l]) for l in layers]
         final = thresholds.erk_keep_counts([l.kernel.shape for l in layers],
                                            thresholds.keep_count(1.0 - self.sparsity, sum(sizes)))
