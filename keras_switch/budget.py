@@ -220,15 +220,9 @@ class AccuracyBudget(SparsityControl):
 
 
 class BudgetState:
-    """An `AccuracyBudget`'s state: one named scalar variable each, tracked
-    by the model (saved with it; same value on every replica).
-
-    `density` (what the thresholds are placed at), `best_density` (the
-    sparsest within budget so far), `log_step` (the search's step),
-    `reference`, `accuracy` (the last held-out measurement), `best_accuracy`
-    and `smoothed`, with `reference_measured` / `accuracy_measured` (0 or 1)
-    saying whether the measured ones hold a measurement yet.
-    """
+    """An `AccuracyBudget`'s state: one named scalar variable each (`NAMES`),
+    tracked by the model (saved with it; same value on every replica); the
+    `*_measured` flags (0 or 1) say whether the measured values hold one."""
 
     #: The variables, in the order the model saves them.
     NAMES = ("density", "best_density", "log_step", "reference", "accuracy",

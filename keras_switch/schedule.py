@@ -32,7 +32,7 @@ Defaults are the measured recipe (BENCHMARKS.md), planned by
 `freeze_step="auto"` freezes the mask for the last 20% of the steps after
 the warm-up; `switch_every="auto"` is a switch step every 100 batches
 (LeNet-300-100 trains at 1.13x the Dense step time; a switch step on every
-batch, the old default, cost ~14x in issue 17's report), or often enough for 32 switch steps in a shorter run;
+batch, the old default, cost ~14x, BENCHMARKS.md), or often enough for 32 switch steps in a shorter run;
 a `TargetSparsity` with `ramp_steps="auto"` reaches its target where the
 mask freezes. `PlanRun` is the callback that does it; `get()` turns what
 `compile(schedule=...)` received into a schedule.

@@ -37,7 +37,7 @@ The controls:
   highest-scoring ones: the switch step learns the ranking *within* each
   layer. `"magnitude"`: each layer keeps as many connections as the
   switcher's magnitude prior ranks above one threshold over all layers
-  (global magnitude pruning's split; the default before issue 17, 0.3 pt
+  (global magnitude pruning's split; the earlier default, 0.3 pt
   worse at 99.5%, BENCHMARKS.md). `"learned"`: the switcher's one `threshold` over the
   scores of all its layers, so it also decides the split (measured worse,
   BENCHMARKS.md).
@@ -54,8 +54,8 @@ shorthand keywords) into a control checked against the schedule, as
 computed in `keras_switch.thresholds`.
 
 Why thresholds and not a penalty toward the target: such a penalty taught
-the switcher to keep the smallest weights (BENCHMARKS.md, "What the numbers
-say (issue 4)").
+the switcher to keep the smallest weights (BENCHMARKS.md, the recipe's
+ablations).
 """
 
 import numbers
@@ -177,7 +177,7 @@ class TargetSparsity(SparsityControl):
             `erk_keep_counts`; +0.3 pt over `"magnitude"` at 99.5% on
             LeNet-300-100, within noise at 90-99%, BENCHMARKS.md),
             `"magnitude"` (global magnitude pruning's split, the default
-            before issue 17) or `"learned"` (the switcher's one threshold).
+            earlier default) or `"learned"` (the switcher's one threshold).
     """
 
     def __init__(self, sparsity, ramp_steps=AUTO, ramp_power=3, allocation="erk"):

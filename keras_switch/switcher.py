@@ -34,7 +34,7 @@ Design (our choice; the paper's abstract leaves it open):
   ``unit_in`` and ``unit_out`` need the layer's neighbours, which a
   `SwitchingModel` links for Dense layers that form a chain in model order
   (each one's units the next one's inputs); they are not in the defaults:
-  measured no better than the defaults at 99-99.5% (BENCHMARKS.md, issue 17).
+  measured no better than the defaults at 99-99.5% (BENCHMARKS.md).
 
 * **Starts as global magnitude pruning.** Every logit is a fixed *prior*
   plus the MLP's learned *correction*::

@@ -16,7 +16,7 @@ from keras_switch.strip import strip_with_switched
 # The "auto" rule: the CSR product ("hybrid") only for large, sparse kernels,
 # the only ones where it beat the dense matmul on CPU, and no single-row
 # `sparse_dense_matmul` plans, which made whole models slower. The timings:
-# BENCHMARKS.md, "Sparse inference", "What the numbers say (issue 5)".
+# BENCHMARKS.md, "Sparse inference".
 AUTO_MAX_DENSITY = 0.1
 AUTO_MIN_ENTRIES = 100_000
 

@@ -146,8 +146,7 @@ def kernel_tensor(storage, codes, values, input_dim, units, entries=None):
     grappler still folds the decoding before it (it only depends on
     constants), but oneDNN no longer sees a constant weight, for which it
     takes a weight-caching path (`is_filter_const`) that is slow at small
-    batches. The timings: BENCHMARKS.md, "Sparse inference", "What the
-    numbers say (issue 5)".
+    batches. The timings: BENCHMARKS.md, "Sparse inference".
     """
     if storage == "dense":
         kernel = tf.constant(values)

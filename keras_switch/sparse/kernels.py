@@ -8,7 +8,7 @@ Products (`representation`):
   stored as ``"delta"``).
 * ``"sparse_matmul"``: `tf.sparse.sparse_dense_matmul(x, kernel)` with the
   kernel as a `tf.SparseTensor` (COO) in input-major order, the faster one
-  at small batches (BENCHMARKS.md, "What the numbers say (issue 5)").
+  at small batches (BENCHMARKS.md, "Sparse inference").
 * ``"csr"``: `tf.raw_ops.SparseMatrixMatMul` of the transposed kernel as a
   CSR matrix (TensorFlow's CSR kernels).
 * ``"gather"``: the input columns gathered at the nonzeros' input indices,
@@ -126,7 +126,7 @@ def _product_fn(name, x, entries, dense_kernel, input_dim, units):
     outputs, inputs, values = entries
     if name == "sparse_matmul":
         # Input-major order: faster at small batches than the stored
-        # output-major one (BENCHMARKS.md, issue 5).
+        # output-major one (BENCHMARKS.md, "Sparse inference").
         kernel = tf.sparse.reorder(
             tf.SparseTensor(tf.stack([inputs, outputs], axis=1), values, [input_dim, units])
         )

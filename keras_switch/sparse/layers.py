@@ -123,7 +123,7 @@ class SparseDense(keras.layers.Layer):
         compute_dtype = x.dtype
         # The common rank-2 case gets no reshapes, and the bias is a BiasAdd:
         # grappler fuses MatMul + BiasAdd (+ Relu) into one kernel, as it does
-        # for Keras' Dense (a plain add was slower: BENCHMARKS.md, issue 5).
+        # for Keras' Dense (a plain add was slower: BENCHMARKS.md, "Sparse inference").
         flat = x.shape.rank == 2
         if not flat:
             leading = tf.shape(x)[:-1]
