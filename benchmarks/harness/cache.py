@@ -4,6 +4,7 @@ a benchmark can be stopped and resumed. `runs/NAME.json` holds {"key",
 "config", "data": `data.identity`}, and a file whose key differs is trained
 again."""
 
+import ast
 import functools
 import glob
 import hashlib
@@ -24,10 +25,29 @@ CODE = ("keras_switch", "trainers", "configs", "benchmarks/harness/data.py",
         "benchmarks/tfmot_env.py", "benchmarks/tfmot_baseline.py")
 
 
+def _code(text):
+    """The code of Python source `text`: its syntax tree without docstrings,
+    so that comments, docstrings and layout, which cannot change a result, do
+    not retrain a run. Source that does not parse is returned as it is."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return text
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False).encode()
+
+
 @functools.lru_cache(maxsize=None)
 def code_digest(sources=CODE):
-    """SHA-256 over the relative path and contents of every .py file of
-    `sources` (files, or directories searched recursively), sorted."""
+    """SHA-256 over the relative path and code (`_code`: docstrings, comments
+    and layout left out) of every .py file of `sources` (files, or
+    directories searched recursively), sorted."""
     paths = set()
     for source in (os.path.join(report.ROOT, s) for s in sources):
         paths.update(glob.glob(os.path.join(source, "**", "*.py"), recursive=True)
@@ -35,7 +55,7 @@ def code_digest(sources=CODE):
     digest = hashlib.sha256()
     for path in sorted(os.path.relpath(p, report.ROOT) for p in paths):
         with open(os.path.join(report.ROOT, path), "rb") as f:
-            digest.update(path.encode() + b"\0" + f.read() + b"\0")
+            digest.update(path.encode() + b"\0" + _code(f.read()) + b"\0")
     return digest.hexdigest()
 
 

@@ -66,6 +66,22 @@ class RunCacheTest(TestCase):
         self.assertEqual(self.trained, 4)
         self.assertAlmostEqual(result["test_accuracy"], 0.54)
 
+    def test_docstrings_comments_and_layout_do_not_train_again(self):
+        self._cache().run("run", {"seed": 0}, self._train)
+        with open(self.source, "w") as f:
+            f.write('"""The protocol."""\n\n# One step.\nSTEPS = (\n    1)\n\n\n'
+                    'def f():\n    """Says why."""\n    return STEPS\n')
+        self._cache().run("run", {"seed": 0}, self._train)
+        self.assertEqual(self.trained, 2)  # a function was added: code changed
+        with open(self.source, "w") as f:
+            f.write("STEPS = 1\n\n\ndef f():\n    return STEPS  # unchanged\n")
+        self._cache().run("run", {"seed": 0}, self._train)
+        self.assertEqual(self.trained, 2)
+        with open(self.source, "w") as f:
+            f.write("STEPS = 1\n\n\ndef f():\n    return -STEPS\n")
+        self._cache().run("run", {"seed": 0}, self._train)
+        self.assertEqual(self.trained, 3)
+
     def test_a_file_without_a_key_or_rerun_trains_again(self):
         path = os.path.join(self.output_dir, "runs", "run.json")
         os.makedirs(os.path.dirname(path))
