@@ -1,8 +1,10 @@
-# Two commands for a fresh machine: `make demo` and `make test`.
+# Two commands for a fresh machine: `make demo` and `make test`; `make docs`
+# builds the documentation site.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 APT_GET ?= apt-get
 PYTEST_ARGS ?=
@@ -14,7 +16,7 @@ BAZEL_ARGS ?=
 TEST_JOBS ?= 2
 XDIST = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadscope)
 
-.PHONY: setup data demo test test-all bazel-test bazel-ci clean
+.PHONY: setup data demo test test-all docs bazel-test bazel-ci clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +54,18 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -m "" $(XDIST) $(PYTEST_ARGS)
 
-# The same tests as Bazel targets (README: "Bazel"), with .venv's python;
+# The documentation site (mkdocs.yml) into site/, strict: a broken link or API
+# reference fails it, and so does a public name with no docstring or no
+# reference entry (tools/check_docs.py). The doc tools are the [docs] extra.
+$(DOCS_STAMP): setup.py $(STAMP)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) tools/check_docs.py
+	$(PY) -m mkdocs build --strict --quiet
+
+# The same tests as Bazel targets (docs/testing.md, "Bazel"), with .venv's python;
 # installs Bazel with apt-get if it is missing.
 bazel-test: setup
 	VENV=$(VENV) tools/bazel_test.sh $(BAZEL_ARGS)
@@ -63,4 +76,4 @@ bazel-ci: setup
 	VENV=$(VENV) tools/bazel_test.sh --nocache_test_results --test_tag_filters=ci $(BAZEL_ARGS)
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info site

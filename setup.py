@@ -32,5 +32,7 @@ setup(
         "bench": ["matplotlib", "ml_collections", "absl-py", "tensorboard"],
         "test": ["pytest>=8", "pytest-xdist", "scikit-learn", "ml_collections", "absl-py", "tensorboard",
                  "matplotlib"],
+        # `make docs`: the documentation site (mkdocs.yml).
+        "docs": ["mkdocs>=1.6.1", "mkdocstrings>=1.0", "mkdocstrings-python>=2.0"],
     },
 )

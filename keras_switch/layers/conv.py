@@ -17,12 +17,12 @@ class SwitchedConv2D(SwitchedKernel, keras.layers.Conv2D):
     `SwitchedKernel`); the mask, its freezing and the training phases work
     as in `SwitchedDense`. Not supported from Conv2D: `lora_rank`.
 
+    Every argument but `switcher` is `keras.layers.Conv2D`'s (`filters`,
+    `kernel_size`, `strides`, `padding`, `data_format`, `dilation_rate`,
+    `groups`, `activation`, `use_bias`, the initializers, regularizers and
+    constraints).
+
     Args:
-        filters, kernel_size, strides, padding, data_format, dilation_rate,
-            groups, activation, use_bias, kernel_initializer,
-            bias_initializer, kernel_regularizer, bias_regularizer,
-            activity_regularizer, kernel_constraint, bias_constraint: as
-            `keras.layers.Conv2D`.
         switcher: A `keras_switch.Switcher` or `None` for a plain Conv2D.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
     """

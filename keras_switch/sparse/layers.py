@@ -181,14 +181,15 @@ class SparseConv2D(SparseDense):
     export is small on disk and a call costs what Conv2D's does. Build one
     with `SparseConv2D.from_kernel`.
 
+    `storage`, `codes`, `values`, `bias` and `activation` are
+    `SparseDense`'s, for the matrix view of the kernel; `kernel_size`,
+    `strides`, `padding`, `data_format`, `dilation_rate` and `groups` are
+    `keras.layers.Conv2D`'s (`kernel_size` and the tuples in full).
+
     Args:
         units: The number of filters.
         input_dim: `kh * kw * c_in` (`c_in` per group).
-        storage, codes, values, bias, activation: as `SparseDense`, for the
-            matrix view of the kernel.
         representation: ``"dense"`` (the only product of a convolution).
-        kernel_size, strides, padding, data_format, dilation_rate, groups:
-            as `keras.layers.Conv2D` (`kernel_size` and the tuples in full).
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
     """
 
