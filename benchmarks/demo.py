@@ -1,4 +1,4 @@
-"""The figures README.md and the configs' docstrings quote: the training
+"""The figures docs/trainer.md and the configs' docstrings quote: the training
 binary run on each Fashion-MNIST config exactly as its docstring says, its
 report.json committed.
 
@@ -42,7 +42,7 @@ def command(config, workdir="/tmp/{config}", extra_flags=()):
 
 
 def quote(report):
-    """A run's result as README.md and the config docstrings state it."""
+    """A run's result as docs/trainer.md and the config docstrings state it."""
     names = "/".join(layer["name"] for layer in report["layers"])
     values = "/".join(f"{layer['sparsity']:.4f}" for layer in report["layers"])
     return (f"test accuracy {report['test_accuracy']:.4f} at FC sparsity "

@@ -41,8 +41,8 @@ def base_config(model, dataset, data_dir=None):
     config.target_sparsity = config_dict.placeholder(float)
     config.target_sparsity = 0.9
     config.sparsity_penalty = config_dict.placeholder(float)
-    # An accuracy budget instead of a target (AccuracyBudget, README
-    # "Automatic sparsity"): the held-out accuracy the run may lose against
+    # An accuracy budget instead of a target (AccuracyBudget,
+    # docs/accuracy-budget.md): the held-out accuracy the run may lose against
     # its own dense reference, a fraction (0.005 = 0.5 pt); needs
     # target_sparsity=None. validation_examples: training examples held out
     # for it (None: 10% of the training split, at most 5,000).
@@ -50,7 +50,7 @@ def base_config(model, dataset, data_dir=None):
     config.validation_examples = config_dict.placeholder(int)
     config.allocation = "erk"  # or "magnitude", "learned" (BENCHMARKS.md)
     # "fc": the fully connected layers (the paper's); "all": every Dense and
-    # Conv2D layer (README, "Prune your own model").
+    # Conv2D layer (docs/convolutions.md).
     config.switched_layers = "fc"
     config.train_pruned_weights = False
     config.switch_estimator = "sigmoid"  # or "identity"

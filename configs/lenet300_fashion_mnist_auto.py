@@ -1,7 +1,7 @@
 """lenet300 on fashion_mnist with an accuracy budget instead of a target:
 the run finds the sparsest FC layers whose held-out accuracy stays within
-0.5 pt of its own dense reference (AccuracyBudget, README "Automatic
-sparsity").
+0.5 pt of its own dense reference (AccuracyBudget,
+docs/accuracy-budget.md).
 
     python -m trainers.train --config=configs/lenet300_fashion_mnist_auto.py --workdir=/tmp/lenet300_auto
 

@@ -72,7 +72,7 @@ from keras_switch.checks import check_number
 from keras_switch.schedule import AUTO
 from keras_switch.schedule import AUTO_FREEZE_FRACTION
 from keras_switch.schedule import planned_step
-from keras_switch.thresholds import erk_keep_counts  # noqa: F401 (README names it here)
+from keras_switch.thresholds import erk_keep_counts  # noqa: F401 (importable from here too)
 
 ALLOCATIONS = ("magnitude", "learned", "erk")
 # A run whose measured sparsity ends further than this below its target has

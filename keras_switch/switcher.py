@@ -46,7 +46,7 @@ Design (our choice; the paper's abstract leaves it open):
   layer), so a fresh switcher ranks every connection of every layer it
   serves by magnitude: with one global top-k budget (``SwitchingModel``'s
   ``target_sparsity``) that is nearly global magnitude pruning (the
-  correction starts random and small; README "Design" gives the measured
+  correction starts random and small; docs/design.md gives the tested
   overlap), the strongest simple baseline we measured, and training can
   only move the ranking away from it where the task loss says so. The log makes the
   correction act on ``|w|`` multiplicatively (a correction of ``+c`` weighs a

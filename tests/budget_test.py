@@ -237,7 +237,7 @@ class LegacyBudgetFilesTest(TestCase):
         self.assertAlmostEqual(state["log_step"], 0.3, places=6)
 
 
-# Slow tier (README, "What is tested where"): ~40 s; tests/distribute_test.py keeps
+# Slow tier (docs/testing.md, "What is tested where"): ~40 s; tests/distribute_test.py keeps
 # MirroredStrategy in the default tier.
 @pytest.mark.slow
 class BudgetMirroredTest(TestCase):

@@ -244,7 +244,7 @@ class MakeDatasetTest(TestCase, parameterized.TestCase):
         ("augmented_from_2", True, 2),
     )
     def test_resumed_epochs_are_the_uninterrupted_runs_batches(self, augment, start):
-        # What a resumed run relies on (README "Reliability"): the pipeline
+        # What a resumed run relies on (docs/trainer.md, "Reliability"): the pipeline
         # built with initial_epoch=k yields byte for byte the batches of
         # epochs k.. of the pipeline built with initial_epoch=0.
         x, y = _images(), np.arange(10, dtype="int32")

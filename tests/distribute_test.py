@@ -83,7 +83,7 @@ class MirroredTest(TestCase, parameterized.TestCase):
         model.fit(x, y, batch_size=32, verbose=0)
 
 
-# Slow tier (README, "What is tested where"): the alternate schedule and the
+# Slow tier (docs/testing.md, "What is tested where"): the alternate schedule and the
 # default one on a Dense chain under the strategy; the default tier keeps a
 # target on convolutions and a penalty with a frozen tail (switch steps,
 # task-only steps and the freeze).

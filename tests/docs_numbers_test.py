@@ -1,14 +1,16 @@
-"""Every measured figure in README.md and BENCHMARKS.md outside a generated
-section has a source: the paragraph (list item, or table with the text above
-it) names a committed result under benchmarks/results/ that exists, or says
-`historical (<commit>)` for a figure whose run was not committed, naming the
-commit that first wrote it.
+"""Every measured figure in README.md, BENCHMARKS.md and the pages of docs/
+outside a generated section has a source: the paragraph (list item, or table
+with the text above it) names a committed result under benchmarks/results/
+that exists, or says `historical (<commit>)` for a figure whose run was not
+committed, naming the commit that first wrote it.
 
 The generated sections themselves are checked byte for byte against their
-JSON by tests/benchmarks/report_test.py; code blocks are run by
-tests/readme_test.py.
+JSON by tests/benchmarks/report_test.py and
+tests/benchmarks/readme_results_test.py; code blocks are run by
+tests/readme_test.py and tests/docs_test.py.
 """
 
+import glob
 import os
 import re
 import subprocess
@@ -16,7 +18,8 @@ import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-DOCS = ("README.md", "BENCHMARKS.md")
+DOCS = ("README.md", "BENCHMARKS.md") + tuple(
+    os.path.relpath(page, ROOT) for page in sorted(glob.glob(os.path.join(ROOT, "docs", "*.md"))))
 # What a measured figure looks like: an accuracy (0.8891), a mean ± error, a
 # signed difference in points, a ratio (1.08x), a time or a size. Settings (batch
 # 128, targets like 99.5%, Adam 1e-3, a budget of 0.5 pt or 0.005) do not match.

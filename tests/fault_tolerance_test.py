@@ -168,7 +168,7 @@ class FaultToleranceTest(TestCase, parameterized.TestCase):
         )
         self.assertFalse([f for f in os.listdir(workdir) if f.startswith(".export-")])
 
-    # Slow tier (README, "What is tested where"): ~35 s of training; the default
+    # Slow tier (docs/testing.md, "What is tested where"): ~35 s of training; the default
     # tier kills and resumes a fixed-target run above.
     @pytest.mark.slow
     def test_an_accuracy_budget_run_resumes_to_the_same_result(self):

@@ -47,7 +47,7 @@ class SwitcherTest(TestCase, parameterized.TestCase):
         self.assertAllEqual(np.argsort(prior, kind="stable"),
                             np.argsort(magnitudes, kind="stable"))
 
-    # A measurement (the figure README's Design quotes, over 5 seeds x 5
+    # A measurement (the bound docs/design.md states, over 5 seeds x 5
     # targets), so in the slow tier; the default tier keeps the rank
     # correlation above.
     @pytest.mark.slow
@@ -55,7 +55,7 @@ class SwitcherTest(TestCase, parameterized.TestCase):
         # Not exactly: the correction starts random (output kernel stddev
         # 0.01). On LeNet-300-100's Glorot-initialised kernels, the top
         # connections by logit overlap the top by |w| in 97.9-99.9% of them
-        # (seeds 0-4, targets 90-99.5%), the figure README's Design states.
+        # (seeds 0-4, targets 90-99.5%); docs/design.md states the bound.
         shapes = [(784, 300), (300, 100), (100, 10)]
         overlaps = []
         for seed in range(5):
@@ -72,7 +72,7 @@ class SwitcherTest(TestCase, parameterized.TestCase):
                 by_magnitude = set(np.argsort(-magnitudes)[:kept])
                 overlaps.append(len(by_logit & by_magnitude) / kept)
         self.assertGreaterEqual(min(overlaps), 0.975)
-        self.assertLess(min(overlaps), 1.0)  # "nearly", as README says, not "exactly"
+        self.assertLess(min(overlaps), 1.0)  # "nearly", as docs/design.md says, not "exactly"
 
     def test_learned_correction_is_scale_free(self):
         switcher = Switcher()

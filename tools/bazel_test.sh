@@ -2,7 +2,7 @@
 # Runs `bazel test //...` with the project's virtualenv, then prints
 #   bazel: N passed, N failed
 # and exits with Bazel's status (0: all passed, 3: a test failed, 1: a build
-# error...). `make bazel-test` and .ci/run call it; README.md ("Bazel") has
+# error...). `make bazel-test` and .ci/run call it; docs/testing.md ("Bazel") has
 # the details.
 #
 #   VENV=.venv tools/bazel_test.sh [bazel test options...]

@@ -2,7 +2,7 @@
 `SwitchSchedule`, its sparsity control and the compiled optimizers.
 
 The values that become arguments of library objects are checked by those
-objects, once (README, "Design"): nothing here checks them again. A library
+objects, once (docs/design.md): nothing here checks them again. A library
 object's `keras_switch.checks.ArgumentError` carries the argument's name;
 `config_errors` turns it into a `ConfigError` that names the config key and
 its value, in front of the library's own explanation. Everything here runs

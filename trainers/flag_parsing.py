@@ -149,7 +149,7 @@ def _unknown_key_message(argv, error):
     return (
         f"unknown config key: {culprits[0]} ({key!r} is not a key of "
         f"--config={_config_path(argv)}). Overrides must name an existing "
-        "key, see README.md (Config keys)."
+        "key, see docs/trainer.md (Config keys)."
         + (f" {hint.group(0)}" if hint else "")
     )
 

@@ -6,12 +6,12 @@ r"""Trains a switched network from a config file.
 
 Everything about the experiment lives in the config (`--config.<key>=<value>`
 overrides any key; unknown keys are an error). The run directory layout is
-described in trainers/train_lib.py and README.md. Restarting with the same
+described in trainers/train_lib.py and docs/trainer.md. Restarting with the same
 --workdir and config resumes from the last checkpoint; a checkpoint there
 takes precedence over --init_from.
 
 Bad input exits with status 2 and one `error: ...` line naming the value,
-before anything is written (README, "Bad input"): the flags are parsed with
+before anything is written (docs/trainer.md, "Bad input"): the flags are parsed with
 absl's errors reworded (trainers/flag_parsing.py), and the checks that need
 no TensorFlow (trainers/preflight.py) run before it is imported.
 

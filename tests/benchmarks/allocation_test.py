@@ -56,7 +56,7 @@ class AllocationRunTest(TestCase):
                 self.assertIn(f"--splits entry '{split}'", result.stderr)
                 self.assertIn(message, result.stderr)
 
-    # A whole benchmark run on tiny data: slow tier (README, "What is tested where").
+    # A whole benchmark run on tiny data: slow tier (docs/testing.md, "What is tested where").
     @pytest.mark.slow
     def test_smoke_run_reaches_the_asked_sparsities(self):
         data_dir = idx_data_dir(self, n_train=640, n_test=40)

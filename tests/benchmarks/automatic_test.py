@@ -85,7 +85,7 @@ class SummaryTest(TestCase):
         self.assertIn("| met; ≥ 98%: **missed** | 2 of 2 |", text)
 
 
-# Slow tier (README, "What is tested where"): a whole protocol, ~60 s.
+# Slow tier (docs/testing.md, "What is tested where"): a whole protocol, ~60 s.
 @pytest.mark.slow
 class ScriptTest(TestCase):
     def test_a_tiny_protocol_writes_its_results(self):

@@ -1,4 +1,4 @@
-"""benchmarks.demo: README.md and each config's docstring quote the committed
+"""benchmarks.demo: docs/trainer.md and each config's docstring quote the committed
 run of that config (benchmarks/results/demo/<config>.json), and the script
 itself runs (slow: it trains)."""
 
@@ -25,9 +25,9 @@ def _flat(text):
 
 
 class QuotedFiguresTest(TestCase):
-    def test_readme_and_docstrings_quote_the_committed_runs(self):
-        with open(os.path.join(ROOT, "README.md")) as f:
-            readme = _flat(f.read())
+    def test_the_trainer_page_and_docstrings_quote_the_committed_runs(self):
+        with open(os.path.join(ROOT, "docs", "trainer.md")) as f:
+            page = _flat(f.read())
         for config in CONFIGS:
             with self.subTest(config=config):
                 with open(os.path.join(RESULTS, config + ".json")) as f:
@@ -37,7 +37,7 @@ class QuotedFiguresTest(TestCase):
                 with open(os.path.join(ROOT, "configs", config + ".py")) as f:
                     docstring = _flat(f.read().split('"""')[1])
                 seconds = f"{report['train_seconds']:.0f} s of training"
-                for where, text in (("README.md", readme), (config, docstring)):
+                for where, text in (("docs/trainer.md", page), (config, docstring)):
                     self.assertIn(quote(report), text, where)
                     self.assertIn(seconds, text, where)
                     self.assertIn(f"benchmarks/results/demo/{config}.json", text, where)

@@ -13,7 +13,7 @@ from tests.helpers import write_learnable_split
 from tests.test_case import TestCase
 
 
-# Slow tier (README, "What is tested where"): a whole benchmark run, ~30 s.
+# Slow tier (docs/testing.md, "What is tested where"): a whole benchmark run, ~30 s.
 @pytest.mark.slow
 class DeterminismBenchmarkTest(TestCase):
     def test_times_both_settings_and_writes_json(self):

@@ -50,7 +50,7 @@ class MasksAndStackTest(TestCase):
 
 
 class InferenceBinaryTest(TestCase):
-    # A whole benchmark run on tiny data: slow tier (README, "What is tested where").
+    # A whole benchmark run on tiny data: slow tier (docs/testing.md, "What is tested where").
     @pytest.mark.slow
     def test_smoke_run_writes_json_and_its_markdown_section(self):
         tmp = self.create_tempdir().full_path

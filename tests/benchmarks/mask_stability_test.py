@@ -16,7 +16,7 @@ LENET300_CONNECTIONS = 784 * 300 + 300 * 100 + 100 * 10
 
 
 class MaskStabilityTest(TestCase):
-    # A whole benchmark run on tiny data: slow tier (README, "What is tested where").
+    # A whole benchmark run on tiny data: slow tier (docs/testing.md, "What is tested where").
     @pytest.mark.slow
     def test_counts_every_switch_step_and_balance(self):
         data_dir = idx_data_dir(self, n_train=640, n_test=40)

@@ -93,7 +93,7 @@ class RecipeTest(TestCase):
         self.assertAllEqual(init[0], baselines.initial_weights("lenet5", seed=4)[0])
 
 
-# Slow tier (README, "What is tested where"): a whole benchmark run, ~30 s.
+# Slow tier (docs/testing.md, "What is tested where"): a whole benchmark run, ~30 s.
 @pytest.mark.slow
 class ParetoBinaryTest(TestCase):
     @classmethod

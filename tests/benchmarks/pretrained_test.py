@@ -163,7 +163,7 @@ class PruningPiecesTest(TestCase):
         self.assertEqual(pretrained.pruning_plan(512, 1, 128, 100)["tfmot_frequency"], 3)
 
 
-# Slow tier (README, "What is tested where"): ~20 s.
+# Slow tier (docs/testing.md, "What is tested where"): ~20 s.
 @pytest.mark.slow
 class TinyPruneTest(TestCase):
     def test_ks_prunes_every_layer_of_a_pretrained_model(self):

@@ -12,7 +12,7 @@ from tests.helpers import ROOT
 from tests.test_case import TestCase
 
 
-# Slow tier (README, "What is tested where"): a whole benchmark run, ~30 s.
+# Slow tier (docs/testing.md, "What is tested where"): a whole benchmark run, ~30 s.
 @pytest.mark.slow
 class StepTimeTest(TestCase):
     def test_prints_ratios_and_writes_json(self):
