@@ -55,8 +55,10 @@ test-all: setup
 	$(PY) -m pytest -q -m "" $(XDIST) $(PYTEST_ARGS)
 
 # The documentation site (mkdocs.yml) into site/, strict: a broken link or API
-# reference fails it, and so does a public name with no docstring or no
-# reference entry (tools/check_docs.py). The doc tools are the [docs] extra.
+# reference fails it, and so do a public name with no docstring or no
+# reference entry (tools/check_docs.py) and a failing example (every docs/
+# page's python blocks, tests/docs_test.py's slow tier). The doc tools are the
+# [docs] extra.
 $(DOCS_STAMP): setup.py $(STAMP)
 	$(PY) -m pip install --quiet -e '.[docs]'
 	touch $(DOCS_STAMP)
@@ -64,6 +66,7 @@ $(DOCS_STAMP): setup.py $(STAMP)
 docs: $(DOCS_STAMP)
 	$(PY) tools/check_docs.py
 	$(PY) -m mkdocs build --strict --quiet
+	$(PY) -m pytest -q -m slow $(XDIST) tests/docs_test.py
 
 # The same tests as Bazel targets (docs/testing.md, "Bazel"), with .venv's python;
 # installs Bazel with apt-get if it is missing.
