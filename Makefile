@@ -15,6 +15,8 @@ BAZEL_ARGS ?=
 # one process); 1 runs them one by one in a single process.
 TEST_JOBS ?= 2
 XDIST = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadscope)
+# The docs pages' examples are one test class: spread its tests, not classes.
+DOCS_XDIST = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist load)
 
 .PHONY: setup data demo test test-all docs bazel-test bazel-ci clean
 
@@ -66,7 +68,7 @@ $(DOCS_STAMP): setup.py $(STAMP)
 docs: $(DOCS_STAMP)
 	$(PY) tools/check_docs.py
 	$(PY) -m mkdocs build --strict --quiet
-	$(PY) -m pytest -q -m slow $(XDIST) tests/docs_test.py
+	$(PY) -m pytest -q -m slow $(DOCS_XDIST) tests/docs_test.py
 
 # The same tests as Bazel targets (docs/testing.md, "Bazel"), with .venv's python;
 # installs Bazel with apt-get if it is missing.
