@@ -37,10 +37,9 @@ The controls:
   highest-scoring ones: the switch step learns the ranking *within* each
   layer. `"magnitude"`: each layer keeps as many connections as the
   switcher's magnitude prior ranks above one threshold over all layers
-  (global magnitude pruning's split; the earlier default, 0.3 pt
-  worse at 99.5%, BENCHMARKS.md). `"learned"`: the switcher's one `threshold` over the
-  scores of all its layers, so it also decides the split (measured worse,
-  BENCHMARKS.md).
+  (global magnitude pruning's split). `"learned"`: the switcher's one
+  `threshold` over the scores of all its layers, so it also decides the
+  split. BENCHMARKS.md compares the three.
 
 * `AccuracyBudget(max_drop)` (`keras_switch.budget`, with its state and
   held-out checks): no target; held-out checks during `fit()` move the
@@ -174,10 +173,9 @@ class TargetSparsity(SparsityControl):
         allocation: How the budget is split across layers: `"erk"` (the
             default: Erdős–Rényi-Kernel, a layer keeps in proportion to
             fan-in + fan-out at the target, capped at all of it, see
-            `erk_keep_counts`; +0.3 pt over `"magnitude"` at 99.5% on
-            LeNet-300-100, within noise at 90-99%, BENCHMARKS.md),
-            `"magnitude"` (global magnitude pruning's split, the default
-            earlier default) or `"learned"` (the switcher's one threshold).
+            `erk_keep_counts`), `"magnitude"` (global magnitude pruning's
+            split) or `"learned"` (the switcher's one threshold); measured
+            in BENCHMARKS.md.
     """
 
     def __init__(self, sparsity, ramp_steps=AUTO, ramp_power=3, allocation="erk"):
@@ -268,9 +266,7 @@ class TargetSparsity(SparsityControl):
     def _erk_counts(self, layers, step):
         """Each layer ramps to its own ERK sparsity at the target along the
         same curve, so the split holds all the way (ERK of the current
-        density instead kept the output layer dense until late in the ramp:
-        0.2 pt below global magnitude pruning at 99.5% where this is 0.3
-        above at HEAD, BENCHMARKS.md)."""
+        density would keep the output layer dense until late in the ramp)."""
         sizes = [thresholds.kernel_entries([l]) for l in layers]
         final = thresholds.erk_keep_counts([l.kernel.shape for l in layers],
                                            thresholds.keep_count(1.0 - self.sparsity, sum(sizes)))
