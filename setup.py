@@ -17,6 +17,23 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
+    license_files=["LICENSE"],
+    # No project_urls: the project has no public home page or repository yet.
+    keywords=[
+        "keras", "tensorflow", "sparsity", "pruning", "sparse neural networks",
+        "model compression", "deep learning",
+    ],
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Developers",
+        "Intended Audience :: Science/Research",
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
     python_requires=">=3.10",
     packages=find_packages(include=["keras_switch", "keras_switch.*"]),
     # TensorFlow is an extra, not a hard requirement: pip cannot tell that
