@@ -7,7 +7,8 @@ the source's imports (no module is imported here):
   and `_keras_internals` is used only inside keras_switch/;
 * the trainer modules that trainers/train.py runs before TensorFlow starts
   (preflight.py, flag_parsing.py, and atomic_json.py, which preflight.py
-  writes config.json with) import no TensorFlow, Keras or keras_switch;
+  writes config.json with), and the `keras-switch-train` entry point that
+  runs it (_keras_switch_train), import no TensorFlow, Keras or keras_switch;
 * training never imports export: in keras_switch/, only the package's
   __init__.py and keras_switch/export/ itself import keras_switch.export;
 * TensorFlow is imported only by the library modules listed in
@@ -30,9 +31,11 @@ import re
 from absl.testing import absltest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("keras_switch", "trainers", "configs", "benchmarks", "tests")
-# What trainers/train.py imports before TensorFlow.
-TENSORFLOW_FREE = ("trainers.preflight", "trainers.flag_parsing", "trainers.atomic_json")
+PACKAGES = ("keras_switch", "trainers", "configs", "benchmarks", "tests", "_keras_switch_train")
+# What trainers/train.py imports before TensorFlow, and the console script
+# that runs it.
+TENSORFLOW_FREE = ("trainers.preflight", "trainers.flag_parsing", "trainers.atomic_json",
+                   "_keras_switch_train")
 
 
 def _module_name(path):
