@@ -18,7 +18,7 @@ XDIST = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadscope)
 # The docs pages' examples are one test class: spread its tests, not classes.
 DOCS_XDIST = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist load)
 
-.PHONY: setup data demo test test-all docs bazel-test bazel-ci clean
+.PHONY: setup data demo test test-all docs bazel-test bazel-ci dist clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -80,5 +80,13 @@ bazel-test: setup
 bazel-ci: setup
 	VENV=$(VENV) tools/bazel_test.sh --nocache_test_results --test_tag_filters=ci $(BAZEL_ARGS)
 
+# The sdist and the wheel in dist/, built as pip would (isolated, the newest
+# setuptools) and checked with twine (metadata, README rendering).
+dist: setup
+	$(PY) -m pip install --quiet build twine
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) *.egg-info site
+	rm -rf $(VENV) *.egg-info build dist site

@@ -7,6 +7,13 @@ from setuptools import setup
 
 here = pathlib.Path(__file__).parent
 
+# The training binary and its configs ship inside the private package
+# _keras_switch_train (the `keras-switch-train` console script), not as
+# top-level `trainers` and `configs` packages, which would shadow a user's
+# own: the checkout's trainers/ and configs/ install as
+# _keras_switch_train/trainers and _keras_switch_train/configs.
+TRAIN = "_keras_switch_train"
+
 setup(
     name="keras-switch",
     version="0.1.0",
@@ -17,8 +24,28 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
+    license_files=["LICENSE"],
+    # No project_urls: the project has no public home page or repository yet.
+    keywords=[
+        "keras", "tensorflow", "sparsity", "pruning", "sparse neural networks",
+        "model compression", "deep learning",
+    ],
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Developers",
+        "Intended Audience :: Science/Research",
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
     python_requires=">=3.10",
-    packages=find_packages(include=["keras_switch", "keras_switch.*"]),
+    packages=find_packages(include=["keras_switch", "keras_switch.*"])
+    + [TRAIN, f"{TRAIN}.trainers", f"{TRAIN}.configs"],
+    package_dir={f"{TRAIN}.trainers": "trainers", f"{TRAIN}.configs": "configs"},
+    entry_points={"console_scripts": [f"keras-switch-train = {TRAIN}:main"]},
     # TensorFlow is an extra, not a hard requirement: pip cannot tell that
     # `tensorflow-cpu` provides `tensorflow`, so requiring either would drag
     # the wrong wheel into the other kind of install. Pick one:

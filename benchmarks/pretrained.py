@@ -15,6 +15,7 @@ Methods (`--methods`), at each `--targets` sparsity over every kernel:
                   ending where ks freezes (80% of the steps)
     gmp_global    gradual global magnitude pruning on the ks ramp
     ks_magnitude  ks with `allocation="magnitude"`
+    ks_erk        ks with `allocation="erk"`
     ks_scratch    the trainer's recipe from the random init
 
 Once (the first seed): the export sizes of ks, and the step time with every
@@ -269,8 +270,9 @@ def main(argv):
                 run("gmp_global", lambda: prune_gmp(
                     weights, data, target, seed, FLAGS.epochs, FLAGS.batch_size,
                     FLAGS.learning_rate), pretraining=pretraining, layers=LAYERS)
-            if "ks_magnitude" in FLAGS.methods:
-                run("ks_magnitude", lambda: train_ks("magnitude"), pretraining=pretraining)
+            for allocation in ("magnitude", "erk"):
+                if f"ks_{allocation}" in FLAGS.methods:
+                    run(f"ks_{allocation}", lambda: train_ks(allocation), pretraining=pretraining)
             if "ks_scratch" in FLAGS.methods:
                 run("ks_scratch", lambda: scratch_ks(
                     data, target, seed, FLAGS.scratch_epochs, FLAGS.batch_size),

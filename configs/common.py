@@ -48,7 +48,10 @@ def base_config(model, dataset, data_dir=None):
     # for it (None: 10% of the training split, at most 5,000).
     config.accuracy_budget = config_dict.placeholder(float)
     config.validation_examples = config_dict.placeholder(int)
-    config.allocation = "erk"  # or "magnitude", "learned" (BENCHMARKS.md)
+    # "auto": ERK while only Dense layers are switched, global magnitude
+    # pruning's split once a convolution is (switched_layers="all"); or
+    # "erk", "magnitude", "learned" (BENCHMARKS.md).
+    config.allocation = "auto"
     # "fc": the fully connected layers (the paper's); "all": every Dense and
     # Conv2D layer (docs/convolutions.md).
     config.switched_layers = "fc"

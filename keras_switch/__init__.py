@@ -26,6 +26,7 @@ except ImportError as error:  # pragma: no cover - depends on the install
         "`pip install 'keras-switch[gpu]'` (CUDA)."
     ) from error
 
+from keras_switch.callbacks import SwitchSummaries
 from keras_switch.convert import switch_model
 from keras_switch.export import export_sparse
 from keras_switch.export import export_tflite
@@ -58,4 +59,5 @@ __all__ = [
     "export_sparse",
     "export_tflite",
     "switch_model",
+    "SwitchSummaries",
 ]

@@ -85,8 +85,10 @@ class AccuracyBudget(SparsityControl):
             checks in the search.
         allocation: How the density is split across layers: `"magnitude"`
             (the default: global magnitude pruning's split, which moves
-            smoothly with the density) or `"erk"` (Erdős–Rényi-Kernel of the
-            current density).
+            smoothly with the density; the one the budget was measured
+            with), `"erk"` (Erdős–Rényi-Kernel of the current density) or
+            `"auto"` (`TargetSparsity`'s default:
+            `thresholds.resolve_allocation`).
         search_margin: The share of `max_drop` the search may lose against
             the best smoothed held-out accuracy so far, in (0, 1] (default
             0.25: the network keeps learning while it is pruned, which hides
@@ -105,7 +107,7 @@ class AccuracyBudget(SparsityControl):
             "search_margin", search_margin, "a number in (0, 1]", lambda m: 0 < m <= 1)
         self.reference_steps = check_int("reference_steps", reference_steps, 1, words=(AUTO,))
         self.check_every = check_int("check_every", check_every, 1, words=(AUTO,))
-        self.allocation = check_choice("allocation", allocation, ("magnitude", "erk"))
+        self.allocation = check_choice("allocation", allocation, ("auto", "magnitude", "erk"))
         self._state = None
 
     def attach(self, state):
@@ -203,7 +205,7 @@ class AccuracyBudget(SparsityControl):
 
     def place_thresholds(self, layers, logits, step):
         keep = thresholds.keep_count(self.density(), thresholds.kernel_entries(layers))
-        if self.allocation == "magnitude":
+        if thresholds.resolve_allocation(self.allocation, layers) == "magnitude":
             return thresholds.magnitude_split(layers, logits, keep)
         counts = thresholds.erk_keep_counts([l.kernel.shape for l in layers], keep)
         return [thresholds.keep_in_layer(layer, l, count)

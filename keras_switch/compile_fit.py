@@ -25,6 +25,10 @@ from keras_switch.layers import ESTIMATORS
 from keras_switch.report import sparsity_report
 
 _SERIALIZE = keras.saving.serialize_keras_object
+NO_SPARSITY_WARNING = (
+    "SwitchingModel.compile() got no sparsity control: the switcher trains on "
+    "the task loss alone and prunes almost nothing. Pass target_sparsity=... "
+    "(or sparsity=ks.AccuracyBudget(...)) to prune.")
 
 
 class CompileAndFit:
@@ -33,37 +37,51 @@ class CompileAndFit:
     doc)."""
 
     def compile(
-        self, task_optimizer="adam", switch_optimizer="adam", loss=None, metrics=None,
-        target_sparsity=None, sparsity_penalty=None, target_ramp_steps=None,
-        target_ramp_power=None, allocation=None, train_pruned_weights=False,
-        switch_estimator="sigmoid", schedule=None, sparsity=None, loss_weights=None,
+        self, optimizer="adam", loss=None, loss_weights=None, metrics=None,
         weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
-        jit_compile="auto", auto_scale_loss=True, **kwargs,
+        jit_compile="auto", auto_scale_loss=True, *, switch_optimizer="adam",
+        sparsity=None, target_sparsity=None, sparsity_penalty=None,
+        target_ramp_steps=None, target_ramp_power=None, allocation=None,
+        schedule=None, train_pruned_weights=False, switch_estimator="sigmoid",
+        task_optimizer=None, **kwargs,
     ):
         """Configures the model for alternating training.
 
+        The positional arguments are `keras.Model.compile`'s, in its order;
+        what switching adds is keyword-only.
+
         Args:
-            task_optimizer, switch_optimizer: Optimizers (or names) for the
-                task variables and the switcher variables; two objects.
+            optimizer: The optimizer (or name) of the task variables:
+                everything trainable except the switcher.
+            loss, loss_weights, metrics, weighted_metrics, run_eagerly,
+                jit_compile, auto_scale_loss: As in `keras.Model.compile`.
+            steps_per_execution: Must be 1 (the phase can change every step).
+            switch_optimizer: The optimizer (or name) of the switcher
+                variables; another object than `optimizer`.
             sparsity: A `keras_switch.sparsity` control (`TargetSparsity`,
                 `SparsityPenalty`, `AccuracyBudget`: fit() then needs
-                held-out data) or `None`: the pure task objective.
+                held-out data) or `None`: the task objective alone, which
+                prunes almost nothing (a warning says so).
             target_sparsity, target_ramp_steps, target_ramp_power,
                 allocation, sparsity_penalty: Shorthand for `sparsity`
-                (`keras_switch.sparsity.from_shorthand`); not with it.
-            train_pruned_weights: Straight-through gradient to switched-off
-                weights while the mask can still change (see the module doc).
-            switch_estimator: The switch step's gradient of the hard
-                switches: `"sigmoid"` (`p (1 - p)`) or `"identity"` (1).
+                (`keras_switch.sparsity.get`); not with it.
             schedule: A `SwitchSchedule`, a mode name, or `None`
                 (`keras_switch.schedule.get`).
-            **: The rest as in `keras.Model.compile`; `steps_per_execution`
-                must be 1.
+            train_pruned_weights: Straight-through gradient to switched-off
+                weights while the mask can still change (see
+                `keras_switch.model`).
+            switch_estimator: The switch step's gradient of the hard
+                switches: `"sigmoid"` (`p (1 - p)`) or `"identity"` (1).
+            task_optimizer: The former name of `optimizer`; files saved with
+                it still load.
 
         Raises:
+            TypeError: for an optimizer passed where Keras' order puts
+                `loss`, and for unknown keywords.
             ValueError: naming the argument, for a value that cannot work,
                 such as a target ramp that ends after the mask freezes.
         """
+        optimizer = _task_optimizer(optimizer, task_optimizer, loss)
         _check_compile_kwargs(kwargs, steps_per_execution)
         schedule = schedule_lib.get(schedule)
         sparsity = sparsity_lib.get(
@@ -72,7 +90,7 @@ class CompileAndFit:
             target_ramp_power=target_ramp_power, allocation=allocation)
         check_bool("train_pruned_weights", train_pruned_weights)
         check_choice("switch_estimator", switch_estimator, ESTIMATORS)
-        task_optimizer, switch_optimizer = _two_optimizers(task_optimizer, switch_optimizer)
+        task_optimizer, switch_optimizer = _two_optimizers(optimizer, switch_optimizer)
         keras_args = dict(
             loss=loss, loss_weights=loss_weights, metrics=metrics,
             weighted_metrics=weighted_metrics, run_eagerly=run_eagerly,
@@ -93,6 +111,8 @@ class CompileAndFit:
         self.switch_estimator = switch_estimator
         self._keras_compile_args = keras_args
         self.build_optimizers()
+        if type(sparsity) is sparsity_lib.SparsityControl:  # the task loss alone
+            warnings.warn(NO_SPARSITY_WARNING, UserWarning, stacklevel=2)
 
     def get_compile_config(self):
         if not self.compiled or self.sparsity is None:
@@ -100,7 +120,7 @@ class CompileAndFit:
         config = dict(
             self._keras_compile_args,
             # The optimizers the user gave, not Keras' loss-scale wrappers.
-            task_optimizer=getattr(self.task_optimizer, "inner_optimizer", self.task_optimizer),
+            optimizer=getattr(self.task_optimizer, "inner_optimizer", self.task_optimizer),
             switch_optimizer=getattr(self.switch_optimizer, "inner_optimizer",
                                      self.switch_optimizer),
             sparsity=self.sparsity, schedule=self.schedule,
@@ -248,13 +268,43 @@ class CompileAndFit:
         return super().load_weights(*args, **kwargs)
 
 
+def _task_optimizer(optimizer, task_optimizer, loss):
+    """The task optimizer of `compile(optimizer, loss, ...,
+    task_optimizer=...)`, checked."""
+    if task_optimizer is not None:
+        if not (isinstance(optimizer, str) and optimizer == "adam"):
+            raise ValueError(
+                "SwitchingModel.compile() takes the task optimizer once: as "
+                "`optimizer` (or its former name `task_optimizer`), not both. "
+                f"Received: optimizer={optimizer!r}, task_optimizer={task_optimizer!r}")
+        optimizer = task_optimizer
+    if _is_optimizer(loss):
+        raise TypeError(
+            "SwitchingModel.compile() takes Keras' order, compile(optimizer, "
+            "loss, ...): its second positional argument is the loss. Pass the "
+            "switcher's optimizer by keyword, `switch_optimizer=`. "
+            f"Received: loss={loss!r}")
+    return optimizer
+
+
+def _is_optimizer(value):
+    """Whether `value` is an optimizer or an optimizer's name and not a loss's."""
+    if isinstance(value, keras.optimizers.Optimizer):
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        keras.losses.get(value)
+        return False
+    except ValueError:
+        pass
+    try:
+        return keras.optimizers.get(value) is not None
+    except ValueError:
+        return False
+
+
 def _check_compile_kwargs(kwargs, steps_per_execution):
-    if "optimizer" in kwargs:
-        raise ValueError(
-            "SwitchingModel.compile() takes `task_optimizer` and "
-            "`switch_optimizer`, not `optimizer`. "
-            f"Received: optimizer={kwargs['optimizer']!r}"
-        )
     if kwargs:
         raise TypeError(
             "Unrecognized keyword arguments passed to "
@@ -273,13 +323,13 @@ def _two_optimizers(task_optimizer, switch_optimizer):
     switch_optimizer = keras.optimizers.get(switch_optimizer)
     if task_optimizer is None or switch_optimizer is None:
         raise ValueError(
-            "SwitchingModel.compile() needs both `task_optimizer` and "
-            f"`switch_optimizer`. Received: task_optimizer={task_optimizer!r}, "
+            "SwitchingModel.compile() needs both `optimizer` and "
+            f"`switch_optimizer`. Received: optimizer={task_optimizer!r}, "
             f"switch_optimizer={switch_optimizer!r}"
         )
     if task_optimizer is switch_optimizer:
         raise ValueError(
-            "`task_optimizer` and `switch_optimizer` must be two different "
+            "`optimizer` and `switch_optimizer` must be two different "
             "optimizer objects (each keeps its own state)."
         )
     return task_optimizer, switch_optimizer

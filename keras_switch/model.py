@@ -230,13 +230,12 @@ class SwitchingModel(CompileAndFit, keras.Model):
         masks = self._task_phase_masks(layers, phase)
         dense_gradient = self.train_pruned_weights and not phase.frozen
         y_pred = self._task_phase(layers, masks, x, y, sample_weight, phase.task, dense_gradient)
-        switch_loss = 0.0
         if phase.switch:
-            switch_loss = self._switch_phase(layers, x, y, sample_weight)
+            # A mean over the switch steps only: the others add nothing.
+            self._switch_loss_tracker.update_state(
+                self._switch_phase(layers, x, y, sample_weight))
         self.switching_step.assign_add(1)
-
         self._sparsity_tracker.update_state(1.0 - _density(masks))
-        self._switch_loss_tracker.update_state(switch_loss)
         return backend.logs_for_strategy(
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
 

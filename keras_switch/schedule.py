@@ -31,8 +31,8 @@ Defaults are the measured recipe (BENCHMARKS.md), planned by
 `SwitchingModel.fit()` from the run's length (`plan(total_steps)`):
 `freeze_step="auto"` freezes the mask for the last 20% of the steps after
 the warm-up; `switch_every="auto"` is a switch step every 100 batches
-(LeNet-300-100 trains at 1.13x the Dense step time; a switch step on every
-batch, the old default, cost ~14x, BENCHMARKS.md), or often enough for 32 switch steps in a shorter run;
+(a training step then costs little more than a Dense one; BENCHMARKS.md,
+"Training step time and memory"), or often enough for 32 switch steps in a shorter run;
 a `TargetSparsity` with `ramp_steps="auto"` reaches its target where the
 mask freezes. `PlanRun` is the callback that does it; `get()` turns what
 `compile(schedule=...)` received into a schedule.
@@ -56,9 +56,9 @@ AUTO = "auto"
 # The recipe (BENCHMARKS.md): the mask is final for the last 20% of switching
 # (2 of 10 epochs on the LeNets), after a ramp over the first 80%.
 AUTO_FREEZE_FRACTION = 0.8
-# switch_every="auto": a switch step every 100 batches (the recipe: 1.13x the
-# Dense step time on LeNet-300-100, BENCHMARKS.md), or more often when the
-# switching stage is short, so that it holds at least 32 switch steps.
+# switch_every="auto": a switch step every 100 batches (the recipe), or more
+# often when the switching stage is short, so that it holds at least 32
+# switch steps.
 DEFAULT_SWITCH_EVERY = 100
 MIN_SWITCH_STEPS = 32
 

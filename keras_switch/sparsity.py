@@ -31,16 +31,17 @@ The controls:
   `ramp_steps` along `1 - sparsity * (1 - (1 - t)^p)`, t the ramp's
   progress in [0, 1], p = `ramp_power` (3: the gradual-pruning ramp of Zhu &
   Gupta 2017 that TFMOT's PolynomialDecay uses, fast at first and slow near
-  the target; 1: linear). `allocation="erk"` (default): each layer ramps,
+  the target; 1: linear). `allocation="erk"`: each layer ramps,
   along that curve, to its Erdős–Rényi-Kernel share of the final budget
   (`erk_keep_counts`), and its `switch_offset` keeps the switcher's
   highest-scoring ones: the switch step learns the ranking *within* each
   layer. `"magnitude"`: each layer keeps as many connections as the
   switcher's magnitude prior ranks above one threshold over all layers
-  (global magnitude pruning's split; the earlier default, 0.3 pt
-  worse at 99.5%, BENCHMARKS.md). `"learned"`: the switcher's one `threshold` over the
-  scores of all its layers, so it also decides the split (measured worse,
-  BENCHMARKS.md).
+  (global magnitude pruning's split). `"learned"`: the switcher's one
+  `threshold` over the scores of all its layers, so it also decides the
+  split. `"auto"` (default): `"erk"` when every switched kernel is a
+  matrix (Dense), `"magnitude"` when one is a convolution's, the split
+  measured best for each (BENCHMARKS.md compares them).
 
 * `AccuracyBudget(max_drop)` (`keras_switch.budget`, with its state and
   held-out checks): no target; held-out checks during `fit()` move the
@@ -74,7 +75,7 @@ from keras_switch.schedule import AUTO_FREEZE_FRACTION
 from keras_switch.schedule import planned_step
 from keras_switch.thresholds import erk_keep_counts  # noqa: F401 (importable from here too)
 
-ALLOCATIONS = ("magnitude", "learned", "erk")
+ALLOCATIONS = ("auto", "magnitude", "learned", "erk")
 # A run whose measured sparsity ends further than this below its target has
 # missed it (SwitchingModel.target_shortfall).
 TARGET_TOLERANCE = 0.005
@@ -171,16 +172,17 @@ class TargetSparsity(SparsityControl):
             it in (`plan`).
         ramp_power: Shape of the ramp, a number >= 1 (3: cubic, fast then
             slow; 1: linear).
-        allocation: How the budget is split across layers: `"erk"` (the
-            default: Erdős–Rényi-Kernel, a layer keeps in proportion to
+        allocation: How the budget is split across layers: `"auto"` (the
+            default: `"erk"` for Dense kernels only, `"magnitude"` once a
+            convolution is switched; `thresholds.resolve_allocation`),
+            `"erk"` (Erdős–Rényi-Kernel, a layer keeps in proportion to
             fan-in + fan-out at the target, capped at all of it, see
-            `erk_keep_counts`; +0.3 pt over `"magnitude"` at 99.5% on
-            LeNet-300-100, within noise at 90-99%, BENCHMARKS.md),
-            `"magnitude"` (global magnitude pruning's split, the default
-            earlier default) or `"learned"` (the switcher's one threshold).
+            `erk_keep_counts`), `"magnitude"` (global magnitude pruning's
+            split) or `"learned"` (the switcher's one threshold); measured
+            in BENCHMARKS.md.
     """
 
-    def __init__(self, sparsity, ramp_steps=AUTO, ramp_power=3, allocation="erk"):
+    def __init__(self, sparsity, ramp_steps=AUTO, ramp_power=3, allocation="auto"):
         self.sparsity = check_number(
             "sparsity", sparsity, "a float in [0, 1)", lambda s: 0 <= s < 1
         )
@@ -255,12 +257,13 @@ class TargetSparsity(SparsityControl):
     def place_thresholds(self, layers, logits, step):
         switcher = layers[0].switcher
         keep = thresholds.keep_count(self.density(step), thresholds.kernel_entries(layers))
-        if self.allocation == "learned":
+        allocation = thresholds.resolve_allocation(self.allocation, layers)
+        if allocation == "learned":
             old = ops.copy(switcher.threshold)  # read before the assign
             new = thresholds.threshold_keeping(thresholds.flat(logits) + old, keep)
             switcher.threshold.assign(new)
             return [l + (old - new) for l in logits]
-        if self.allocation == "erk":
+        if allocation == "erk":
             return [thresholds.keep_in_layer(layer, l, count) for layer, l, count in
                     zip(layers, logits, self._erk_counts(layers, step))]
         return thresholds.magnitude_split(layers, logits, keep)
@@ -268,9 +271,7 @@ class TargetSparsity(SparsityControl):
     def _erk_counts(self, layers, step):
         """Each layer ramps to its own ERK sparsity at the target along the
         same curve, so the split holds all the way (ERK of the current
-        density instead kept the output layer dense until late in the ramp:
-        0.2 pt below global magnitude pruning at 99.5% where this is 0.3
-        above at HEAD, BENCHMARKS.md)."""
+        density would keep the output layer dense until late in the ramp)."""
         sizes = [thresholds.kernel_entries([l]) for l in layers]
         final = thresholds.erk_keep_counts([l.kernel.shape for l in layers],
                                            thresholds.keep_count(1.0 - self.sparsity, sum(sizes)))
@@ -314,7 +315,7 @@ SHORTHAND = {
     "allocation": "allocation",
 }
 _TARGET_DEFAULTS = {"target_ramp_steps": (0, AUTO), "target_ramp_power": (3,),
-                    "allocation": ("magnitude", "erk")}
+                    "allocation": ("auto", "magnitude", "erk")}
 
 
 def from_shorthand(target_sparsity=None, sparsity_penalty=None, target_ramp_steps=None,

@@ -25,6 +25,17 @@ from keras import ops
 _BISECTION_STEPS = 24
 
 
+def resolve_allocation(allocation, layers):
+    """`allocation` for `layers`, with `"auto"` read as the split measured
+    best for them: `"magnitude"` (global magnitude pruning's) when a kernel
+    is a convolution's (rank above 2) and the switcher has a magnitude
+    prior, else `"erk"`. Other values come back as they are."""
+    if allocation != "auto":
+        return allocation
+    convolution = any(len(layer.kernel.shape) > 2 for layer in layers)
+    return "magnitude" if convolution and layers[0].switcher.magnitude_prior else "erk"
+
+
 def magnitude_split(layers, logits, keep):
     """Global magnitude pruning's split of `keep` connections over `layers`
     (one threshold over the switcher's magnitude priors), each layer keeping

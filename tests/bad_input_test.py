@@ -151,7 +151,7 @@ ROWS = (
      r"examples and training examples, and the training split has 64; hold out "
      r"between 1 and 63", "run"),
     ("unknown_allocation", ["--config.allocation=uniform"], {},
-     r"error: config\.allocation='uniform': .*expected one of \('magnitude', "
+     r"error: config\.allocation='uniform': .*expected one of \('auto', 'magnitude', "
      r"'learned', 'erk'\)\. Received: allocation='uniform'", "run"),
     ("unknown_switched_layers", ["--config.switched_layers=conv"], {},
      r"error: config\.switched_layers='conv': .*expected one of \('fc', 'all'\)\. "

@@ -16,7 +16,7 @@ from absl.testing import absltest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Directories whose Python files must all belong to a target.
-SOURCE_DIRS = ("keras_switch", "configs", "trainers", "benchmarks", "tests")
+SOURCE_DIRS = ("keras_switch", "configs", "trainers", "benchmarks", "tests", "_keras_switch_train")
 # Where the binaries live: files with a module-level `if __name__ == "__main__"`.
 BINARY_DIRS = ("trainers", "benchmarks")
 RULES = ("py_library", "py_binary", "py_test", "pytest_test")

@@ -35,7 +35,7 @@ class ScheduleAndSparsityTest(TestCase, parameterized.TestCase):
             "mode": "every_batch", "switch_every": 5, "warmup_steps": 10, "freeze_step": 40})
         self.assertIsInstance(sparsity, TargetSparsity)
         self.assertEqual(sparsity.get_config(), {
-            "sparsity": 0.9, "ramp_steps": 20, "ramp_power": 3.0, "allocation": "erk"})
+            "sparsity": 0.9, "ramp_steps": 20, "ramp_power": 3.0, "allocation": "auto"})
 
     def test_the_ramp_keys_only_shape_a_target(self):
         _, penalty = build.schedule_and_sparsity(

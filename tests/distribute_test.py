@@ -72,14 +72,14 @@ class MirroredTest(TestCase, parameterized.TestCase):
         from tests.helpers import SubclassedNet
 
         with mirrored_strategy().scope():
-            model = compile_for_classes(SubclassedNet())
+            model = compile_for_classes(SubclassedNet(), target_sparsity=0.5)
         (x, y), _ = digits(64)
         with self.assertRaisesRegex(RuntimeError, "call the model once on a batch"):
             model.fit(x, y, batch_size=32, verbose=0)
         with mirrored_strategy().scope():
             model = SubclassedNet()
             model(x[:1])
-            compile_for_classes(model)
+            compile_for_classes(model, target_sparsity=0.5)
         model.fit(x, y, batch_size=32, verbose=0)
 
 

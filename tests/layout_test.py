@@ -7,7 +7,8 @@ the source's imports (no module is imported here):
   and `_keras_internals` is used only inside keras_switch/;
 * the trainer modules that trainers/train.py runs before TensorFlow starts
   (preflight.py, flag_parsing.py, and atomic_json.py, which preflight.py
-  writes config.json with) import no TensorFlow, Keras or keras_switch;
+  writes config.json with), and the `keras-switch-train` entry point that
+  runs it (_keras_switch_train), import no TensorFlow, Keras or keras_switch;
 * training never imports export: in keras_switch/, only the package's
   __init__.py and keras_switch/export/ itself import keras_switch.export;
 * TensorFlow is imported only by the library modules listed in
@@ -16,19 +17,25 @@ the source's imports (no module is imported here):
 * one concern per module: no library module over MAX_MODULE_LINES lines;
   model.py (the alternation) under MAX_MODEL_LINES, the default training
   step's functions under MAX_STEP_LINES together, the phase an argument;
-* the first-party modules import each other without a cycle.
+* the first-party modules import each other without a cycle;
+* the library's docstrings and comments state contracts: no issue numbers,
+  commit hashes or measured differences and ratios (those live in
+  BENCHMARKS.md and CHANGELOG.md).
 """
 
 import ast
 import glob
 import os
+import re
 
 from absl.testing import absltest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("keras_switch", "trainers", "configs", "benchmarks", "tests")
-# What trainers/train.py imports before TensorFlow.
-TENSORFLOW_FREE = ("trainers.preflight", "trainers.flag_parsing", "trainers.atomic_json")
+PACKAGES = ("keras_switch", "trainers", "configs", "benchmarks", "tests", "_keras_switch_train")
+# What trainers/train.py imports before TensorFlow, and the console script
+# that runs it.
+TENSORFLOW_FREE = ("trainers.preflight", "trainers.flag_parsing", "trainers.atomic_json",
+                   "_keras_switch_train")
 
 
 def _module_name(path):
@@ -70,6 +77,10 @@ TENSORFLOW_MODULES = {"keras_switch", "keras_switch.backend.tensorflow", "keras_
 TENSORFLOW_PACKAGES = ("keras_switch.export.", "keras_switch.sparse.")
 # One concern per module (../shared/DESIGN.md: none much over ~450 lines).
 MAX_MODULE_LINES = 460
+# History in the library's prose: "issue 17", "#23", "historical (`0aa2909`)",
+# a measured difference ("+0.3 pt", "-0.2 pt") or ratio ("1.13x").
+HISTORY = re.compile(r"\bissues? #?\d+|(?<![\w&])#\d+\b|historical \(|[+±−-]\d+(\.\d+)? ?pt\b"
+                     r"|\b\d+\.\d+x\b")
 # SwitchingModel is the alternation: model.py, and the default step's code
 # in it (the functions one training step runs through).
 MAX_MODEL_LINES = 400
@@ -139,6 +150,21 @@ class LayoutTest(absltest.TestCase):
                 with open(path) as f:
                     lines = len(f.readlines())
                 self.assertLessEqual(lines, MAX_MODULE_LINES, f"{path}: {lines} lines")
+
+    def test_library_prose_states_contracts(self):
+        for name, path in self.sources.items():
+            if name.startswith("keras_switch"):
+                with open(path) as f:
+                    found = [f"{path}:{n}: {line.strip()}" for n, line in enumerate(f, 1)
+                             if HISTORY.search(line)]
+                self.assertEmpty(found, "history in the library's prose")
+
+    def test_history_pattern(self):
+        for line in ("the default before issue 17", "see #23", "+0.3 pt over it",
+                     "costs 1.13x Dense", "historical (`0aa2909`)"):
+            self.assertRegex(line, HISTORY)
+        for line in ("more than 0.5 pt below", "x = y + 1", "0.005 = 0.5 pt", "a 3x3 kernel"):
+            self.assertNotRegex(line, HISTORY)
 
     def test_switching_model_is_the_alternation(self):
         path = self.sources["keras_switch.model"]

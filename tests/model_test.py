@@ -151,13 +151,13 @@ class PhaseTest(TestCase):
         self.assertEqual(int(model.switch_optimizer.iterations), 1)
 
     def test_train_step_in_a_custom_tf_function_raises(self):
-        model = compile_for_classes(mlp())
+        model = compile_for_classes(mlp(), target_sparsity=0.5)
         (x, y), _ = digits(32)
         with self.assertRaisesRegex(RuntimeError, "must run through fit"):
             tf.function(model.train_step)((x, y))
 
     def test_eager_train_step_follows_the_schedule(self):
-        model = compile_for_classes(mlp(), run_eagerly=True,
+        model = compile_for_classes(mlp(), run_eagerly=True, sparsity_penalty=1.0,
                                     schedule=SwitchSchedule(mode="alternate", freeze_step=None))
         (x, y), _ = digits(32)
         model.train_step((x, y))
@@ -167,7 +167,8 @@ class PhaseTest(TestCase):
 
     def test_pure_task_loss_switches_nothing_off(self):
         model = mlp()
-        compile_for_classes(model)
+        with self.assertWarnsRegex(UserWarning, "no sparsity control"):
+            compile_for_classes(model)
         (x, y), _ = digits(256)
         history = model.fit(x, y, batch_size=32, epochs=2, verbose=0)
         self.assertEqual(history.history["sparsity"][-1], 0.0)
@@ -201,7 +202,7 @@ class PhaseTest(TestCase):
         steps = 1400 // 50
         compile_for_classes(
             model,
-            task_optimizer=keras.optimizers.Adam(3e-3),
+            optimizer=keras.optimizers.Adam(3e-3),
             target_sparsity=0.9,
             target_ramp_steps=10 * steps,
             schedule=SwitchSchedule(freeze_step=25 * steps),
@@ -391,7 +392,8 @@ class CompileTest(TestCase, parameterized.TestCase):
         ("ramp", dict(target_ramp_steps=-2), ValueError, "target_ramp_steps"),
         ("schedule", dict(schedule=3), TypeError, "schedule"),
         ("schedule_mode", dict(schedule="never"), ValueError, "mode"),
-        ("optimizer", dict(optimizer="adam"), ValueError, "task_optimizer"),
+        ("optimizer_twice", dict(optimizer="sgd", task_optimizer="adam"), ValueError,
+         "not both"),
         ("unknown", dict(learning_rate=3), TypeError, "learning_rate"),
         ("steps_per_execution", dict(steps_per_execution=4), ValueError,
          "steps_per_execution"),
@@ -414,6 +416,53 @@ class CompileTest(TestCase, parameterized.TestCase):
     def test_invalid_compile_arguments_raise(self, kwargs, error, pattern):
         with self.assertRaisesRegex(error, pattern):
             mlp().compile(loss="mse", **kwargs)
+
+    def test_keras_positional_order(self):
+        model = mlp()
+        model.compile("sgd", "sparse_categorical_crossentropy", None, ["accuracy"],
+                      target_sparsity=0.5)
+        model.plan(10)
+        self.assertIsInstance(model.task_optimizer, keras.optimizers.SGD)
+        self.assertIsInstance(model.switch_optimizer, keras.optimizers.Adam)
+        self.assertEqual(model.loss, "sparse_categorical_crossentropy")
+        (x, y), _ = digits(64)
+        logs = model.train_on_batch(x, y, return_dict=True)
+        self.assertIn("accuracy", logs)
+
+    @parameterized.parameters([(keras.optimizers.Adam(),), ("adam",), ("sgd",)])
+    def test_an_optimizer_in_the_place_of_the_loss_raises(self, switch_optimizer):
+        with self.assertRaisesRegex(TypeError, "Keras' order.*switch_optimizer="):
+            mlp().compile(keras.optimizers.Adam(), switch_optimizer, target_sparsity=0.5)
+
+    def test_task_optimizer_is_the_former_name_of_optimizer(self):
+        model = mlp()
+        model.compile(task_optimizer=keras.optimizers.SGD(0.1), loss="mse", target_sparsity=0.5)
+        self.assertIsInstance(model.task_optimizer, keras.optimizers.SGD)
+        self.assertIs(model.optimizer, model.task_optimizer)
+        self.assertEqual(model.get_compile_config()["optimizer"]["class_name"], "SGD")
+
+    def test_no_sparsity_control_warns(self):
+        with self.assertWarnsRegex(UserWarning, "no sparsity control.*target_sparsity="):
+            mlp().compile(loss="mse")
+
+    def test_switch_loss_is_the_mean_over_switch_steps(self):
+        (x, y), _ = digits(64 * 6)
+        schedule = SwitchSchedule(switch_every=3, freeze_step=None)
+
+        def model():
+            keras.utils.set_random_seed(0)
+            return compile_for_classes(mlp(), target_sparsity=0.5, target_ramp_steps=4,
+                                       schedule=schedule)
+
+        each = model()
+        each.plan(6)
+        steps = [each.train_on_batch(x[i:i + 64], y[i:i + 64], return_dict=True)["switch_loss"]
+                 for i in range(0, 64 * 6, 64)]  # switch steps: 2 and 5
+        self.assertNotIn(0.0, (steps[2], steps[5]))
+        self.assertEqual([steps[i] for i in (0, 1, 3, 4)], [0.0] * 4)  # none to average
+        history = model().fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+        self.assertAllClose(history.history["switch_loss"][0], (steps[2] + steps[5]) / 2,
+                            rtol=1e-5)
 
     def test_same_optimizer_twice_raises(self):
         optimizer = keras.optimizers.Adam()
@@ -458,7 +507,7 @@ class CompileTest(TestCase, parameterized.TestCase):
             self.assertAllEqual(a, b)
 
     def test_optimizers_are_built_over_their_own_variables(self):
-        model = compile_for_classes(mlp())
+        model = compile_for_classes(mlp(), target_sparsity=0.5)
         adam_slots = 2
         self.assertLen(
             model.task_optimizer.variables, 2 + adam_slots * len(model.task_variables)

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
+from keras_switch import SwitchedConv2D
 from keras_switch import SwitchedDense
 from keras_switch import Switcher
 from keras_switch import SwitchSchedule
@@ -127,6 +128,40 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
         moved = ramped.place_thresholds(layers, [l.switch_logits() for l in layers], step=4)
         kept = [int(np.sum(np.asarray(m) > 0)) for m in moved]
         self.assertEqual(kept, [round(n - (n - k) * 0.5) for n, k in zip((1200, 300), final)])
+
+    @parameterized.named_parameters(("dense_only", False, "erk"),
+                                    ("with_a_convolution", True, "magnitude"))
+    def test_auto_allocation_is_erk_for_dense_and_magnitude_with_convolutions(
+            self, convolution, expected):
+        switcher = Switcher()
+        conv = SwitchedConv2D(8, 3, switcher=switcher)
+        conv.build((None, 10, 10, 4))
+        layers = [conv] if convolution else []
+        for units, fan_in in ((30, 40), (10, 30)):
+            layer = SwitchedDense(units, switcher=switcher)
+            layer.build((None, fan_in))
+            layers.append(layer)
+        self.assertEqual(thresholds.resolve_allocation("auto", layers), expected)
+        kept = {}
+        for allocation in ("auto", expected, {"erk": "magnitude"}.get(expected, "erk")):
+            for control in (TargetSparsity(0.9, ramp_steps=0, allocation=allocation),
+                            AccuracyBudget(0.01, allocation=allocation)):
+                if isinstance(control, AccuracyBudget):
+                    control.density = lambda: 0.1
+                moved = control.place_thresholds(layers, [l.switch_logits() for l in layers], 0)
+                kept[type(control).__name__, allocation] = [
+                    int(np.sum(np.asarray(m) > 0)) for m in moved]
+        other = {"erk": "magnitude"}.get(expected, "erk")
+        for name in ("TargetSparsity", "AccuracyBudget"):
+            self.assertEqual(kept[name, "auto"], kept[name, expected])
+            self.assertNotEqual(kept[name, "auto"], kept[name, other])
+
+    def test_auto_allocation_without_a_magnitude_prior_is_erk(self):
+        switcher = Switcher(magnitude_prior=0.0)
+        conv = SwitchedConv2D(8, 3, switcher=switcher)
+        conv.build((None, 10, 10, 4))
+        self.assertEqual(thresholds.resolve_allocation("auto", [conv]), "erk")
+        self.assertEqual(thresholds.resolve_allocation("learned", [conv]), "learned")
 
     def test_auto_ramp_ends_where_the_mask_freezes(self):
         control = TargetSparsity(0.9)

@@ -95,7 +95,7 @@ def mlp(units=(32, 16), num_classes=10, input_dim=64, switcher=None):
 
 
 def compile_for_classes(model, **kwargs):
-    kwargs.setdefault("task_optimizer", keras.optimizers.Adam(1e-2))
+    kwargs.setdefault("optimizer", keras.optimizers.Adam(1e-2))
     kwargs.setdefault("switch_optimizer", keras.optimizers.Adam(1e-2))
     model.compile(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -140,7 +140,7 @@ def compile_model(model, config, steps_per_epoch, sparsity=None):
     sparsity = control if sparsity is None else sparsity(schedule)
     with config_errors(config, COMPILE_KEYS):
         model.compile(
-            task_optimizer=_optimizer(config.task_optimizer),
+            optimizer=_optimizer(config.task_optimizer),
             switch_optimizer=_optimizer(config.switch_optimizer),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],

@@ -20,9 +20,8 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
-# The same for the grey-scale MNISTs' training pixels. Standardised inputs are
-# worth +0.6 pt (magnitude pruning) to +0.9 pt (keras-switch) at 98% sparsity
-# on Fashion-MNIST (BENCHMARKS.md, "Accuracy vs FC sparsity").
+# The same for the grey-scale MNISTs' training pixels. Standardised inputs
+# prune better than [0, 1] ones (BENCHMARKS.md, "Accuracy vs FC sparsity").
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 FASHION_MNIST_MEAN = 0.2860
