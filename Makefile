@@ -15,8 +15,6 @@ BAZEL_ARGS ?=
 # one process); 1 runs them one by one in a single process.
 TEST_JOBS ?= 2
 XDIST = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadscope)
-# The docs pages' examples are one test class: spread its tests, not classes.
-DOCS_XDIST = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist load)
 
 .PHONY: setup data demo test test-all docs bazel-test bazel-ci dist clean
 
@@ -59,7 +57,8 @@ test-all: setup
 # The documentation site (mkdocs.yml) into site/, strict: a broken link or API
 # reference fails it, and so do a public name with no docstring or no
 # reference entry (tools/check_docs.py) and a failing example (every docs/
-# page's python blocks, tests/docs_test.py's slow tier). The doc tools are the
+# page's python blocks, tests/docs_test.py's slow tier, one page at a time:
+# two TensorFlow processes on 2 cores were slower). The doc tools are the
 # [docs] extra.
 $(DOCS_STAMP): setup.py $(STAMP)
 	$(PY) -m pip install --quiet -e '.[docs]'
@@ -68,7 +67,7 @@ $(DOCS_STAMP): setup.py $(STAMP)
 docs: $(DOCS_STAMP)
 	$(PY) tools/check_docs.py
 	$(PY) -m mkdocs build --strict --quiet
-	$(PY) -m pytest -q -m slow $(DOCS_XDIST) tests/docs_test.py
+	$(PY) -m pytest -q -m slow -p no:xdist tests/docs_test.py
 
 # The same tests as Bazel targets (docs/testing.md, "Bazel"), with .venv's python;
 # installs Bazel with apt-get if it is missing.

@@ -48,13 +48,13 @@ class CompileAndFit:
         """Configures the model for alternating training.
 
         The positional arguments are `keras.Model.compile`'s, in its order;
-        what switching adds is keyword-only.
+        what switching adds is keyword-only. `loss`, `loss_weights`,
+        `metrics`, `weighted_metrics`, `run_eagerly`, `jit_compile` and
+        `auto_scale_loss` are as in `keras.Model.compile`.
 
         Args:
             optimizer: The optimizer (or name) of the task variables:
                 everything trainable except the switcher.
-            loss, loss_weights, metrics, weighted_metrics, run_eagerly,
-                jit_compile, auto_scale_loss: As in `keras.Model.compile`.
             steps_per_execution: Must be 1 (the phase can change every step).
             switch_optimizer: The optimizer (or name) of the switcher
                 variables; another object than `optimizer`.
@@ -62,9 +62,14 @@ class CompileAndFit:
                 `SparsityPenalty`, `AccuracyBudget`: fit() then needs
                 held-out data) or `None`: the task objective alone, which
                 prunes almost nothing (a warning says so).
-            target_sparsity, target_ramp_steps, target_ramp_power,
-                allocation, sparsity_penalty: Shorthand for `sparsity`
-                (`keras_switch.sparsity.get`); not with it.
+            target_sparsity: Shorthand for `sparsity=TargetSparsity(...)`
+                (`keras_switch.sparsity.get`), whose `ramp_steps`,
+                `ramp_power` and `allocation` are given as
+                `target_ramp_steps`, `target_ramp_power` and `allocation`;
+                not with `sparsity`.
+            sparsity_penalty: Shorthand for
+                `sparsity=SparsityPenalty(sparsity_penalty)`; not with
+                `sparsity`.
             schedule: A `SwitchSchedule`, a mode name, or `None`
                 (`keras_switch.schedule.get`).
             train_pruned_weights: Straight-through gradient to switched-off

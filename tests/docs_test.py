@@ -53,7 +53,8 @@ def _config_keys(config):
 
 @pytest.mark.slow
 class PageBlocksTest(PageTestCase, parameterized.TestCase):
-    @parameterized.parameters(*RUNNABLE)
+    @parameterized.named_parameters(
+        *[(re.sub(r"\W", "_", page[:-3]), page) for page in RUNNABLE])
     def test_blocks_run_in_order(self, page):
         self.assertPageRuns(os.path.join(ROOT, "docs", page))
 
