@@ -203,7 +203,8 @@ class CompileAndFit:
         (`schedule.PlanRun`), with an `AccuracyBudget`'s held-out checks
         (`budget.with_budget_checks`); warns at the end, with
         `TargetShortfallWarning` or `BudgetExceededWarning`, when the run
-        missed its target or budget."""
+        missed its target or budget, and with `LayerSwitchedOffWarning`
+        when a layer ended with every connection off."""
         self.build_optimizers()
         self._step_cache = None
         if isinstance(self.sparsity, budget.AccuracyBudget):
@@ -225,6 +226,13 @@ class CompileAndFit:
         if outcome is not None and not outcome["met"]:  # nor its budget
             warnings.warn(f"SwitchingModel.fit(): {outcome['why']}",
                           sparsity_lib.BudgetExceededWarning, stacklevel=2)
+        off = [row["name"] for row in sparsity_report(self)["layers"] if row["sparsity"] >= 1]
+        if off:  # a split over layers can leave one with nothing
+            warnings.warn(
+                f"SwitchingModel.fit(): every connection of {off} is switched off, so "
+                "nothing flows through them. A lower target, or "
+                "allocation='erk' (which keeps part of every layer), avoids it.",
+                sparsity_lib.LayerSwitchedOffWarning, stacklevel=2)
         return history
 
     def budget_outcome(self):

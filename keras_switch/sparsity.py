@@ -85,6 +85,11 @@ class TargetShortfallWarning(UserWarning):
     """`SwitchingModel.fit()` ended with the sparsity short of the target."""
 
 
+class LayerSwitchedOffWarning(UserWarning):
+    """`SwitchingModel.fit()` ended with every connection of a switched layer
+    off, so nothing flows through it (its bias alone reaches the output)."""
+
+
 class BudgetExceededWarning(UserWarning):
     """`SwitchingModel.fit()` ended with the held-out accuracy further below
     the dense reference than an `AccuracyBudget` allows."""

@@ -496,6 +496,27 @@ class CompileTest(TestCase, parameterized.TestCase):
         self.assertIsNone(reached.target_shortfall())
         self.assertIsNone(compile_for_classes(mlp(), sparsity_penalty=0.1).target_shortfall())
 
+    def test_fit_that_switches_a_layer_off_says_so(self):
+        # At 99.5%, global magnitude pruning's split gives the 160 large
+        # output weights the whole budget and the two hidden layers nothing.
+        (x, y), _ = digits(64 * 4)
+        for allocation, off in (("magnitude", True), ("erk", False)):
+            keras.utils.set_random_seed(0)
+            model = compile_for_classes(
+                mlp(units=(256, 16)), target_sparsity=0.995, target_ramp_steps=1,
+                allocation=allocation, schedule=SwitchSchedule(switch_every=1, freeze_step=None))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+            messages = [str(w.message) for w in caught
+                        if issubclass(w.category, keras_switch.sparsity.LayerSwitchedOffWarning)]
+            report = {r["name"]: r["sparsity"] for r in keras_switch.sparsity_report(model)["layers"]}
+            self.assertEqual(bool(messages), off, messages)
+            self.assertEqual(any(v == 1.0 for v in report.values()), off, report)
+            if off:
+                self.assertRegex(messages[0], r"every connection of \['switched_dense.*'\] is "
+                                 r"switched off.*allocation='erk'")
+
     def test_a_ramp_longer_than_the_planned_run_is_refused_before_training(self):
         (x, y), _ = digits(64 * 4)
         model = compile_for_classes(mlp(), target_sparsity=0.9, target_ramp_steps=1000)
