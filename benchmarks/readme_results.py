@@ -1,10 +1,10 @@
-"""README's "Results at a glance": keras-switch minus gradual global
-magnitude pruning and minus TFMOT at each target sparsity, paired by seed,
-as a table between README's `<!-- results:begin ... -->` and
-`<!-- results:end -->` markers, and a small plot of accuracy against
+"""README's "Results at a glance" and BENCHMARKS.md's "At a glance":
+keras-switch minus gradual global magnitude pruning and minus TFMOT at each
+target sparsity, paired by seed, as a table between README's
+`<!-- results:begin ... -->` / `<!-- results:end -->` markers and
+BENCHMARKS.md's `glance` ones, and a small plot of accuracy against
 sparsity. Both are made from the pareto benchmark's committed results
-(`benchmarks/results/pareto/results.json`) and nothing else, so rerun this
-whenever that file changes:
+(`RESULTS`) and nothing else, so rerun this whenever that file changes:
 
     python -m benchmarks.readme_results
 """
@@ -37,6 +37,8 @@ def define_flags():
     """The command line's flags (defined only when run as a program)."""
     flags.DEFINE_string("results", RESULTS, "The pareto benchmark's results.json.")
     flags.DEFINE_string("readme", README, "The README whose results section is rewritten.")
+    flags.DEFINE_string("benchmarks_md", report.BENCHMARKS_MD,
+                        "The BENCHMARKS.md whose glance section is rewritten.")
     flags.DEFINE_string("plot", PLOT, "Where the PNG goes.")
 
 
@@ -48,10 +50,11 @@ def _targets(runs):
     return sorted({r["target"] for r in runs if r["method"] == "ks" and r["target"] is not None})
 
 
-def table(payload):
-    """The markdown table (with the line under it saying what it shows) of
-    `ks - baseline` test accuracy in points, mean ± standard error of the
-    differences paired by seed, a row per target, two columns per model."""
+def table(payload, source=RESULTS):
+    """The markdown table (with the line under it saying what it shows and
+    naming `source`, the file `payload` was read from) of `ks - baseline`
+    test accuracy in points, mean ± standard error of the differences paired
+    by seed, a row per target, two columns per model."""
     runs = payload["runs"]
     models, seeds = _models(runs), set()
     header = ["FC sparsity"] + [f"{tables.model_name(m)}: ks − {label}" if i == 0
@@ -71,7 +74,7 @@ def table(payload):
     return (tables.table(header, rows) + "\n\n"
             f"Test accuracy difference in points on Fashion-MNIST (positive: keras-switch is "
             f"more accurate), mean ± standard error over {over} seeds paired by seed; "
-            "from `benchmarks/results/pareto/results.json`.")
+            f"from `{os.path.relpath(source, report.ROOT)}`.")
 
 
 def plot(payload, path):
@@ -114,8 +117,9 @@ def main(argv):
     cli.check_no_arguments(argv)
     with open(FLAGS.results) as f:
         payload = json.load(f)
-    body = table(payload)
+    body = table(payload, FLAGS.results)
     report.replace_section("results", body, path=FLAGS.readme, command=COMMAND)
+    report.replace_section("glance", body, path=FLAGS.benchmarks_md, command=COMMAND)
     plot(payload, FLAGS.plot)
     print(body)
 
