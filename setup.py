@@ -51,7 +51,9 @@ setup(
     # the wrong wheel into the other kind of install. Pick one:
     #   pip install 'keras-switch[cpu]'   (tensorflow-cpu, ~250 MB)
     #   pip install 'keras-switch[gpu]'   (tensorflow[and-cuda])
-    install_requires=["keras>=3.6", "numpy"],
+    # tensorboard: TensorFlow no longer brings it, and monitoring
+    # (SwitchSummaries, keras.callbacks.TensorBoard) needs it.
+    install_requires=["keras>=3.6", "numpy", "tensorboard"],
     extras_require={
         "cpu": ["tensorflow-cpu>=2.18"],
         "gpu": ["tensorflow[and-cuda]>=2.18"],

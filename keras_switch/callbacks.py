@@ -13,6 +13,7 @@ carry, once per epoch, under `<log_dir>/switches`:
 * images `mask/<layer>` (white = on), one `[in, out]` picture per layer.
 """
 
+import importlib.util
 import os
 
 import keras
@@ -31,9 +32,17 @@ class SwitchSummaries(keras.callbacks.Callback):
         log_dir: The TensorBoard log directory (the same one you give
             `keras.callbacks.TensorBoard`); summaries go to
             `<log_dir>/switches`.
+
+    Raises:
+        ImportError: when the `tensorboard` package, which writes the
+            summaries, is not installed.
     """
 
     def __init__(self, log_dir):
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ImportError(
+                "SwitchSummaries writes TensorBoard summaries and needs the "
+                "tensorboard package: pip install tensorboard")
         super().__init__()
         self.log_dir = log_dir
         self._writer = None

@@ -1,6 +1,8 @@
 """`SwitchSummaries`: what it logs each epoch, read back from the event file."""
 
+import importlib.util
 import os
+from unittest import mock
 
 import keras
 import numpy as np
@@ -28,6 +30,13 @@ def _scalars(logdir, tag):
 
 
 class SwitchSummariesTest(TestCase):
+    def test_without_tensorboard_the_callback_says_what_to_install(self):
+        real = importlib.util.find_spec
+        with mock.patch.object(importlib.util, "find_spec",
+                               lambda name, *a: None if name == "tensorboard" else real(name, *a)):
+            with self.assertRaisesRegex(ImportError, "pip install tensorboard"):
+                keras_switch.SwitchSummaries("logs")
+
     def test_phase_follows_warmup_switching_frozen(self):
         # One epoch of warm-up, two switching, two frozen.
         model = compile_for_classes(

@@ -62,9 +62,11 @@ def keras_home(directory):
     return directory
 
 
-def run_page(path, timeout=600):
+def run_page(path, timeout=600, python=None):
     """Runs the runnable blocks of the markdown file `path` in order in one
-    fresh interpreter; returns the `subprocess.CompletedProcess`."""
+    fresh interpreter: this one's with the checkout on PYTHONPATH, or
+    `python` (an installed keras-switch's, e.g. `tests.wheel_env`) without
+    it; returns the `subprocess.CompletedProcess`."""
     name = os.path.relpath(path, ROOT)
     with tempfile.TemporaryDirectory() as scratch:
         blocks = os.path.join(scratch, "blocks.json")
@@ -74,15 +76,17 @@ def run_page(path, timeout=600):
         os.makedirs(work)
         env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2",
                    KERAS_HOME=keras_home(os.path.join(scratch, "keras")))
-        return subprocess.run([sys.executable, "-c", _RUNNER, blocks], cwd=work, env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        if python is not None:
+            del env["PYTHONPATH"]
+        return subprocess.run([python or sys.executable, "-c", _RUNNER, blocks], cwd=work,
+                              env=env, capture_output=True, text=True, timeout=timeout)
 
 
 class PageTestCase(TestCase):
-    def assertPageRuns(self, path):
+    def assertPageRuns(self, path, python=None):
         if not all(os.path.exists(os.path.join(FASHION_MNIST, f)) for f in FASHION_MNIST_FILES):
             self.skipTest(f"needs Fashion-MNIST in {FASHION_MNIST} (make data)")
-        result = run_page(path)
+        result = run_page(path, python=python)
         self.assertEqual(
             result.returncode, 0,
             f"{os.path.relpath(path, ROOT)}: a block failed:\n{result.stderr[-3000:]}")

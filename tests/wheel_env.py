@@ -1,8 +1,10 @@
 """keras-switch as a user gets it: the wheel built from this checkout,
-pip-installed with `[cpu,train]` into a fresh venv (no system site-packages).
+pip-installed with `[cpu,train]` (or other extras) into a fresh venv (no
+system site-packages).
 
     from tests import wheel_env
     python = wheel_env.venv_python()  # <venv>/bin/python; keras-switch-train is beside it
+    python = wheel_env.venv_python("cpu")  # what README's install line gives
 
 For the tests marked `wheel` (pytest.ini; slow too: the first call takes
 minutes). Standard library only. Built once per process and removed at exit:
@@ -65,12 +67,12 @@ def build_wheel():
 
 
 @functools.cache
-def venv_python():
-    """The python of a fresh venv holding `build_wheel()[cpu,train]`."""
+def venv_python(extras=EXTRAS):
+    """The python of a fresh venv holding `build_wheel()[extras]`."""
     wheel = build_wheel()
-    venv = os.path.join(_scratch(), "venv")
+    venv = os.path.join(_scratch(), "venv-" + extras.replace(",", "-"))
     _check_call([sys.executable, "-m", "venv", venv], cwd=_scratch())
     python = os.path.join(venv, "bin", "python")
-    _check_call([python, "-m", "pip", "install", "--quiet", f"{wheel}[{EXTRAS}]"],
+    _check_call([python, "-m", "pip", "install", "--quiet", f"{wheel}[{extras}]"],
                 cwd=_scratch())
     return python

@@ -3,8 +3,10 @@
 `slow` and `wheel`), what `pip install 'keras-switch[cpu,train]'` gives a
 user without a checkout: the wheel built and installed into a fresh venv
 (tests/wheel_env.py, minutes), its console script run from a scratch
-directory."""
+directory; and README's and the docs' examples run where only
+`pip install 'keras-switch[cpu]'` was."""
 
+import glob
 import os
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import pytest
 from absl.testing import absltest
 
 import _keras_switch_train as cli
+from tests import readme_test
 from tests import wheel_env
 
 ROOT = wheel_env.ROOT
@@ -141,3 +144,19 @@ class WheelTest(absltest.TestCase):
 
 if __name__ == "__main__":
     absltest.main()
+
+
+@pytest.mark.slow
+@pytest.mark.wheel
+class WheelDocsTest(readme_test.PageTestCase):
+    """README's and every docs page's blocks run unchanged where only
+    `pip install 'keras-switch[cpu]'` was run (README's install line): no
+    checkout on the path, no test dependencies."""
+
+    def test_readme_and_docs_run_from_the_cpu_install(self):
+        python = wheel_env.venv_python("cpu")
+        pages = [readme_test.README] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+        for page in pages:
+            if readme_test.runnable_blocks(page):
+                with self.subTest(page=os.path.relpath(page, ROOT)):
+                    self.assertPageRuns(page, python=python)
