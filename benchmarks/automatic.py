@@ -54,7 +54,7 @@ def define_flags():
     flags.DEFINE_float("timing_target", 0.98, "Target of the fixed-target run timed next to "
                        "each model's automatic run of the first seed (0: none).")
     cli.define_data()
-    flags.DEFINE_string("pareto_results", "benchmarks/results/pareto/results.json",
+    flags.DEFINE_string("pareto_results", "benchmarks/results/pareto_2026-11/results.json",
                         "benchmarks.pareto's results (the curves and dense runs).")
     cli.define_cache("benchmarks/results/automatic")
     cli.define_markdown("automatic")
