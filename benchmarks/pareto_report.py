@@ -137,22 +137,13 @@ def comparison_table(rows):
 
 def plot(rows, path):
     models = [m for m in tables.MODEL_NAMES if any(r["model"] == m for r in rows)]
+    colour = plots.colours({r["method"] for r in rows})
     with plots.panels(path, len(models)) as axes:
         for axis, model in zip(axes, models):
             model_rows = [r for r in rows if r["model"] == model and r["target"] is not None]
             for r in rows:
                 if r["model"] == model and r["method"] == "dense":
                     plots.dense_line(axis, r["mean_accuracy"])
-            methods = sorted({r["method"] for r in model_rows})
-            colour = plots.colours({r["method"] for r in rows})
-            for method in methods:
-                xs, ys = zip(*sorted((r["fc_sparsity"], r["mean_accuracy"])
-                                     for r in model_rows if r["method"] == method))
-                style = "o-" if method in MAIN_METHODS else "o:"
-                axis.plot([100 * x for x in xs], [100 * y for y in ys], style,
-                          color=colour[method], label=method,
-                          linewidth=2.5 if method == "ks" else 1.2)
-            plots.sparsity_axis(axis, [r["target"] for r in model_rows])
             # The range of keras-switch, global magnitude pruning and dense:
             # a method that collapses (TFMOT at 99.5%) would otherwise
             # flatten the differences that matter; its points are marked.
@@ -160,10 +151,14 @@ def plot(rows, path):
                     if r["model"] == model and r["method"] in ("ks", "gmp_global", "dense")]
             bottom = min(span) - 2.0
             axis.set_ylim(bottom, max(span) + 0.5)
-            for method in methods:
-                xs, ys = zip(*[(100 * r["fc_sparsity"], 100 * r["mean_accuracy"])
-                               for r in model_rows if r["method"] == method])
+            for method in sorted({r["method"] for r in model_rows}):
+                xs, ys = zip(*sorted((100 * r["fc_sparsity"], 100 * r["mean_accuracy"])
+                                     for r in model_rows if r["method"] == method))
+                style = "o-" if method in MAIN_METHODS else "o:"
+                axis.plot(xs, ys, style, color=colour[method], label=method,
+                          linewidth=2.5 if method == "ks" else 1.2)
                 plots.clipped(axis, xs, ys, bottom, colour[method])
+            plots.sparsity_axis(axis, [r["target"] for r in model_rows])
             plots.finish(axis, f"{tables.model_name(model)}, Fashion-MNIST",
                          "measured FC sparsity (%)", "test accuracy (%, mean of seeds)")
 

@@ -28,9 +28,8 @@ PLOT = os.path.join(report.ROOT, "benchmarks", "results", "pareto", "glance.png"
 COMMAND = "python -m benchmarks.readme_results"
 # The two baselines of the table, by their method names in results.json.
 BASELINES = (("gmp_global", "GMP"), ("tfmot", "TFMOT"))
-# The plot's methods and colours (one colour each).
-PLOTTED = (("ks", "keras-switch", "tab:red"), ("gmp_global", "GMP (global)", "tab:blue"),
-           ("tfmot", "TFMOT", "tab:green"))
+# The plot's methods and their labels (colours: `plots.FIXED_COLOURS`).
+PLOTTED = (("ks", "keras-switch"), ("gmp_global", "GMP (global)"), ("tfmot", "TFMOT"))
 
 
 def define_flags():
@@ -79,8 +78,9 @@ def table(payload, source=RESULTS):
 
 def plot(payload, path):
     """Mean test accuracy against measured FC sparsity, one panel per model,
-    keras-switch and the two baselines in distinct colours, the x axis
-    spaced by the fraction of connections kept. The y axis spans
+    keras-switch and the two baselines in the colours of every figure, the
+    x axis spaced by the fraction of connections kept
+    (`plots.sparsity_axis`). The y axis spans
     keras-switch's and GMP's points (and dense), where the differences are
     tenths of a point; a baseline far below leaves the panel."""
     summary = payload["summary"]
@@ -92,21 +92,18 @@ def plot(payload, path):
                 if row["model"] == model and row["method"] == "dense":
                     plots.dense_line(axis, row["mean_accuracy"])
                     shown.append(row["mean_accuracy"])
-            for method, label, colour in PLOTTED:
-                points = sorted((1 - r["fc_sparsity"], r["mean_accuracy"]) for r in summary
+            for method, label in PLOTTED:
+                points = sorted((r["fc_sparsity"], r["mean_accuracy"]) for r in summary
                                 if r["model"] == model and r["method"] == method
                                 and r["target"] is not None)
                 if points:
-                    kept, accuracy = zip(*points)
+                    sparsity, accuracy = zip(*points)
                     if method != "tfmot":
                         shown += accuracy
-                    axis.plot([100 * k for k in kept], [100 * a for a in accuracy], "o-",
-                              color=colour, label=label, linewidth=2 if method == "ks" else 1.2)
-            axis.set_xscale("log")
-            axis.invert_xaxis()
-            targets = _targets(payload["runs"])
-            axis.set_xticks([100 * (1 - t) for t in targets])
-            axis.set_xticklabels([f"{100 * t:g}" for t in targets])
+                    axis.plot([100 * s for s in sparsity], [100 * a for a in accuracy], "o-",
+                              color=plots.FIXED_COLOURS[method], label=label,
+                              linewidth=2 if method == "ks" else 1.2)
+            plots.sparsity_axis(axis, _targets(payload["runs"]))
             axis.minorticks_off()
             axis.set_ylim(100 * min(shown) - 1.5, 100 * max(shown) + 0.5)
             plots.finish(axis, tables.model_name(model), "FC sparsity (%)",

@@ -133,6 +133,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
                                     ("with_a_convolution", True, "magnitude"))
     def test_auto_allocation_is_erk_for_dense_and_magnitude_with_convolutions(
             self, convolution, expected):
+        other = {"erk": "magnitude", "magnitude": "erk"}[expected]
         switcher = Switcher()
         conv = SwitchedConv2D(8, 3, switcher=switcher)
         conv.build((None, 10, 10, 4))
@@ -143,7 +144,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
             layers.append(layer)
         self.assertEqual(thresholds.resolve_allocation("auto", layers), expected)
         kept = {}
-        for allocation in ("auto", expected, {"erk": "magnitude"}.get(expected, "erk")):
+        for allocation in ("auto", expected, other):
             for control in (TargetSparsity(0.9, ramp_steps=0, allocation=allocation),
                             AccuracyBudget(0.01, allocation=allocation)):
                 if isinstance(control, AccuracyBudget):
@@ -151,7 +152,6 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
                 moved = control.place_thresholds(layers, [l.switch_logits() for l in layers], 0)
                 kept[type(control).__name__, allocation] = [
                     int(np.sum(np.asarray(m) > 0)) for m in moved]
-        other = {"erk": "magnitude"}.get(expected, "erk")
         for name in ("TargetSparsity", "AccuracyBudget"):
             self.assertEqual(kept[name, "auto"], kept[name, expected])
             self.assertNotEqual(kept[name, "auto"], kept[name, other])
