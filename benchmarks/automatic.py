@@ -3,12 +3,15 @@ the pareto curves of `benchmarks.pareto`.
 
     python -m benchmarks.automatic --markdown         # the protocol (~25 min)
     python -m benchmarks.automatic --models=lenet300 --budgets=0.01 --seeds=0
+    python -m benchmarks.automatic --compare_allocations=magnitude --markdown
 
 Each run is the trainer's recipe with `accuracy_budget` set and no target,
 holding out `validation_examples` as the trainer does, from the pareto
 runs' init. The report (`automatic_report.py`) judges each (model, budget)
 against the pareto runs of the same seeds (`--pareto_results`) and times
 one budget run against the fixed-target recipe (`--timing_target`).
+`--compare_allocations` runs the protocol again with the budget's layer split
+(`allocation`) set, paired by seed with the default's runs.
 """
 
 import json
@@ -27,6 +30,8 @@ from benchmarks.harness import measure
 from benchmarks.harness import report
 from benchmarks.harness import runs as bench_runs
 from trainers import train_lib
+
+ALLOCATIONS = ("auto", "magnitude", "erk")  # AccuracyBudget's
 
 # Designs tried (`--variants`): AccuracyBudget arguments, `reference_fraction`
 # of the steps to the freeze standing for reference_steps.
@@ -54,6 +59,11 @@ def define_flags():
     flags.DEFINE_float("timing_target", 0.98, "Target of the fixed-target run timed next to "
                        "each model's automatic run of the first seed (0: none).")
     cli.define_data()
+    flags.DEFINE_list("compare_allocations", [],
+                      "AccuracyBudget allocations, of ('auto', 'magnitude', 'erk'), each run "
+                      "on --compare_models, --seeds and --budgets beside the default (the "
+                      "recipe's config.allocation).")
+    flags.DEFINE_list("compare_models", ["lenet300"], "Models --compare_allocations run on.")
     flags.DEFINE_string("pareto_results", "benchmarks/results/pareto_2026-11/results.json",
                         "benchmarks.pareto's results (the curves and dense runs).")
     cli.define_cache("benchmarks/results/automatic")
@@ -63,14 +73,17 @@ def define_flags():
 FLAGS = flags.FLAGS
 
 
-def _train(model_name, data, seed, budget, target, init, variant=None):
+def _train(model_name, data, seed, budget, target, init, variant=None, allocation=None):
     """One recipe run with `budget` (or the fixed `target`) on the training
     split less the held-out examples, its AccuracyBudget built with the
-    arguments of `variant` if given; the result dict."""
+    arguments of `variant` if given, split over layers by `allocation` if
+    given (else the recipe's); the result dict."""
     (x, y), test = data
     config = bench_runs.recipe(model_name, target, seed, FLAGS.epochs,
                                switch_every=FLAGS.switch_every)
     config.accuracy_budget = budget
+    if allocation is not None:
+        config.allocation = allocation
     config.validation_examples = FLAGS.validation_examples if budget is not None else None
     # Held out of a fixed-target run too, so that the timing is like for like.
     (x, y), heldout = train_lib.held_out_split(x, y, FLAGS.validation_examples, seed)
@@ -106,23 +119,25 @@ def main(argv):
     cli.check_no_arguments(argv)
     cli.check_known("models", FLAGS.models, baselines.MODELS)
     cli.check_known("variants", FLAGS.variants, VARIANTS)
+    cli.check_known("compare_allocations", FLAGS.compare_allocations, ALLOCATIONS)
+    cli.check_known("compare_models", FLAGS.compare_models, baselines.MODELS)
     budgets, seeds = [float(v) for v in FLAGS.budgets], [int(v) for v in FLAGS.seeds]
     with open(FLAGS.pareto_results) as f:
         pareto_runs = [r for r in json.load(f)["runs"] if r["model"] in FLAGS.models
                        and r["method"] in ("dense", "gmp_global", "ks", "tfmot")]
     data = cli.load_data()
     cache = cli.run_cache("automatic", data, sources=("benchmarks/automatic.py",))
-    runs, timing, variants = [], [], []
+    runs, timing, variants, allocation_runs = [], [], [], []
 
-    def run(name, model, seed, budget, target=None, variant=None):
+    def run(name, model, seed, budget, target=None, variant=None, allocation=None):
         """One `_train` run (or its cached result), keyed by its settings."""
         init = baselines.initial_weights(model, seed)
         config = dict(model=model, seed=seed, budget=budget, target=target, epochs=FLAGS.epochs,
                       validation_examples=FLAGS.validation_examples,
                       switch_every=FLAGS.switch_every,
-                      variant=VARIANTS[variant] if variant else None)
+                      variant=VARIANTS[variant] if variant else None, allocation=allocation)
         return cache.run(name, config, lambda: _train(model, data, seed, budget, target, init,
-                                                      variant))
+                                                      variant, allocation))
 
     for model in FLAGS.models:
         for seed in seeds:
@@ -139,6 +154,14 @@ def main(argv):
                     variants.append(dict(result, model=model, budget=budget,
                                          seed=FLAGS.variant_seed, variant=variant,
                                          budget_info=result["budget"]))
+        for allocation in FLAGS.compare_allocations if model in FLAGS.compare_models else ():
+            for seed in seeds:
+                for budget in budgets:
+                    result = run(f"{model}_{budget:g}_s{seed}_{allocation}", model, seed, budget,
+                                 allocation=allocation)
+                    allocation_runs.append(dict(result, model=model, budget=budget, seed=seed,
+                                                allocation=allocation,
+                                                budget_info=result["budget"]))
         if FLAGS.timing_target:  # its own pair of runs, one right after the other
             budget = budgets[0]
             automatic = run(f"{model}_timing_{budget:g}_s{seeds[0]}", model, seeds[0], budget)
@@ -150,6 +173,7 @@ def main(argv):
                            "fixed_test_accuracy": fixed["test_accuracy"]})
     payload = {"models": FLAGS.models, "budgets": budgets, "runs": runs, "timing": timing,
                "variants": variants, "variant_arguments": VARIANTS,
+               "allocation_runs": allocation_runs,
                "pareto_runs": pareto_runs}
     report.publish("automatic", os.path.join(FLAGS.output_dir, "results.json"), payload,
                    automatic_report.render, FLAGS.markdown)

@@ -133,6 +133,34 @@ def variants_table(payload):
                          "on or above gmp_global"], rows)
 
 
+def allocation_table(payload):
+    """Each compared allocation against the default's runs of the same
+    (model, budget), paired by seed: accuracy and sparsity differences."""
+    rows = []
+    for (model, budget, allocation), runs in stats.group(
+            payload["allocation_runs"], ("model", "budget", "allocation")).items():
+        default = [r for r in payload["runs"] if r["model"] == model and r["budget"] == budget]
+        mine = {r["seed"]: r for r in runs}
+        seeds, accuracy, accuracy_mean, accuracy_se = stats.paired(
+            stats.by_seed(default), stats.by_seed(runs))
+        _, _, sparsity_mean, sparsity_se = stats.paired(
+            stats.by_seed(default, "fc_sparsity"), stats.by_seed(runs, "fc_sparsity"))
+        accuracy_other = stats.mean([mine[s]["test_accuracy"] for s in seeds])
+        gmp = sparsity_at(curve(payload["pareto_runs"], model, "gmp_global", seeds),
+                          accuracy_other)
+        sparsity_other = stats.mean([mine[s]["fc_sparsity"] for s in seeds])
+        rows.append([tables.model_name(model), _budget(budget), allocation, len(seeds),
+                     f"{accuracy_other:.4f}", f"{sparsity_other:.4f}",
+                     tables.signed(accuracy_mean, accuracy_se),
+                     tables.signed(sparsity_mean, sparsity_se),
+                     tables.verdict(None if gmp is None else sparsity_other >= gmp),
+                     f"{sum(bool(mine[s]['budget_info']['met']) for s in seeds)} of {len(seeds)}"])
+    return tables.table(
+        ["model", "budget", "allocation", "seeds", "its test acc", "its FC sparsity",
+         "default − it: acc (pt)", "default − it: sparsity (pt)", "it on or above gmp_global",
+         "held-out budget held"], rows)
+
+
 def timing_table(timing):
     return tables.table(
         ["model", "automatic (budget) s", "fixed target s", "ratio"],
@@ -148,6 +176,10 @@ def render(payload):
     if payload.get("variants"):
         parts += ["Designs tried (one seed; the targets read off that seed's dense and "
                   "gmp_global runs):", variants_table(payload)]
+    if payload.get("allocation_runs"):
+        parts += ["The default allocation against another, same seeds and budgets "
+                  "(differences paired by seed, mean ± standard error):",
+                  allocation_table(payload)]
     if payload.get("timing"):
         parts += ["Cost (the first seed, one process, one run after the other):",
                   timing_table(payload["timing"])]

@@ -83,12 +83,12 @@ class AccuracyBudget(SparsityControl):
         check_every: Steps between held-out checks, a multiple of the
             schedule's `switch_every`; `"auto"` (the default): about 30
             checks in the search.
-        allocation: How the density is split across layers: `"magnitude"`
-            (the default: global magnitude pruning's split, which moves
-            smoothly with the density; the one the budget was measured
-            with), `"erk"` (Erdős–Rényi-Kernel of the current density) or
-            `"auto"` (`TargetSparsity`'s default:
-            `thresholds.resolve_allocation`).
+        allocation: How the density is split across layers: `"auto"` (the
+            default, as for `TargetSparsity`: `"erk"` while only `Dense`
+            kernels are switched, `"magnitude"` once a convolution's is;
+            `thresholds.resolve_allocation`), `"magnitude"` (global magnitude
+            pruning's split, which moves smoothly with the density) or
+            `"erk"` (Erdős–Rényi-Kernel of the current density).
         search_margin: The share of `max_drop` the search may lose against
             the best smoothed held-out accuracy so far, in (0, 1] (default
             0.25: the network keeps learning while it is pruned, which hides
@@ -99,7 +99,7 @@ class AccuracyBudget(SparsityControl):
     """
 
     def __init__(self, max_drop, reference_steps=AUTO, check_every=AUTO,
-                 allocation="magnitude", search_margin=DEFAULT_SEARCH_MARGIN):
+                 allocation="auto", search_margin=DEFAULT_SEARCH_MARGIN):
         self.max_drop = check_number(
             "max_drop", max_drop, "a fraction in (0, 1), e.g. 0.005 for 0.5 pt",
             lambda d: 0 < d < 1)

@@ -5,6 +5,7 @@ in bad_input_test.py)."""
 import tensorflow as tf
 from absl.testing import parameterized
 
+from keras_switch import AccuracyBudget
 from keras_switch import SparsityControl
 from keras_switch import SparsityPenalty
 from keras_switch import TargetSparsity
@@ -43,6 +44,19 @@ class ScheduleAndSparsityTest(TestCase, parameterized.TestCase):
         self.assertIsInstance(penalty, SparsityPenalty)
         _, none = build.schedule_and_sparsity(_config(target_sparsity=None), 10)
         self.assertIs(type(none), SparsityControl)
+
+    def test_the_budget_takes_the_config_allocation(self):
+        overrides = {"target_sparsity": None, "accuracy_budget": 0.01, "num_epochs": 10,
+                     "schedule.freeze_epochs": 2}
+        _, budget = build.schedule_and_sparsity(_config(**overrides), steps_per_epoch=10)
+        self.assertIsInstance(budget, AccuracyBudget)
+        self.assertEqual(budget.allocation, "auto")
+        _, budget = build.schedule_and_sparsity(
+            _config(allocation="magnitude", **overrides), steps_per_epoch=10)
+        self.assertEqual(budget.allocation, "magnitude")
+        with self.assertRaisesRegex(ConfigError, r"^config\.allocation='learned': .*expected "
+                                    r"one of \('auto', 'magnitude', 'erk'\)"):
+            build.schedule_and_sparsity(_config(allocation="learned", **overrides), 10)
 
     @parameterized.named_parameters(
         ("target", {"target_sparsity": 1.5}, r"^config\.target_sparsity=1\.5: .*`target_sparsity`"),

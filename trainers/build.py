@@ -39,6 +39,7 @@ BUDGET_KEYS = {
     "max_drop": "accuracy_budget",
     "freeze_step": "schedule.freeze_epochs",
     "reference_steps": "schedule.freeze_epochs",
+    "allocation": "allocation",
 }
 COMPILE_KEYS = {
     "train_pruned_weights": "train_pruned_weights",
@@ -112,7 +113,8 @@ def _accuracy_budget(config, schedule):
         "the budget's dense reference and its search must fit between "
         "schedule.warmup_epochs and num_epochs - schedule.freeze_epochs"
     )):
-        budget = keras_switch.AccuracyBudget(config.accuracy_budget)
+        budget = keras_switch.AccuracyBudget(config.accuracy_budget,
+                                              allocation=config.allocation)
         budget.plan(schedule)
         budget.check_schedule(schedule)
     return budget

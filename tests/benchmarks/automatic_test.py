@@ -84,6 +84,20 @@ class SummaryTest(TestCase):
         self.assertIn("| LeNet-300-100 | 1 pt | 0.8720 ± 0.0014 | 0.8800 | met |", text)
         self.assertIn("| met; ≥ 98%: **missed** | 2 of 2 |", text)
 
+    def test_another_allocation_is_compared_paired_by_seed(self):
+        runs = [_run(1, 0.01, 0.871, 0.97), _run(2, 0.01, 0.873, 0.975)]
+        other = [dict(_run(1, 0.01, 0.869, 0.96), allocation="magnitude"),
+                 dict(_run(2, 0.01, 0.872, 0.965, met=False), allocation="magnitude")]
+        payload = dict(self._payload(runs), allocation_runs=other)
+        text = automatic_report.section(payload)[1]
+        # default - magnitude: +0.2 and +0.1 pt of accuracy, +1.0 and +1.0 pt
+        # of sparsity; magnitude's 0.8705 at 0.9625 is under gmp's curve
+        # (0.8705 up to 0.95 + 0.475 * 0.03 = 0.96425), and held the budget
+        # on seed 1 only.
+        self.assertIn("| LeNet-300-100 | 1 pt | magnitude | 2 | 0.8705 | 0.9625 | "
+                      "+0.15 ± 0.05 | +1.00 ± 0.00 | **missed** | 1 of 2 |", text)
+        self.assertNotIn("magnitude", automatic_report.section(self._payload(runs))[1])
+
 
 # Slow tier (docs/testing.md, "What is tested where"): a whole protocol, ~60 s.
 @pytest.mark.slow
@@ -95,7 +109,8 @@ class ScriptTest(TestCase):
             [sys.executable, "-m", "benchmarks.automatic", "--models=lenet300",
              "--budgets=0.05", "--seeds=1", "--epochs=2", "--switch_every=1",
              "--max_train_examples=640", "--max_test_examples=200",
-             "--validation_examples=128", "--timing_target=0.9", f"--output_dir={output}"],
+             "--validation_examples=128", "--timing_target=0.9", "--compare_allocations=magnitude",
+             f"--output_dir={output}"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         with open(os.path.join(output, "results.json")) as f:
@@ -106,6 +121,8 @@ class ScriptTest(TestCase):
         self.assertGreater(run["fc_sparsity"], 0.0)  # the controller pruned
         self.assertIsNotNone(run["budget_info"]["reference_validation_accuracy"])
         self.assertLen(run["curve"]["heldout_accuracy"], 2)
+        (other,) = payload["allocation_runs"]
+        self.assertEqual((other["allocation"], other["seed"]), ("magnitude", 1))
         (timing,) = payload["timing"]
         self.assertEqual(timing["target"], 0.9)
         self.assertTrue(os.path.exists(os.path.join(output, "automatic.png")))
