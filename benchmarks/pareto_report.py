@@ -1,7 +1,7 @@
 """The pareto benchmark's report: its runs' means over seeds, the tables of
-BENCHMARKS.md's accuracy section (every method, then keras-switch against
-each baseline and the issue-4 targets, then the differences paired by seed
-with issue 17's) and the plot."""
+BENCHMARKS.md's accuracy section (keras-switch against each baseline and the
+issue-4 targets, then the differences paired by seed with issue 17's), the
+appendix's per-run table, and the plot."""
 
 import math
 import os
@@ -163,23 +163,39 @@ def plot(rows, path):
                          "measured FC sparsity (%)", "test accuracy (%, mean of seeds)")
 
 
+# The per-run table: a section of its own in BENCHMARKS.md's appendix.
+RUNS_SECTION = {"section": "pareto_runs",
+                "section_command": "python -m benchmarks.pareto --markdown"}
+
+
 def section(payload):
     """(about, tables) of the pareto section, from the JSON payload (its
-    "summary": `aggregate` of its "runs")."""
+    "summary": `aggregate` of its "runs"): keras-switch against each
+    baseline, then the differences paired by seed."""
     rows = payload["summary"]
-    return "", (markdown_table(rows) + "\n\n" + comparison_table(rows) + "\n\n"
+    return "", (comparison_table(rows) + "\n\n"
                 + "Paired by seed (the same init and data order for every method):\n\n"
                 + paired_table(payload["runs"]))
 
 
+def runs_section(payload):
+    """(about, table) of the appendix's per-run section: every method's
+    sparsities and accuracy per seed."""
+    return "", markdown_table(payload["summary"])
+
+
 def write(runs, output_dir, markdown=False, command=None):
     """results.json (the runs and their `aggregate`), pareto.png and
-    pareto.md (the section's text) in `output_dir`, through
-    `report.publish`: with `markdown`, BENCHMARKS.md's pareto section too.
-    `command` defaults to this process's. Returns the aggregated rows."""
+    pareto.md (both sections' text) in `output_dir`, through
+    `report.publish`: with `markdown`, BENCHMARKS.md's pareto and
+    pareto_runs sections too. `command` defaults to this process's. Returns
+    the aggregated rows."""
     rows = aggregate(runs)
-    report.publish("pareto", os.path.join(output_dir, "results.json"),
-                   {"runs": runs, "summary": rows}, section, markdown, command=command,
-                   copy=os.path.join(output_dir, "pareto.md"))
+    output, payload = os.path.join(output_dir, "results.json"), {"runs": runs, "summary": rows}
+    texts = [report.publish("pareto", output, payload, render, markdown, command=command,
+                            **placement)
+             for render, placement in ((section, {}), (runs_section, RUNS_SECTION))]
+    with open(os.path.join(output_dir, "pareto.md"), "w") as f:
+        f.write("\n\n".join(texts) + "\n")
     plot(rows, os.path.join(output_dir, "pareto.png"))
     return rows

@@ -31,7 +31,7 @@ PAGES = sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 RUNNABLE = [os.path.basename(page) for page in PAGES if runnable_blocks(page)]
 # README's length, in lines, that a change should not grow it past: the
 # details go to docs/.
-README_MAX_LINES = 155
+README_MAX_LINES = 150
 # A markdown link's target: [text](target).
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 

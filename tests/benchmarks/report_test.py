@@ -17,10 +17,13 @@ from tests.test_case import TestCase
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 # Each generated section of BENCHMARKS.md: (the benchmark that writes it, its
-# committed results, the module holding its section(), the name in that
-# module of the publish() arguments that place it, if not the default).
+# committed results, the module holding its renderer (`section()` unless
+# named after a colon), the name in that module of the publish() arguments
+# that place it, if not the default).
 SECTIONS = {
     "pareto": ("pareto", "pareto/results.json", "benchmarks.pareto_report", None),
+    "pareto_runs": ("pareto", "pareto/results.json", "benchmarks.pareto_report:runs_section",
+                    "RUNS_SECTION"),
     "step_time": ("step_time", "step_time.json", "benchmarks.step_time", None),
     "step_time_xla": ("step_time", "step_time_xla.json", "benchmarks.step_time",
                       "XLA_SECTION"),
@@ -42,10 +45,11 @@ name, results, module, placement, output, markdown = sys.argv[1:]
 with open(results) as f:
     payload = json.load(f)
 command = payload.pop("command")
+module, _, render = module.partition(":")
 module = importlib.import_module(module)
 placement = getattr(module, placement) if placement else {}
-report.publish(name, output, payload, module.section, markdown=True, command=command,
-               path=markdown, **placement)
+report.publish(name, output, payload, getattr(module, render or "section"), markdown=True,
+               command=command, path=markdown, **placement)
 """
 
 
