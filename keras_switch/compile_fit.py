@@ -218,15 +218,16 @@ class CompileAndFit:
             history = super().fit(*args, **kwargs)
         finally:  # a fit() that raised leaves no hook behind
             self.step_hooks[:] = hooks
-        shortfall = self.target_shortfall()
+        report = sparsity_report(self)  # once: it runs the switcher over every kernel
+        shortfall = self._target_shortfall(report["overall"])
         if shortfall is not None:  # a run never misses its target silently
             warnings.warn(f"SwitchingModel.fit(): {shortfall}",
                           sparsity_lib.TargetShortfallWarning, stacklevel=2)
-        outcome = self.budget_outcome()
+        outcome = self._budget_outcome(report["overall"])
         if outcome is not None and not outcome["met"]:  # nor its budget
             warnings.warn(f"SwitchingModel.fit(): {outcome['why']}",
                           sparsity_lib.BudgetExceededWarning, stacklevel=2)
-        off = [row["name"] for row in sparsity_report(self)["layers"] if row["sparsity"] >= 1]
+        off = [row["name"] for row in report["layers"] if row["sparsity"] >= 1]
         if off:  # a split over layers can leave one with nothing
             warnings.warn(
                 f"SwitchingModel.fit(): every connection of {off} is switched off, so "
@@ -245,8 +246,13 @@ class CompileAndFit:
         saying so)."""
         if not isinstance(self.sparsity, budget.AccuracyBudget):
             return None
-        return budget.outcome(self.sparsity, self.budget_state,
-                              sparsity_report(self)["overall"])
+        return self._budget_outcome(sparsity_report(self)["overall"])
+
+    def _budget_outcome(self, sparsity):
+        """`budget_outcome()` at the overall `sparsity` already counted."""
+        if not isinstance(self.sparsity, budget.AccuracyBudget):
+            return None
+        return budget.outcome(self.sparsity, self.budget_state, sparsity)
 
     def target_density(self):
         """The density a `TargetSparsity` control asks for at the current step.
@@ -268,8 +274,13 @@ class CompileAndFit:
         its sparsity control, and why (`SparsityControl.shortfall`)."""
         if getattr(self.sparsity, "target", None) is None:
             return None
-        return self.sparsity.shortfall(sparsity_report(self)["overall"],
-                                       int(ops.convert_to_numpy(self.switching_step)),
+        return self._target_shortfall(sparsity_report(self)["overall"])
+
+    def _target_shortfall(self, sparsity):
+        """`target_shortfall()` at the overall `sparsity` already counted."""
+        if getattr(self.sparsity, "target", None) is None:
+            return None
+        return self.sparsity.shortfall(sparsity, int(ops.convert_to_numpy(self.switching_step)),
                                        self.schedule)
 
     def train_on_batch(self, *args, **kwargs):

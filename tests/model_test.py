@@ -1,6 +1,7 @@
 import json
 import os
 import warnings
+from unittest import mock
 
 import keras
 import numpy as np
@@ -516,6 +517,14 @@ class CompileTest(TestCase, parameterized.TestCase):
             if off:
                 self.assertRegex(messages[0], r"every connection of \['switched_dense.*'\] is "
                                  r"switched off.*allocation='erk'")
+
+    def test_fit_counts_the_sparsity_once_for_its_end_of_run_checks(self):
+        (x, y), _ = digits(64 * 2)
+        model = compile_for_classes(mlp(), target_sparsity=0.5, target_ramp_steps=1)
+        with mock.patch("keras_switch.compile_fit.sparsity_report",
+                        wraps=keras_switch.sparsity_report) as report:
+            model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+        self.assertEqual(report.call_count, 1)
 
     def test_a_ramp_longer_than_the_planned_run_is_refused_before_training(self):
         (x, y), _ = digits(64 * 4)
