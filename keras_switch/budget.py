@@ -84,8 +84,8 @@ class AccuracyBudget(SparsityControl):
             schedule's `switch_every`; `"auto"` (the default): about 30
             checks in the search.
         allocation: How the density is split across layers: `"auto"` (the
-            default, as for `TargetSparsity`: `"erk"` while only `Dense`
-            kernels are switched, `"magnitude"` once a convolution's is;
+            default: the split measured best for a budget, `"magnitude"`,
+            with Dense and convolution kernels alike;
             `thresholds.resolve_allocation`), `"magnitude"` (global magnitude
             pruning's split, which moves smoothly with the density) or
             `"erk"` (Erdős–Rényi-Kernel of the current density).
@@ -205,7 +205,7 @@ class AccuracyBudget(SparsityControl):
 
     def place_thresholds(self, layers, logits, step):
         keep = thresholds.keep_count(self.density(), thresholds.kernel_entries(layers))
-        if thresholds.resolve_allocation(self.allocation, layers) == "magnitude":
+        if thresholds.resolve_allocation(self.allocation, layers, budget=True) == "magnitude":
             return thresholds.magnitude_split(layers, logits, keep)
         counts = thresholds.erk_keep_counts([l.kernel.shape for l in layers], keep)
         return [thresholds.keep_in_layer(layer, l, count)

@@ -25,15 +25,18 @@ from keras import ops
 _BISECTION_STEPS = 24
 
 
-def resolve_allocation(allocation, layers):
+def resolve_allocation(allocation, layers, budget=False):
     """`allocation` for `layers`, with `"auto"` read as the split measured
-    best for them: `"magnitude"` (global magnitude pruning's) when a kernel
-    is a convolution's (rank above 2) and the switcher has a magnitude
-    prior, else `"erk"`. Other values come back as they are."""
+    best for them: for a target, `"magnitude"` (global magnitude pruning's)
+    when a kernel is a convolution's (rank above 2), else `"erk"`; for an
+    accuracy budget (`budget=True`), `"magnitude"`. Either needs a switcher
+    with a magnitude prior, else it is `"erk"`. Other values come back as
+    they are."""
     if allocation != "auto":
         return allocation
     convolution = any(len(layer.kernel.shape) > 2 for layer in layers)
-    return "magnitude" if convolution and layers[0].switcher.magnitude_prior else "erk"
+    magnitude = (budget or convolution) and layers[0].switcher.magnitude_prior
+    return "magnitude" if magnitude else "erk"
 
 
 def magnitude_split(layers, logits, keep):

@@ -131,7 +131,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
 
     @parameterized.named_parameters(("dense_only", False, "erk"),
                                     ("with_a_convolution", True, "magnitude"))
-    def test_auto_allocation_is_erk_for_dense_and_magnitude_with_convolutions(
+    def test_auto_allocation_is_erk_for_dense_and_magnitude_with_convolutions_or_a_budget(
             self, convolution, expected):
         other = {"erk": "magnitude", "magnitude": "erk"}[expected]
         switcher = Switcher()
@@ -152,15 +152,19 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
                 moved = control.place_thresholds(layers, [l.switch_logits() for l in layers], 0)
                 kept[type(control).__name__, allocation] = [
                     int(np.sum(np.asarray(m) > 0)) for m in moved]
-        for name in ("TargetSparsity", "AccuracyBudget"):
-            self.assertEqual(kept[name, "auto"], kept[name, expected])
-            self.assertNotEqual(kept[name, "auto"], kept[name, other])
+        self.assertEqual(kept["TargetSparsity", "auto"], kept["TargetSparsity", expected])
+        self.assertNotEqual(kept["TargetSparsity", "auto"], kept["TargetSparsity", other])
+        # A budget's "auto" is the magnitude split, with convolutions or not.
+        self.assertEqual(thresholds.resolve_allocation("auto", layers, budget=True), "magnitude")
+        self.assertEqual(kept["AccuracyBudget", "auto"], kept["AccuracyBudget", "magnitude"])
+        self.assertNotEqual(kept["AccuracyBudget", "auto"], kept["AccuracyBudget", "erk"])
 
     def test_auto_allocation_without_a_magnitude_prior_is_erk(self):
         switcher = Switcher(magnitude_prior=0.0)
         conv = SwitchedConv2D(8, 3, switcher=switcher)
         conv.build((None, 10, 10, 4))
         self.assertEqual(thresholds.resolve_allocation("auto", [conv]), "erk")
+        self.assertEqual(thresholds.resolve_allocation("auto", [conv], budget=True), "erk")
         self.assertEqual(thresholds.resolve_allocation("learned", [conv]), "learned")
 
     def test_auto_ramp_ends_where_the_mask_freezes(self):
