@@ -84,8 +84,8 @@ class AccuracyBudget(SparsityControl):
             schedule's `switch_every`; `"auto"` (the default): about 30
             checks in the search.
         allocation: How the density is split across layers: `"auto"` (the
-            default: the split measured best for a budget, `"magnitude"`,
-            with Dense and convolution kernels alike;
+            default: for a budget, `"magnitude"`, with Dense and
+            convolution kernels alike;
             `thresholds.resolve_allocation`), `"magnitude"` (global magnitude
             pruning's split, which moves smoothly with the density) or
             `"erk"` (Erdős–Rényi-Kernel of the current density).

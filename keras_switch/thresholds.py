@@ -26,12 +26,12 @@ _BISECTION_STEPS = 24
 
 
 def resolve_allocation(allocation, layers, budget=False):
-    """`allocation` for `layers`, with `"auto"` read as the split measured
-    best for them: for a target, `"magnitude"` (global magnitude pruning's)
-    when a kernel is a convolution's (rank above 2), else `"erk"`; for an
-    accuracy budget (`budget=True`), `"magnitude"`. Either needs a switcher
-    with a magnitude prior, else it is `"erk"`. Other values come back as
-    they are."""
+    """`allocation` for `layers`, with `"auto"` read as the split chosen by
+    measurement (BENCHMARKS.md): for a target, `"magnitude"` (global
+    magnitude pruning's) when a kernel is a convolution's (rank above 2),
+    else `"erk"`; for an accuracy budget (`budget=True`), `"magnitude"`.
+    The magnitude split needs a switcher with a magnitude prior; without
+    one `"auto"` is `"erk"`. Other values come back as they are."""
     if allocation != "auto":
         return allocation
     convolution = any(len(layer.kernel.shape) > 2 for layer in layers)
