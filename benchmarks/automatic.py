@@ -64,7 +64,7 @@ def define_flags():
                       "on --compare_models, --seeds and --budgets beside the default (the "
                       "recipe's config.allocation).")
     flags.DEFINE_list("compare_models", ["lenet300"], "Models --compare_allocations run on.")
-    flags.DEFINE_string("pareto_results", "benchmarks/results/pareto_2026-11/results.json",
+    flags.DEFINE_string("pareto_results", "benchmarks/results/pareto/results.json",
                         "benchmarks.pareto's results (the curves and dense runs).")
     cli.define_cache("benchmarks/results/automatic")
     cli.define_markdown("automatic")
