@@ -175,8 +175,10 @@ def main(argv):
                "variants": variants, "variant_arguments": VARIANTS,
                "allocation_runs": allocation_runs,
                "pareto_runs": pareto_runs}
-    report.publish("automatic", os.path.join(FLAGS.output_dir, "results.json"), payload,
-                   automatic_report.render, FLAGS.markdown)
+    for render, placement in ((automatic_report.render, {}),
+                              (automatic_report.runs_section, automatic_report.RUNS_SECTION)):
+        report.publish("automatic", os.path.join(FLAGS.output_dir, "results.json"), payload,
+                       render, FLAGS.markdown, **placement)
     automatic_report.plot(payload, os.path.join(FLAGS.output_dir, "automatic.png"))
 
 

@@ -170,9 +170,15 @@ def timing_table(timing):
           f"{t['automatic_seconds'] / t['fixed_seconds']:.2f}x"] for t in timing])
 
 
+# The per-run table: a section of its own in BENCHMARKS.md's appendix.
+RUNS_SECTION = {"section": "automatic_runs",
+                "section_command": "python -m benchmarks.automatic --markdown"}
+
+
 def render(payload):
-    """(about, tables) of the automatic section, from the payload alone."""
-    parts = [summary_table(summarize(payload)), "Per run:", runs_table(payload["runs"])]
+    """(about, tables) of the automatic section, from the payload alone; the
+    per-run table is `runs_section`'s."""
+    parts = [summary_table(summarize(payload))]
     if payload.get("variants"):
         parts += ["Designs tried (one seed; the targets read off that seed's dense and "
                   "gmp_global runs):", variants_table(payload)]
@@ -188,6 +194,12 @@ def render(payload):
 
 # tests/benchmarks/report_test.py makes the section again by this name.
 section = render
+
+
+def runs_section(payload):
+    """(about, table) of the appendix's per-run section: each run's accuracy,
+    sparsities and held-out measurements."""
+    return "", runs_table(payload["runs"])
 
 
 def plot(payload, path):

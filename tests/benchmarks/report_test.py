@@ -33,6 +33,8 @@ SECTIONS = {
     "allocation": ("allocation", "allocation.json", "benchmarks.allocation", None),
     "inference": ("inference", "inference.json", "benchmarks.inference_report", None),
     "automatic": ("automatic", "automatic/results.json", "benchmarks.automatic_report", None),
+    "automatic_runs": ("automatic", "automatic/results.json",
+                       "benchmarks.automatic_report:runs_section", "RUNS_SECTION"),
     "pretrained": ("pretrained", "pretrained/results.json", "benchmarks.pretrained_report",
                    None),
 }
