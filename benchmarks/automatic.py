@@ -175,10 +175,9 @@ def main(argv):
                "variants": variants, "variant_arguments": VARIANTS,
                "allocation_runs": allocation_runs,
                "pareto_runs": pareto_runs}
-    for render, placement in ((automatic_report.render, {}),
-                              (automatic_report.runs_section, automatic_report.RUNS_SECTION)):
-        report.publish("automatic", os.path.join(FLAGS.output_dir, "results.json"), payload,
-                       render, FLAGS.markdown, **placement)
+    report.publish("automatic", os.path.join(FLAGS.output_dir, "results.json"), payload,
+                   automatic_report.render, FLAGS.markdown,
+                   more=[(automatic_report.runs_section, automatic_report.RUNS_SECTION)])
     automatic_report.plot(payload, os.path.join(FLAGS.output_dir, "automatic.png"))
 
 

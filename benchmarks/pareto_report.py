@@ -192,10 +192,8 @@ def write(runs, output_dir, markdown=False, command=None):
     the aggregated rows."""
     rows = aggregate(runs)
     output, payload = os.path.join(output_dir, "results.json"), {"runs": runs, "summary": rows}
-    texts = [report.publish("pareto", output, payload, render, markdown, command=command,
-                            **placement)
-             for render, placement in ((section, {}), (runs_section, RUNS_SECTION))]
-    with open(os.path.join(output_dir, "pareto.md"), "w") as f:
-        f.write("\n\n".join(texts) + "\n")
+    report.publish("pareto", output, payload, section, markdown, command=command,
+                   copy=os.path.join(output_dir, "pareto.md"),
+                   more=[(runs_section, RUNS_SECTION)])
     plot(rows, os.path.join(output_dir, "pareto.png"))
     return rows

@@ -54,21 +54,31 @@ def results_section(table):
 
 
 def publish(name, output, payload, render, markdown=False, *, command=None,
-            section=None, section_command=None, path=None, copy=None):
+            section=None, section_command=None, path=None, copy=None, more=()):
     """Writes `payload` as JSON to `output` after a "command" key (default
     `command_line(name)`) and returns the section's text: "Command:
     `COMMAND`", then `about`, a blank line and `table`, from `about, table =
     render(payload)`. Prints it, writes it to `copy` if given and, with
     `markdown`, to section `section` (default `name`) of BENCHMARKS.md
-    (`path`), whose begin marker names `section_command`."""
+    (`path`), whose begin marker names `section_command`. `more`: further
+    `(render, placement)` pairs, each a section of the same payload placed by
+    its own `section` and `section_command`; the text returned (and copied)
+    is every section's, blank-line separated."""
     command = command or command_line(name)
     write_json(output, {"command": command, **payload})
-    about, table = render(payload)
-    body = f"Command: `{command}`{about}\n\n{table}"
-    print(body)
+    placements = [(render, {"section": section, "section_command": section_command}),
+                  *more]
+    bodies = []
+    for each_render, placement in placements:
+        about, table = each_render(payload)
+        body = f"Command: `{command}`{about}\n\n{table}"
+        print(body)
+        if markdown:
+            replace_section(placement.get("section") or name, body, path=path,
+                            command=placement.get("section_command"))
+        bodies.append(body)
+    text = "\n\n".join(bodies)
     if copy is not None:
         with open(copy, "w") as f:
-            f.write(body + "\n")
-    if markdown:
-        replace_section(section or name, body, path=path, command=section_command)
-    return body
+            f.write(text + "\n")
+    return text
