@@ -31,8 +31,6 @@ from benchmarks.harness import report
 from benchmarks.harness import runs as bench_runs
 from trainers import train_lib
 
-ALLOCATIONS = ("auto", "magnitude", "erk")  # AccuracyBudget's
-
 # Designs tried (`--variants`): AccuracyBudget arguments, `reference_fraction`
 # of the steps to the freeze standing for reference_steps.
 VARIANTS = {
@@ -60,7 +58,7 @@ def define_flags():
                        "each model's automatic run of the first seed (0: none).")
     cli.define_data()
     flags.DEFINE_list("compare_allocations", [],
-                      "AccuracyBudget allocations, of ('auto', 'magnitude', 'erk'), each run "
+                      f"AccuracyBudget allocations, of {keras_switch.budget.ALLOCATIONS}, each run "
                       "on --compare_models, --seeds and --budgets beside the default (the "
                       "recipe's config.allocation).")
     flags.DEFINE_list("compare_models", ["lenet300"], "Models --compare_allocations run on.")
@@ -119,7 +117,8 @@ def main(argv):
     cli.check_no_arguments(argv)
     cli.check_known("models", FLAGS.models, baselines.MODELS)
     cli.check_known("variants", FLAGS.variants, VARIANTS)
-    cli.check_known("compare_allocations", FLAGS.compare_allocations, ALLOCATIONS)
+    cli.check_known("compare_allocations", FLAGS.compare_allocations,
+                     keras_switch.budget.ALLOCATIONS)
     cli.check_known("compare_models", FLAGS.compare_models, baselines.MODELS)
     budgets, seeds = [float(v) for v in FLAGS.budgets], [int(v) for v in FLAGS.seeds]
     with open(FLAGS.pareto_results) as f:

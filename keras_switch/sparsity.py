@@ -75,7 +75,10 @@ from keras_switch.schedule import AUTO_FREEZE_FRACTION
 from keras_switch.schedule import planned_step
 from keras_switch.thresholds import erk_keep_counts  # noqa: F401 (importable from here too)
 
+# How a control splits the density across layers; all but "learned" are
+# computed from the weights.
 ALLOCATIONS = ("auto", "magnitude", "learned", "erk")
+COMPUTED_ALLOCATIONS = ("auto", "magnitude", "erk")
 # A run whose measured sparsity ends further than this below its target has
 # missed it (SwitchingModel.target_shortfall).
 TARGET_TOLERANCE = 0.005
@@ -320,7 +323,7 @@ SHORTHAND = {
     "allocation": "allocation",
 }
 _TARGET_DEFAULTS = {"target_ramp_steps": (0, AUTO), "target_ramp_power": (3,),
-                    "allocation": ("auto", "magnitude", "erk")}
+                    "allocation": COMPUTED_ALLOCATIONS}
 
 
 def from_shorthand(target_sparsity=None, sparsity_penalty=None, target_ramp_steps=None,
