@@ -244,14 +244,15 @@ class CompileAndFit:
         `sparsity` (over every switched layer, as `sparsity_report`),
         `met` (whether the drop is within `max_drop`) and `why` (a sentence
         saying so)."""
-        if not isinstance(self.sparsity, budget.AccuracyBudget):
-            return None
-        return self._budget_outcome(sparsity_report(self)["overall"])
+        return self._budget_outcome()
 
-    def _budget_outcome(self, sparsity):
-        """`budget_outcome()` at the overall `sparsity` already counted."""
+    def _budget_outcome(self, sparsity=None):
+        """`budget_outcome()` at the overall `sparsity` already counted
+        (None: counted here)."""
         if not isinstance(self.sparsity, budget.AccuracyBudget):
             return None
+        if sparsity is None:
+            sparsity = sparsity_report(self)["overall"]
         return budget.outcome(self.sparsity, self.budget_state, sparsity)
 
     def target_density(self):
@@ -272,14 +273,15 @@ class CompileAndFit:
         """None, or a sentence saying that the model's sparsity (as
         `sparsity_report` counts it) is more than 0.5 pt below the target of
         its sparsity control, and why (`SparsityControl.shortfall`)."""
-        if getattr(self.sparsity, "target", None) is None:
-            return None
-        return self._target_shortfall(sparsity_report(self)["overall"])
+        return self._target_shortfall()
 
-    def _target_shortfall(self, sparsity):
-        """`target_shortfall()` at the overall `sparsity` already counted."""
+    def _target_shortfall(self, sparsity=None):
+        """`target_shortfall()` at the overall `sparsity` already counted
+        (None: counted here)."""
         if getattr(self.sparsity, "target", None) is None:
             return None
+        if sparsity is None:
+            sparsity = sparsity_report(self)["overall"]
         return self.sparsity.shortfall(sparsity, int(ops.convert_to_numpy(self.switching_step)),
                                        self.schedule)
 
