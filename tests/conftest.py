@@ -10,6 +10,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import gc  # noqa: E402
+
 import tensorflow as tf  # noqa: E402
 
 _cpus = tf.config.list_physical_devices("CPU")
@@ -17,6 +19,12 @@ tf.config.set_logical_device_configuration(
     _cpus[0],
     [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
 )
+
+import keras  # noqa: E402, F401
+
+# What TensorFlow and Keras create on import lives as long as the process:
+# out of the collector's generations, no collection walks it again.
+gc.freeze()
 
 # absltest-based TestCases read absl flags (e.g. --test_tmpdir); under pytest
 # nobody parses them.
