@@ -58,7 +58,7 @@ def define_flags():
                        "each model's automatic run of the first seed (0: none).")
     cli.define_data()
     flags.DEFINE_list("compare_allocations", [],
-                      f"AccuracyBudget allocations, of {keras_switch.budget.ALLOCATIONS}, each run "
+                      f"AccuracyBudget allocations, of {keras_switch.sparsity.COMPUTED_ALLOCATIONS}, each run "
                       "on --compare_models, --seeds and --budgets beside the default (the "
                       "recipe's config.allocation).")
     flags.DEFINE_list("compare_models", ["lenet300"], "Models --compare_allocations run on.")
@@ -118,7 +118,7 @@ def main(argv):
     cli.check_known("models", FLAGS.models, baselines.MODELS)
     cli.check_known("variants", FLAGS.variants, VARIANTS)
     cli.check_known("compare_allocations", FLAGS.compare_allocations,
-                     keras_switch.budget.ALLOCATIONS)
+                     keras_switch.sparsity.COMPUTED_ALLOCATIONS)
     cli.check_known("compare_models", FLAGS.compare_models, baselines.MODELS)
     budgets, seeds = [float(v) for v in FLAGS.budgets], [int(v) for v in FLAGS.seeds]
     with open(FLAGS.pareto_results) as f:

@@ -47,8 +47,6 @@ MIN_LOG_STEP = 0.02
 # The share of the budget the search may spend against the best held-out
 # accuracy so far (BENCHMARKS.md, "Automatic sparsity").
 DEFAULT_SEARCH_MARGIN = 0.25
-# The allocations a budget accepts (a learned split cannot be searched over).
-ALLOCATIONS = COMPUTED_ALLOCATIONS
 # Held-out examples per forward pass of a check.
 _BATCH = 1024
 
@@ -110,7 +108,7 @@ class AccuracyBudget(SparsityControl):
             "search_margin", search_margin, "a number in (0, 1]", lambda m: 0 < m <= 1)
         self.reference_steps = check_int("reference_steps", reference_steps, 1, words=(AUTO,))
         self.check_every = check_int("check_every", check_every, 1, words=(AUTO,))
-        self.allocation = check_choice("allocation", allocation, ALLOCATIONS)
+        self.allocation = check_choice("allocation", allocation, COMPUTED_ALLOCATIONS)
         self._state = None
 
     def attach(self, state):

@@ -76,7 +76,8 @@ from keras_switch.schedule import planned_step
 from keras_switch.thresholds import erk_keep_counts  # noqa: F401 (importable from here too)
 
 # How a control splits the density across layers; all but "learned" are
-# computed from the weights.
+# computed from the weights, and only those suit an AccuracyBudget (a learned
+# split cannot be searched over).
 ALLOCATIONS = ("auto", "magnitude", "learned", "erk")
 COMPUTED_ALLOCATIONS = ("auto", "magnitude", "erk")
 # A run whose measured sparsity ends further than this below its target has
