@@ -48,11 +48,24 @@ demo: setup data
 	$(PY) -m trainers.train --config=configs/lenet300_fashion_mnist.py \
 	  --config.data_dir=$(FASHION_MNIST) --workdir=$(DEMO_WORKDIR) $(DEMO_ARGS)
 
+# The test files that run again on each other Keras backend keras_switch
+# supports, one pytest process per backend (KERAS_BACKEND selects it).
+BACKEND_TESTS = tests/backend_test.py tests/budget_test.py tests/convert_test.py \
+  tests/layers_test.py tests/layout_test.py tests/model_test.py tests/schedule_test.py \
+  tests/sparsity_test.py tests/switcher_test.py
+OTHER_BACKENDS ?= jax
+
 test: setup
 	$(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS)
+	for backend in $(OTHER_BACKENDS); do \
+	  KERAS_BACKEND=$$backend $(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS) $(BACKEND_TESTS) || exit 1; \
+	done
 
 test-all: setup
 	$(PY) -m pytest -q -m "" $(XDIST) $(PYTEST_ARGS)
+	for backend in $(OTHER_BACKENDS); do \
+	  KERAS_BACKEND=$$backend $(PY) -m pytest -q -m "" $(XDIST) $(PYTEST_ARGS) $(BACKEND_TESTS) || exit 1; \
+	done
 
 # The documentation site (mkdocs.yml) into site/, strict: a broken link or API
 # reference fails it, and so do a public name with no docstring or no

@@ -57,10 +57,14 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu>=2.18"],
         "gpu": ["tensorflow[and-cuda]>=2.18"],
+        # The JAX backend (KERAS_BACKEND=jax): training, save/load, DataParallel.
+        # The exports, SwitchSummaries and the trainer's tf.data input still
+        # need TensorFlow: add [cpu] for them.
+        "jax": ["jax>=0.4.30"],
         "train": ["ml_collections", "absl-py", "tensorboard"],
         "bench": ["matplotlib", "ml_collections", "absl-py", "tensorboard"],
         "test": ["pytest>=8", "pytest-xdist", "scikit-learn", "ml_collections", "absl-py", "tensorboard",
-                 "matplotlib"],
+                 "matplotlib", "jax>=0.4.30"],
         # `make docs`: the documentation site (mkdocs.yml).
         "docs": ["mkdocs>=1.6.1", "mkdocstrings>=1.0", "mkdocstrings-python>=2.0"],
     },

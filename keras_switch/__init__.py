@@ -8,28 +8,8 @@ the sparsity controls `TargetSparsity`, `SparsityPenalty`, `AccuracyBudget`,
 switched layers are stored and computed sparsely), `export_tflite`.
 """
 
-import keras as _keras
-
-if _keras.backend.backend() != "tensorflow":
-    raise ImportError(
-        "keras_switch needs the TensorFlow backend of Keras 3 (it trains with "
-        "tf.GradientTape and tf.distribute). Received: KERAS_BACKEND="
-        f"{_keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow."
-    )
-
-try:
-    import tensorflow as _tf  # noqa: F401
-except ImportError as error:  # pragma: no cover - depends on the install
-    raise ImportError(
-        "keras_switch needs TensorFlow. Install it with "
-        "`pip install 'keras-switch[cpu]'` (CPU wheel) or "
-        "`pip install 'keras-switch[gpu]'` (CUDA)."
-    ) from error
-
-from keras_switch.callbacks import SwitchSummaries
+# keras_switch.backend refuses a Keras backend it cannot train on.
 from keras_switch.convert import switch_model
-from keras_switch.export import export_sparse
-from keras_switch.export import export_tflite
 from keras_switch.layers import SwitchedConv2D
 from keras_switch.layers import SwitchedDense
 from keras_switch.model import SwitchingModel
@@ -43,6 +23,26 @@ from keras_switch.strip import strip_switches
 from keras_switch.switcher import Switcher
 
 __version__ = "0.1.0"
+
+# What writes TensorFlow files (SavedModel, TFLite, TensorBoard summaries)
+# is imported on first use: on the JAX backend TensorFlow may be absent.
+_NEEDS_TENSORFLOW = {"SwitchSummaries": "keras_switch.callbacks",
+                     "export_sparse": "keras_switch.export",
+                     "export_tflite": "keras_switch.export"}
+
+
+def __getattr__(name):
+    if name in _NEEDS_TENSORFLOW:
+        import importlib
+
+        try:
+            module = importlib.import_module(_NEEDS_TENSORFLOW[name])
+        except ImportError as error:
+            raise ImportError(
+                f"keras_switch.{name} needs TensorFlow. Install it with "
+                "`pip install 'keras-switch[cpu]'`.") from error
+        return getattr(module, name)
+    raise AttributeError(f"module 'keras_switch' has no attribute {name!r}")
 
 __all__ = [
     "Switcher",

@@ -14,13 +14,21 @@ dataset is read for its element spec (`symbolic_build`), a built model's
 state lock is lifted to add the variables an `AccuracyBudget` compile needs
 (`add_state_after_build`), and Keras' TensorFlow trainer builds the
 compiled, distributed function around each phase's step
-(`make_step_function`).
+(`make_step_function`); the JAX step finds the active
+`keras.StatelessScope` (`stateless_scope`) to nest its gradient's scope in.
 
 `tests/keras_internals_test.py` pins every assumption made here, so a Keras
 release that moves them fails that test instead of failing users.
 """
 
+from keras.src.backend.common.stateless_scope import get_stateless_scope
 from keras.src.models.functional import Functional  # noqa: F401
+
+
+def stateless_scope():
+    """The innermost active `keras.StatelessScope`, or None (Keras exports
+    the class, not the function that finds the active one)."""
+    return get_stateless_scope()
 
 
 def flatten_layers(layer):

@@ -409,7 +409,7 @@ class BudgetChecks(keras.callbacks.Callback):
                         stack.enter_context(layer.phase_mask(ops.convert_to_tensor(layer.mask)))
                     return model(x, training=False)
 
-            self._forward = backend.compiled(forward)
+            self._forward = backend.compiled(forward, model)
         correct = 0
         for start in range(0, self._count, _BATCH):
             x = keras.tree.map_structure(lambda a: a[start:start + _BATCH], self._x)

@@ -168,6 +168,17 @@ class CompileAndFit:
                     "the model once on a batch before fit()."
                 )
 
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' own builds `self.optimizer` (the task optimizer) over every
+        # trainable variable once the model is built; each of ours is built
+        # over its own set instead.
+        optimizer, self.optimizer = self.optimizer, None
+        try:
+            super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+        finally:
+            self.optimizer = optimizer
+        self.build_optimizers()
+
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if not _keras_internals.symbolic_build(self, iterator, data_batch):
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)

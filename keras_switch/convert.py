@@ -95,9 +95,11 @@ def switch_model(model, layers=None, switcher=None):
     cloned = keras.models.clone_model(model, clone_function=clone, recursive=True)
     for old, new in pairs:
         if id(old) in selected:
-            new.kernel.assign(old.kernel)
+            # Copies (through numpy): the models share no buffer, which JAX
+            # would delete in one when the other's compiled step donates it.
+            new.kernel.assign(keras.ops.convert_to_numpy(old.kernel))
             if old.bias is not None:
-                new.bias.assign(old.bias)
+                new.bias.assign(keras.ops.convert_to_numpy(old.bias))
         else:
             new.set_weights(old.get_weights())
     if isinstance(cloned, keras.Sequential):  # one input, one output

@@ -109,9 +109,10 @@ class SwitchingModel(CompileAndFit, keras.Model):
 
     def _init_switching_state(self):
         # Counts train_step calls; the schedule reads it. Saved with the model
-        # so a resumed run continues the schedule where it stopped.
+        # so a resumed run continues the schedule where it stopped. JAX
+        # computes in 32-bit integers unless told otherwise.
         self.switching_step = keras.Variable(
-            0, dtype="int64", trainable=False, aggregation="only_first_replica",
+            0, dtype="int64" if keras.backend.backend() == "tensorflow" else "int32", trainable=False, aggregation="only_first_replica",
             name="switching_step")
         self._sparsity_tracker = _LastValue(name="sparsity")
         self._switch_loss_tracker = keras.metrics.Mean(name="switch_loss")
@@ -201,8 +202,8 @@ class SwitchingModel(CompileAndFit, keras.Model):
                 hook(step)
             return logs
 
-        self.train_function = train_function
-        return train_function
+        self.train_function = backend.train_function(self, train_function)
+        return self.train_function
 
     def train_step(self, data):
         """One training step of the current phase, run eagerly (`fit()` and
@@ -218,7 +219,7 @@ class SwitchingModel(CompileAndFit, keras.Model):
                 "train_on_batch() or make_train_function(): they pick the "
                 "step's phase from the schedule before tracing it."
             )
-        return self._phase_step(self.current_phase(), data)
+        return backend.stateful_call(self, self._phase_step, self.current_phase(), data)
 
     def _phase_step(self, phase, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -235,13 +236,13 @@ class SwitchingModel(CompileAndFit, keras.Model):
             self._switch_loss_tracker.update_state(
                 self._switch_phase(layers, x, y, sample_weight))
         self.switching_step.assign_add(1)
-        self._sparsity_tracker.update_state(1.0 - _density(masks))
+        self._sparsity_tracker.update_state(_sparsity(masks))
         return backend.logs_for_strategy(
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
 
     def _task_phase_masks(self, layers, phase):
         if phase.mask_source == "dense":
-            masks = [ops.ones_like(layer.kernel) for layer in layers]
+            masks = [ops.ones(layer.kernel.shape, layer.kernel.dtype) for layer in layers]
         elif phase.mask_source == "stored":
             masks = [ops.convert_to_tensor(layer.mask) for layer in layers]
             if phase.switch:  # read now: the switch step stores new masks
@@ -304,12 +305,15 @@ class SwitchingModel(CompileAndFit, keras.Model):
                 layer.mask.assign(masks[id(layer)])
         return [masks[id(layer)] for layer in layers]
 
-    def test_step(self, data):
-        logs = super().test_step(data)
+    def test_step(self, *args):
+        # `(data)`, or `(state, data)` -> `(logs, state)` on JAX.
+        result = super().test_step(*args)
+        logs = result[0] if isinstance(result, tuple) else result
         # Switch statistics describe training; evaluation does not update them.
         for tracker in (self._sparsity_tracker, self._switch_loss_tracker):
             logs.pop(tracker.name, None)
-        return backend.logs_for_strategy(logs)
+        logs = backend.logs_for_strategy(logs)
+        return (logs, *result[1:]) if isinstance(result, tuple) else logs
 
     # -- after training -------------------------------------------------------
 
@@ -350,6 +354,14 @@ def _density(masks):
     on = ops.sum(ops.stack([ops.sum(ops.cast(m, "float32")) for m in masks]))
     total = float(sum(math.prod(m.shape) for m in masks))
     return on / total
+
+
+def _sparsity(masks):
+    """The share of switched-off entries (counted off, so all-on is exactly 0)."""
+    if not masks:
+        return ops.ones((), "float32")
+    off = ops.sum(ops.stack([ops.sum(1.0 - ops.cast(m, "float32")) for m in masks]))
+    return off / float(sum(math.prod(m.shape) for m in masks))
 
 
 @contextlib.contextmanager

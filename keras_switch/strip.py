@@ -111,8 +111,10 @@ def strip_with_switched(model, caller):
             )
             if source.switched:
                 switched.append(target)
+        # Through numpy: a copy, so that the two models share no buffer (JAX
+        # deletes the buffers a compiled function donates).
         for variable, value in zip(_own_weights(target), values, strict=True):
-            variable.assign(value)
+            variable.assign(keras.ops.convert_to_numpy(value))
     return stripped, switched
 
 

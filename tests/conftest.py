@@ -3,12 +3,24 @@
 The CPU is split into two logical devices before TensorFlow initialises, so
 MirroredStrategy tests can run on one machine (distribute_test.py);
 single-device tests use the default strategy and are unaffected.
+
+The Keras backend is KERAS_BACKEND's (TensorFlow when unset). On JAX, the
+CPU is split into two devices too (keras.distribution.DataParallel tests),
+and compiled steps are cached on disk: most tests train the same small
+networks, which XLA would otherwise compile again for each test.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+if os.environ["KERAS_BACKEND"] == "jax":
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_force_host_platform_device_count=2").strip()
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                          os.path.join(tempfile.gettempdir(), "keras-switch-tests-jax-cache"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import gc  # noqa: E402
 

@@ -68,14 +68,17 @@ class MirroredTest(TestCase, parameterized.TestCase):
         self.assertAllClose(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
         loaded.fit(x, np.zeros(32, "int32"), batch_size=16, verbose=0)
 
-    def test_unbuilt_subclassed_model_gets_a_clear_error(self):
+    def test_unbuilt_subclassed_model_trains(self):
         from tests.helpers import SubclassedNet
 
         with mirrored_strategy().scope():
             model = compile_for_classes(SubclassedNet(), target_sparsity=0.5)
         (x, y), _ = digits(64)
-        with self.assertRaisesRegex(RuntimeError, "call the model once on a batch"):
-            model.fit(x, y, batch_size=32, verbose=0)
+        model.fit(x, y, batch_size=32, verbose=0)  # built by fit(), each optimizer over its set
+        adam_slots = 2
+        self.assertLen(model.task_optimizer.variables, 2 + adam_slots * len(model.task_variables))
+        self.assertLen(model.switch_optimizer.variables,
+                       2 + adam_slots * len(model.switcher_variables))
         with mirrored_strategy().scope():
             model = SubclassedNet()
             model(x[:1])

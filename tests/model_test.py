@@ -22,6 +22,7 @@ from tests.test_case import compile_for_classes
 from tests.test_case import digits
 from tests.test_case import mlp
 from tests.test_case import snapshot
+from tests.test_case import tensorflow_only
 
 
 def _changed(before, after):
@@ -151,6 +152,7 @@ class PhaseTest(TestCase):
         self.assertEqual(int(model.switching_step), 4)
         self.assertEqual(int(model.switch_optimizer.iterations), 1)
 
+    @tensorflow_only("tf.function")
     def test_train_step_in_a_custom_tf_function_raises(self):
         model = compile_for_classes(mlp(), target_sparsity=0.5)
         (x, y), _ = digits(32)

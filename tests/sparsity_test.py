@@ -222,7 +222,7 @@ class ControlsTest(TestCase, parameterized.TestCase):
         self.assertEqual(revived.get_config(), control.get_config())
 
     def test_penalties(self):
-        density = tf.constant(0.25)
+        density = np.float32(0.25)
         self.assertEqual(float(SparsityControl().penalty(density)), 0.0)
         self.assertEqual(float(TargetSparsity(0.5).penalty(density)), 0.0)
         self.assertAlmostEqual(float(SparsityPenalty(2.0).penalty(density)), 0.5)

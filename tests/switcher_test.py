@@ -27,7 +27,7 @@ class SwitcherTest(TestCase, parameterized.TestCase):
     def test_magnitude_prior_ranks_by_magnitude(self):
         switcher = Switcher(hidden_units=())
         kernel = np.array([[0.1, -2.0], [1.0, 0.0]], "float32")
-        logits = switcher(kernel).numpy().ravel()
+        logits = keras.ops.convert_to_numpy(switcher(kernel)).ravel()
         order = np.argsort(logits)
         self.assertAllEqual(order, np.argsort(np.abs(kernel).ravel()))
 
@@ -38,12 +38,12 @@ class SwitcherTest(TestCase, parameterized.TestCase):
         rng = np.random.RandomState(3)
         kernels = [rng.normal(size=(40, 30)) * 0.05, rng.normal(size=(30, 10)) * 0.3]
         kernels = [k.astype("float32") for k in kernels]
-        logits = np.concatenate([switcher(k).numpy().ravel() for k in kernels])
+        logits = np.concatenate([keras.ops.convert_to_numpy(switcher(k)).ravel() for k in kernels])
         magnitudes = np.concatenate([np.abs(k).ravel() for k in kernels])
         self.assertGreater(np.corrcoef(np.argsort(np.argsort(logits)),
                                        np.argsort(np.argsort(magnitudes)))[0, 1], 0.999)
         # The prior alone is exactly monotone in |w|.
-        prior = np.concatenate([switcher.prior(k).numpy().ravel() for k in kernels])
+        prior = np.concatenate([keras.ops.convert_to_numpy(switcher.prior(k)).ravel() for k in kernels])
         self.assertAllEqual(np.argsort(prior, kind="stable"),
                             np.argsort(magnitudes, kind="stable"))
 
@@ -64,7 +64,7 @@ class SwitcherTest(TestCase, parameterized.TestCase):
             kernels = [(rng.uniform(-1, 1, s) * np.sqrt(6 / sum(s))).astype("float32")
                        for s in shapes]
             switcher = Switcher()
-            logits = np.concatenate([switcher(k).numpy().ravel() for k in kernels])
+            logits = np.concatenate([keras.ops.convert_to_numpy(switcher(k)).ravel() for k in kernels])
             magnitudes = np.concatenate([np.abs(k).ravel() for k in kernels])
             for target in (0.9, 0.95, 0.98, 0.99, 0.995):
                 kept = round((1 - target) * magnitudes.size)
@@ -91,10 +91,10 @@ class SwitcherTest(TestCase, parameterized.TestCase):
         self.assertTrue(switcher.uses_context)
         self.assertFalse(Switcher().uses_context)
         kernel = np.ones((3, 2), "float32")
-        alone = switcher.connection_features(kernel).numpy()
+        alone = keras.ops.convert_to_numpy(switcher.connection_features(kernel))
         self.assertAllEqual(alone[..., 1:], np.ones((3, 2, 2)))  # no neighbours: ones
         unit_in, unit_out = np.array([0.5, 1.0, 1.5], "float32"), np.array([2.0, 0.0], "float32")
-        features = switcher.connection_features(kernel, (unit_in, unit_out)).numpy()
+        features = keras.ops.convert_to_numpy(switcher.connection_features(kernel, (unit_in, unit_out)))
         self.assertAllEqual(features[..., 1], np.tile(unit_in[:, None], (1, 2)))
         self.assertAllEqual(features[..., 2], np.tile(unit_out[None, :], (3, 1)))
         # The context changes the logits through the learned correction

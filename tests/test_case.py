@@ -2,12 +2,19 @@
 
 import json
 import os
+import unittest
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import keras_switch
+
+
+def tensorflow_only(reason):
+    """Skips a test (or a test class) on Keras backends other than
+    TensorFlow, saying why: tf.distribute, tf.function, TensorFlow files."""
+    return unittest.skipUnless(keras.backend.backend() == "tensorflow", reason)
 
 
 class TestCase(tf.test.TestCase):
@@ -109,8 +116,17 @@ def compile_for_classes(model, **kwargs):
     return model
 
 
+def gradients(fn, variables):
+    """The gradients of `fn()` (a scalar) with respect to `variables`, as numpy
+    arrays, on any backend (through keras_switch's backend seam); a variable
+    the loss does not reach gets zeros."""
+    _, grads = keras_switch.backend.gradients(lambda: (fn(), None), variables)
+    return [np.zeros(v.shape, "float32") if g is None else np.asarray(keras.ops.convert_to_numpy(g))
+            for v, g in zip(variables, grads)]
+
+
 def snapshot(variables):
-    return [np.array(v.numpy()) for v in variables]
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
 
 
 _MIRRORED = []

@@ -11,8 +11,12 @@ the way Keras keeps `backend/tensorflow/trainer.py` beside
 * `step_function(model, step)`: a function of fit()'s data iterator that
   runs `step(data)` (which returns the logs) on one batch, compiled and
   distributed the way Keras runs `train_step` on this backend.
-* `compiled(fn)`: `fn` compiled for repeated calls on arrays (held-out
-  checks).
+* `train_function(model, function)`: that function of the iterator in the
+  form the backend's fit() calls its train function.
+* `stateful_call(model, fn, *args)`: `fn(*args)` run once, uncompiled, with
+  what it assigns kept in `model`'s variables (an eager `train_step`).
+* `compiled(fn, model)`: `fn`, which reads `model`'s variables, compiled
+  for repeated calls on arrays (held-out checks).
 * `tracing()`: whether the caller runs inside a function being compiled.
 * `scale_for_replicas(value)` / `unscale_for_replicas(value)`: a term each
   replica computes in full, scaled so that summed gradients are right, and
@@ -20,24 +24,36 @@ the way Keras keeps `backend/tensorflow/trainer.py` beside
   strategy can reduce.
 
 Layers, switcher, sparsity controls and schedule use `keras.ops` only and
-need nothing from here. Only TensorFlow is implemented; `keras_switch`'s
-import names the backend it needs.
+need nothing from here. TensorFlow and JAX are implemented; `keras_switch`'s
+import names the backends it supports.
 """
 
 import keras
 
+NAMES = ("compiled", "gradients", "logs_for_strategy", "scale_for_replicas",
+         "stateful_call", "step_function", "tracing", "train_function",
+         "unscale_for_replicas")
+
+#: The Keras backends keras_switch trains on.
+SUPPORTED = ("tensorflow", "jax")
+
 if keras.backend.backend() == "tensorflow":
-    from keras_switch.backend.tensorflow import compiled
-    from keras_switch.backend.tensorflow import gradients
-    from keras_switch.backend.tensorflow import logs_for_strategy
-    from keras_switch.backend.tensorflow import scale_for_replicas
-    from keras_switch.backend.tensorflow import step_function
-    from keras_switch.backend.tensorflow import tracing
-    from keras_switch.backend.tensorflow import unscale_for_replicas
+    from keras_switch.backend import tensorflow as _implementation
+elif keras.backend.backend() == "jax":
+    from keras_switch.backend import jax as _implementation
 else:  # pragma: no cover - keras_switch/__init__.py refuses other backends first
     raise ImportError(
-        "keras_switch's training step is implemented for the TensorFlow "
-        f"backend only. Received: KERAS_BACKEND={keras.backend.backend()!r}")
+        f"keras_switch trains on the Keras backends {list(SUPPORTED)}. "
+        f"Received: KERAS_BACKEND={keras.backend.backend()!r}")
 
-__all__ = ["compiled", "gradients", "logs_for_strategy", "scale_for_replicas",
-           "step_function", "tracing", "unscale_for_replicas"]
+compiled = _implementation.compiled
+gradients = _implementation.gradients
+logs_for_strategy = _implementation.logs_for_strategy
+scale_for_replicas = _implementation.scale_for_replicas
+stateful_call = _implementation.stateful_call
+step_function = _implementation.step_function
+tracing = _implementation.tracing
+train_function = _implementation.train_function
+unscale_for_replicas = _implementation.unscale_for_replicas
+
+__all__ = list(NAMES) + ["SUPPORTED"]

@@ -29,8 +29,20 @@ def step_function(model, step):
     return _keras_internals.make_step_function(model, step)
 
 
-def compiled(fn):
-    """`fn` as a `tf.function` (retraced only for new input shapes)."""
+def train_function(model, function):
+    """`function(iterator) -> logs` as it is: Keras' TensorFlow fit() calls
+    its train function with the iterator alone."""
+    return function
+
+
+def stateful_call(model, fn, *args):
+    """`fn(*args)`: TensorFlow variables update in place."""
+    return fn(*args)
+
+
+def compiled(fn, model):
+    """`fn` as a `tf.function` (retraced only for new input shapes), which
+    reads `model`'s variables when it runs."""
     return tf.function(fn, reduce_retracing=True)
 
 

@@ -10,6 +10,22 @@ import keras
 import tensorflow as tf
 
 
+def require_tensorflow_backend(what):
+    """Raises unless Keras runs on TensorFlow, which `what` writes with.
+
+    Raises:
+        RuntimeError: on another Keras backend, saying how to export a
+            model trained there (through a `.keras` file).
+    """
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            f"keras_switch.{what} writes TensorFlow files and needs the TensorFlow "
+            f"backend of Keras. Received: KERAS_BACKEND={keras.backend.backend()!r}. "
+            "Save the model (`model.save('model.keras')`), then load it and export it "
+            "in a process with KERAS_BACKEND=tensorflow: the file loads there with "
+            "identical predictions and masks.")
+
+
 def input_signature(model):
     """`tf.TensorSpec`s in the structure of `model`'s inputs (a Sequential
     model's single input, else `model.input`), batch size as the model has

@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 
+from keras_switch.export.saved_model import require_tensorflow_backend
 from keras_switch.export.saved_model import save_serving
 from keras_switch.sparse import REPRESENTATIONS
 from keras_switch.sparse import SparseConv2D
@@ -64,6 +65,7 @@ def export_sparse(model, directory, representation="auto"):
         ValueError: for an unknown `representation`, a subclassed model or
             an unbuilt model.
     """
+    require_tensorflow_backend("export_sparse")
     if representation != "auto":
         try:
             batch_plan(representation)

@@ -5,6 +5,7 @@ import tempfile
 
 import tensorflow as tf
 
+from keras_switch.export.saved_model import require_tensorflow_backend
 from keras_switch.export.saved_model import save_serving
 from keras_switch.strip import strip_with_switched
 
@@ -31,6 +32,7 @@ def export_tflite(model, path, sparse=True):
     Raises:
         ValueError: for a subclassed or unbuilt model.
     """
+    require_tensorflow_backend("export_tflite")
     stripped, _ = strip_with_switched(model, "export_tflite")
     with tempfile.TemporaryDirectory() as saved_model:
         save_serving(stripped, saved_model)

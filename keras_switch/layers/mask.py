@@ -161,7 +161,7 @@ class SwitchedKernel:
     def current_mask(self, training=False):
         """The mask the layer multiplies its kernel with right now."""
         if not self.switched:
-            return ops.ones_like(self.kernel)
+            return ops.ones(self.kernel.shape, self.kernel.dtype)
         if self._phase_mask is not None:
             return self._phase_mask
         live = self.straight_through_mask if training else self.hard_mask

@@ -1,0 +1,126 @@
+"""What keras_switch promises across Keras backends (TensorFlow, JAX):
+`.keras` files that load on every backend with identical predictions and
+masks, JAX's `keras.distribution.DataParallel` training as one device does,
+and exports that say clearly where they need TensorFlow.
+
+This file runs in each backend's test process (`make test`); the other
+backends are reached through subprocesses.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+
+import keras_switch
+from keras_switch import SwitchSchedule
+from keras_switch.backend import SUPPORTED
+from tests.test_case import TestCase
+from tests.test_case import compile_for_classes
+from tests.test_case import digits
+from tests.test_case import mlp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BACKEND = keras.backend.backend()
+
+# Loads a .keras file on the subprocess's backend; writes its predictions on
+# the saved inputs, its masks and its step counter.
+_LOAD = """
+import sys
+import keras
+import numpy as np
+import keras_switch  # registers the classes
+directory = sys.argv[1]
+model = keras.saving.load_model(directory + "/model.keras")
+x = np.load(directory + "/inputs.npy")
+np.savez(directory + "/loaded.npz", predictions=model.predict(x, verbose=0),
+         step=keras.ops.convert_to_numpy(model.switching_step),
+         **{f"mask_{i}": keras.ops.convert_to_numpy(layer.mask)
+            for i, layer in enumerate(model.switched_layers)})
+"""
+
+
+def _on_backend(backend, code, *args):
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("XLA_FLAGS", None)
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+class KerasFilesAcrossBackendsTest(TestCase):
+    def test_a_trained_model_loads_on_every_backend_as_it_was(self):
+        (x, y), (x_test, _) = digits(256)
+        model = compile_for_classes(mlp(), target_sparsity=0.8,
+                                    schedule=SwitchSchedule(switch_every=2, freeze_step=6))
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0)  # 8 steps: frozen at 6
+        directory = self.create_tempdir().full_path
+        model.save(os.path.join(directory, "model.keras"))
+        np.save(os.path.join(directory, "inputs.npy"), x_test[:32])
+        predictions = model.predict(x_test[:32], verbose=0)
+        masks = [keras.ops.convert_to_numpy(layer.mask) for layer in model.switched_layers]
+        self.assertGreater(keras_switch.sparsity_report(model)["overall"], 0.7)
+        for backend in SUPPORTED:
+            with self.subTest(saved_on=BACKEND, loaded_on=backend):
+                done = _on_backend(backend, _LOAD, directory)
+                self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+                loaded = np.load(os.path.join(directory, "loaded.npz"))
+                self.assertAllClose(loaded["predictions"], predictions, atol=1e-6, rtol=0)
+                self.assertEqual(int(loaded["step"]), 8)
+                for i, mask in enumerate(masks):
+                    self.assertAllEqual(loaded[f"mask_{i}"], mask)
+
+
+class ExportElsewhereTest(TestCase):
+    def test_exports_name_the_backend_they_need(self):
+        if BACKEND == "tensorflow":
+            self.skipTest("the exports run on TensorFlow (export_test.py)")
+        model = mlp()
+        directory = os.path.join(self.create_tempdir().full_path, "out")
+        for export in (keras_switch.export_sparse, keras_switch.export_tflite):
+            with self.assertRaisesRegex(RuntimeError, f"needs the TensorFlow backend.*"
+                                        f"KERAS_BACKEND='{BACKEND}'.*model.keras"):
+                export(model, directory)
+            self.assertFalse(os.path.exists(directory))
+
+
+class DataParallelTest(TestCase):
+    def _train(self, distribution):
+        (x, y), (x_test, _) = digits(256)
+        if distribution is not None:
+            keras.distribution.set_distribution(distribution)
+        try:
+            keras.utils.set_random_seed(1)
+            model = compile_for_classes(mlp(), target_sparsity=0.8, optimizer="sgd",
+                                        schedule=SwitchSchedule(switch_every=2, warmup_steps=2,
+                                                                freeze_step=12))
+            history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False)
+            return (model.predict(x_test[:32], verbose=0),
+                    [keras.ops.convert_to_numpy(l.mask) for l in model.switched_layers],
+                    history.history)
+        finally:
+            keras.distribution.set_distribution(None)
+
+    def test_two_devices_train_as_one(self):
+        if BACKEND != "jax":
+            self.skipTest("keras.distribution is JAX's (tf.distribute: distribute_test.py)")
+        import jax
+
+        devices = jax.devices()
+        self.assertLen(devices, 2)  # conftest.py splits the CPU
+        one = self._train(None)
+        two = self._train(keras.distribution.DataParallel(devices=devices))
+        self.assertAllClose(two[0], one[0], atol=1e-5, rtol=0)
+        for single, parallel in zip(one[1], two[1]):
+            self.assertAllEqual(parallel, single)
+        for key in one[2]:
+            self.assertAllClose(two[2][key], one[2][key], atol=1e-5, rtol=0)
+        self.assertGreater(1.0 - float(np.mean(np.concatenate([m.ravel() for m in one[1]]))), 0.7)
+
+
+if __name__ == "__main__":
+    import unittest
+
+    unittest.main()
