@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import unittest
 
 import keras
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 import keras_switch
 from keras_switch import SwitchSchedule
 from keras_switch.backend import SUPPORTED
+from tests.helpers import idx_data_dir
 from tests.test_case import TestCase
 from tests.test_case import compile_for_classes
 from tests.test_case import digits
@@ -120,7 +122,54 @@ class DataParallelTest(TestCase):
         self.assertGreater(1.0 - float(np.mean(np.concatenate([m.ravel() for m in one[1]]))), 0.7)
 
 
-if __name__ == "__main__":
-    import unittest
+@unittest.skipUnless(BACKEND == "jax", "runs in the JAX test process")
+class TrainerOnJaxTest(TestCase):
+    """The binary with KERAS_BACKEND=jax (tf.data still feeds it)."""
 
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.data_dir = idx_data_dir(cls, n_train=96, n_test=40)
+
+    def _run(self, workdir, *flags):
+        args = [f"--workdir={workdir}", "--config=configs/lenet300_fashion_mnist.py",
+                f"--config.data_dir={self.data_dir}", "--config.num_epochs=3",
+                "--config.batch_size=32", "--config.schedule.ramp_epochs=1",
+                "--config.schedule.freeze_epochs=1", "--config.schedule.switch_every=1", *flags]
+        env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+        env.pop("XLA_FLAGS", None)
+        return subprocess.run([sys.executable, "-m", "trainers.train", *args], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=600)
+
+    def test_single_device_and_data_parallel_runs(self):
+        reports = {}
+        for name, flags in (("one", ()), ("two", ("--strategy=data_parallel", "--cpu_devices=2"))):
+            workdir = os.path.join(self.create_tempdir().full_path, "run")
+            done = self._run(workdir, *flags)
+            self.assertEqual(done.returncode, 0, done.stderr[-3000:])
+            for path in ("config.json", "report.json", "checkpoints/state.json",
+                         "export/model.keras", "export/saved_model/saved_model.pb",
+                         "export/sparse/saved_model.pb", "export/model.tflite"):
+                self.assertTrue(os.path.exists(os.path.join(workdir, path)), path)
+            self.assertFalse(os.path.exists(os.path.join(workdir, "export", ".switched.keras")))
+            with open(os.path.join(workdir, "report.json")) as f:
+                reports[name] = json.load(f)
+        self.assertIn("over 2 replica(s)", done.stdout)
+        for report in reports.values():
+            self.assertEqual(report["keras_backend"], "jax")
+            self.assertEqual(report["steps"], 9)
+            self.assertAlmostEqual(report["fc_sparsity"], 0.9, delta=0.01)
+            self.assertIsNone(report["target_shortfall"])
+        self.assertEqual(reports["two"]["layers"], reports["one"]["layers"])
+        self.assertAlmostEqual(reports["two"]["test_accuracy"], reports["one"]["test_accuracy"])
+
+    def test_a_tf_distribute_strategy_is_bad_input(self):
+        workdir = os.path.join(self.create_tempdir().full_path, "run")
+        done = self._run(workdir, "--strategy=mirrored")
+        self.assertEqual(done.returncode, 2, done.stderr[-2000:])
+        self.assertIn("--strategy=mirrored does not run on the jax backend", done.stderr)
+        self.assertFalse(os.path.exists(workdir))
+
+
+if __name__ == "__main__":
     unittest.main()

@@ -186,7 +186,9 @@ ROWS = (
      r"Received: 'imagenet'", "run"),
     ("unknown_strategy", ["--strategy=tpu"], {},
      r"error: flag --strategy=tpu: value should be one of "
-     r"<auto\|one_device\|mirrored\|multi_worker>", "run"),
+     r"<auto\|one_device\|mirrored\|multi_worker\|data_parallel>", "run"),
+    ("jax_strategy_on_tensorflow", ["--strategy=data_parallel"], {"KERAS_BACKEND": "tensorflow"},
+     r"error: --strategy=data_parallel does not run on the tensorflow backend", "run"),
     ("tf_config_not_json", MULTI_WORKER, {"TF_CONFIG": '{"cluster": '},
      r"error: TF_CONFIG is not valid JSON \(.*\); --strategy=multi_worker expects "
      r"JSON like .*Received: TF_CONFIG=\{\"cluster\": ", "run"),

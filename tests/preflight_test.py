@@ -126,9 +126,22 @@ class CheckTest(absltest.TestCase):
         with self.assertRaisesRegex(
             preflight.ConfigError,
             r"--strategy must be one of \('auto', 'one_device', 'mirrored', "
-            r"'multi_worker'\)\. Received: 'tpu'",
+            r"'multi_worker', 'data_parallel'\)\. Received: 'tpu'",
         ):
             preflight.check_strategy("tpu")
+
+    def test_strategy_of_the_other_backend(self):
+        preflight.check_strategy("data_parallel", "jax")
+        preflight.check_strategy("auto", "jax")
+        with self.assertRaisesRegex(preflight.ConfigError,
+                                    r"--strategy=mirrored does not run on the jax backend.*"
+                                    r"\('auto', 'one_device', 'data_parallel'\)"):
+            preflight.check_strategy("mirrored", "jax")
+        with self.assertRaisesRegex(preflight.ConfigError,
+                                    r"--strategy=data_parallel does not run on the tensorflow"):
+            preflight.check_strategy("data_parallel", "tensorflow")
+        with self.assertRaisesRegex(preflight.ConfigError, r"KERAS_BACKEND='torch'"):
+            preflight.check_strategy("auto", "torch")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""tf.distribute for the trainer: the strategy, which process writes the
+"""Distribution for the trainer: the strategy (tf.distribute's on the
+TensorFlow backend, keras.distribution's on JAX), which process writes the
 run's files, and what happens when a worker of a multi-worker run is lost.
 
 Multi-worker: every worker runs every step (the collectives need them all),
@@ -30,12 +31,39 @@ class WorkerLost(RuntimeError):
     """Another worker of a multi-worker run died or became unreachable."""
 
 
+class JaxDistribution:
+    """--strategy on the JAX backend, in the shape the trainer uses a
+    tf.distribute strategy (`scope()`, `num_replicas_in_sync`): one device,
+    or `keras.distribution.DataParallel` over `devices`, set for the whole
+    process (Keras' JAX fit() shards each batch over it)."""
+
+    def __init__(self, devices=None):
+        self.devices = devices
+        self.num_replicas_in_sync = len(devices) if devices else 1
+        if devices:
+            keras.distribution.set_distribution(
+                keras.distribution.DataParallel(devices=devices))
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
 def make_strategy(name):
-    """The tf.distribute strategy named by --strategy (see
-    trainers.preflight.STRATEGIES). auto: mirrored over the GPUs if any, else
+    """The strategy named by --strategy (see trainers.preflight.STRATEGIES).
+    On TensorFlow, tf.distribute's: auto: mirrored over the GPUs if any, else
     one device; mirrored without GPUs: over every logical CPU device (see
     --cpu_devices). Call it before anything initialises TensorFlow's devices:
-    MultiWorkerMirroredStrategy must configure the collective ops first."""
+    MultiWorkerMirroredStrategy must configure the collective ops first. On
+    JAX, a `JaxDistribution`: data_parallel over every device, auto over
+    the accelerators when there are several, else one device."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        devices = jax.devices()
+        if name == "data_parallel" or (name == "auto" and len(devices) > 1
+                                       and devices[0].platform != "cpu"):
+            return JaxDistribution(devices)
+        return JaxDistribution()
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")

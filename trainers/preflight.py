@@ -14,7 +14,13 @@ import zipfile
 
 from trainers.atomic_json import write_json
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "data_parallel")
+# The --strategy values each Keras backend runs: tf.distribute's on
+# TensorFlow, keras.distribution's on JAX.
+BACKEND_STRATEGIES = {
+    "tensorflow": ("auto", "one_device", "mirrored", "multi_worker"),
+    "jax": ("auto", "one_device", "data_parallel"),
+}
 TF_CONFIG_EXAMPLE = (
     '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
     '"task": {"type": "worker", "index": 0}}'
@@ -35,9 +41,10 @@ class ConfigError(ValueError):
     it."""
 
 
-def check_flags(workdir, strategy="auto", init_from=None, tf_config=None):
+def check_flags(workdir, strategy="auto", init_from=None, tf_config=None,
+                backend="tensorflow"):
     """The checks of the binary's flags that need no TensorFlow: --workdir,
-    --strategy, `tf_config` (the TF_CONFIG variable) with
+    --strategy on the Keras `backend`, `tf_config` (the TF_CONFIG variable) with
     --strategy=multi_worker, and the --init_from file. Nothing is written.
 
     Raises:
@@ -45,19 +52,30 @@ def check_flags(workdir, strategy="auto", init_from=None, tf_config=None):
             check_workdir, check_strategy, check_tf_config, check_keras_file).
     """
     check_workdir(workdir)
-    check_strategy(strategy)
+    check_strategy(strategy, backend)
     if strategy == "multi_worker":
         check_tf_config(tf_config)
     if init_from is not None:
         check_keras_file(init_from)
 
 
-def check_strategy(name):
-    """Raises ConfigError unless `name` (--strategy) is one of STRATEGIES:
-    the binary's enum flag refuses others already; in-process callers of
-    train_lib.train_and_evaluate are checked here."""
+def check_strategy(name, backend="tensorflow"):
+    """Raises ConfigError unless `name` (--strategy) is one of STRATEGIES
+    (the binary's enum flag refuses others already; in-process callers of
+    train_lib.train_and_evaluate are checked here) and one that the Keras
+    `backend` runs (BACKEND_STRATEGIES): tf.distribute's strategies need
+    TensorFlow, data_parallel is JAX's keras.distribution.DataParallel."""
     if name not in STRATEGIES:
         raise ConfigError(f"--strategy must be one of {STRATEGIES}. Received: {name!r}")
+    if backend not in BACKEND_STRATEGIES:
+        raise ConfigError(
+            f"The trainer runs on the Keras backends {sorted(BACKEND_STRATEGIES)}. "
+            f"Received: KERAS_BACKEND={backend!r}")
+    if name not in BACKEND_STRATEGIES[backend]:
+        raise ConfigError(
+            f"--strategy={name} does not run on the {backend} backend of Keras "
+            f"(KERAS_BACKEND={backend}); it takes --strategy of "
+            f"{BACKEND_STRATEGIES[backend]}.")
 
 
 def check_tf_config(raw):

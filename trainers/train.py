@@ -38,13 +38,18 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_string("workdir", None, "Run directory (created if missing).")
 flags.DEFINE_enum(
     "strategy", "auto", list(preflight.STRATEGIES),
-    "tf.distribute strategy: auto = mirrored over the GPUs if any, else one "
-    "device; multi_worker reads TF_CONFIG (checked before TensorFlow starts).",
+    "How training is distributed. TensorFlow backend: tf.distribute, auto = "
+    "mirrored over the GPUs if any, else one device; multi_worker reads "
+    "TF_CONFIG (checked before TensorFlow starts). JAX backend "
+    "(KERAS_BACKEND=jax): auto = data_parallel over the accelerators if "
+    "there are several, else one device; data_parallel = "
+    "keras.distribution.DataParallel over every device.",
 )
 flags.DEFINE_integer(
     "cpu_devices", 0, lower_bound=0, help=
-    "Split the CPU into this many logical devices before TensorFlow starts "
-    "(for testing mirrored training without GPUs); 0 leaves it whole.",
+    "Split the CPU into this many logical devices before TensorFlow (or, "
+    "with KERAS_BACKEND=jax, JAX) starts, for testing mirrored or "
+    "data-parallel training without GPUs; 0 leaves it whole.",
 )
 flags.DEFINE_string(
     "init_from", None,
@@ -90,12 +95,16 @@ def main(argv):
         _fail(flag_parsing.config_file_message(sys.argv, error))
     try:  # before TensorFlow starts
         preflight.check_flags(FLAGS.workdir, FLAGS.strategy, FLAGS.init_from,
-                              tf_config=os.environ.get("TF_CONFIG"))
+                              tf_config=os.environ.get("TF_CONFIG"),
+                              backend=os.environ.get("KERAS_BACKEND", "tensorflow"))
         preflight.check_config(FLAGS.config)  # all but the model and dataset names
     except preflight.ConfigError as error:
         _fail(error)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.set_verbosity(logging.WARNING)  # TF's SavedModel export logs at INFO
+    if FLAGS.cpu_devices and os.environ.get("KERAS_BACKEND") == "jax":
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_"
+                                   f"platform_device_count={FLAGS.cpu_devices}").strip()
     import tensorflow as tf
 
     if FLAGS.cpu_devices:

@@ -50,6 +50,7 @@ from keras_switch.sparsity import BudgetExceededWarning
 from keras_switch.sparsity import TargetShortfallWarning
 from trainers import distributed
 from trainers import preflight
+from trainers import tf_export
 from trainers.atomic_json import write_json
 from trainers.build import build_model
 from trainers.build import compile_model
@@ -71,7 +72,7 @@ REPORT_KEYS = (
     "steps", "train_seconds", "export_sizes", "sparse_layers", "target_sparsity",
     "target_shortfall", "input_standardization", "switched_layers", "sparsity",
     "accuracy_budget", "validation_examples", "reference_validation_accuracy",
-    "validation_accuracy", "budget_met", "budget_outcome",
+    "validation_accuracy", "budget_met", "budget_outcome", "keras_backend",
 )
 # validation_examples=None with an accuracy budget: 10% of the training
 # split, at most this many (5,000 of Fashion-MNIST's 60,000: held-out accuracy
@@ -93,7 +94,7 @@ def train_and_evaluate(config, workdir, strategy="auto", init_from=None):
         distributed.WorkerLost: another worker of a multi-worker run died.
     """
     check_config(config)
-    preflight.check_strategy(strategy)
+    preflight.check_strategy(strategy, keras.backend.backend())
     distribution = distributed.make_strategy(strategy)  # before TF runs anything
     (x_train, y_train), (x_test, y_test) = _load_data(config)
     (x_train, y_train), heldout = _hold_out(config, x_train, y_train)
@@ -219,7 +220,7 @@ def _fit(model, config, train_arrays, validation, initial_epoch, steps_per_epoch
 def _accuracy(model, dataset):
     correct = total = 0
     for x, y in dataset:
-        predictions = np.argmax(model.predict_on_batch(x), axis=-1)
+        predictions = np.argmax(model.predict_on_batch(np.asarray(x)), axis=-1)
         correct += int(np.sum(predictions == y.numpy()))
         total += len(predictions)
     return correct / total
@@ -230,6 +231,7 @@ def _report(model, config, test, train_seconds, heldout_count):
     return {
         "model": config.model,
         "dataset": config.dataset,
+        "keras_backend": keras.backend.backend(),
         "test_accuracy": _accuracy(keras_switch.strip_switches(model), test),
         # Over the fully connected (Dense) layers; "sparsity" is over every
         # switched layer, convolutions too with switched_layers="all".
@@ -298,11 +300,11 @@ def _export(model, directory):
         shutil.rmtree(stale, ignore_errors=True)
     staging = tempfile.mkdtemp(dir=parent, prefix=".export-")
     try:
-        stripped = keras_switch.strip_switches(model)
-        stripped.save(os.path.join(staging, "model.keras"))
-        stripped.export(os.path.join(staging, "saved_model"), verbose=False)
-        sparse = keras_switch.export_sparse(model, os.path.join(staging, "sparse"))
-        keras_switch.export_tflite(model, os.path.join(staging, "model.tflite"))
+        keras_switch.strip_switches(model).save(os.path.join(staging, "model.keras"))
+        if keras.backend.backend() == "tensorflow":
+            sparse_layers = tf_export.write(model, staging)
+        else:  # through a .keras file, in a TensorFlow-backend process
+            sparse_layers = tf_export.write_elsewhere(model, staging)
         paths = [os.path.join(staging, name) for _, name in EXPORTS]
         # zlib releases the GIL: the exports compress side by side (a
         # ResNet34's take 7 s instead of 12 on 2 cores).
@@ -320,7 +322,7 @@ def _export(model, directory):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return {"export_sizes": sizes, "sparse_layers": sparse["layers"]}
+    return {"export_sizes": sizes, "sparse_layers": sparse_layers}
 
 
 def _print_summary(report):
