@@ -15,7 +15,10 @@ state lock is lifted to add the variables an `AccuracyBudget` compile needs
 (`add_state_after_build`), and Keras' TensorFlow trainer builds the
 compiled, distributed function around each phase's step
 (`make_step_function`); the JAX step finds the active
-`keras.StatelessScope` (`stateless_scope`) to nest its gradient's scope in.
+`keras.StatelessScope` (`stateless_scope`) to nest its gradient's scope in
+and builds metrics before its first trace (`build_for_step`); it moves
+arrays in and out of variables at every step, which `raw_value` and
+`set_raw_value` do without `assign`'s per-call checks.
 
 `tests/keras_internals_test.py` pins every assumption made here, so a Keras
 release that moves them fails that test instead of failing users.
@@ -85,6 +88,26 @@ def add_state_after_build(layer, name, value):
     finally:
         if locked:
             layer._tracker.lock()
+
+
+def raw_value(variable):
+    """`variable`'s stored array as it is (`variable.value` also looks for a
+    stateless scope and autocasts)."""
+    return variable._value
+
+
+def set_raw_value(variable, value):
+    """Stores the array `value` (of `variable`'s shape and dtype, from a
+    compiled step) in `variable`, placed as its layout asks, without
+    `assign`'s conversions and checks."""
+    variable._direct_assign(value)
+
+
+def build_for_step(model, data):
+    """Builds what Keras' fit() builds before its first step (the model, its
+    compiled metrics and loss) from the shapes of the batch `data`, where
+    not built yet."""
+    model._symbolic_build(data_batch=data)
 
 
 def make_step_function(model, step):

@@ -73,22 +73,57 @@ def summary(measured, reference, scale=1.0):
 
 def fixed_batches(x, y, batch_size):
     """An endless iterator over the batches of (`x`, `y`), in order, cached:
-    every training step is timed on the same few batches."""
+    every training step is timed on the same few batches (numpy batches on
+    JAX, whose compiled steps take arrays, not a `tf.data` iterator)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import itertools
+
+        return itertools.cycle([(x[i:i + batch_size], y[i:i + batch_size])
+                                for i in range(0, len(x), batch_size)])
     import tensorflow as tf
 
     return iter(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().repeat())
 
 
+# On JAX, a model's training state between timed windows: {id(model):
+# state}. Keras' JAX train function is `(state, iterator) -> (logs, state)`.
+_JAX_STATES = {}
+
+
+def _jax_state(model):
+    if id(model) not in _JAX_STATES:
+        if not model.optimizer.built:  # Keras' JAX step applies it statelessly
+            model.optimizer.build(model.trainable_variables)
+        _JAX_STATES[id(model)] = tuple(
+            [v.value for v in variables] for variables in (
+                model.trainable_variables, model.non_trainable_variables,
+                model.optimizer.variables, model.metrics_variables))
+    return _JAX_STATES[id(model)]
+
+
 def train_step_ms(model, batches, steps):
     """ms per step of `steps` calls of a compiled Keras model's train
-    function on `batches` (one iterator), the last step waited for."""
+    function on `batches` (one iterator; numpy batches on JAX), the last step
+    waited for."""
+    import keras
+
     model.make_train_function()
     function = model.train_function
+    jax = keras.backend.backend() == "jax"
+    state = _jax_state(model) if jax else None
     start = time.perf_counter()
     for _ in range(steps):
-        logs = function(batches)
+        if jax:
+            logs, state = function(state, batches)
+        else:
+            logs = function(batches)
     float(logs["loss"])  # wait for the last step
-    return (time.perf_counter() - start) / steps * 1000.0
+    seconds = time.perf_counter() - start
+    if jax:
+        _JAX_STATES[id(model)] = state
+    return seconds / steps * 1000.0
 
 
 def step_times(models, batches, steps, rounds, reference="dense"):

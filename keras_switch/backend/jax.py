@@ -99,7 +99,8 @@ def _pure(fn, variables):
             raise RuntimeError(
                 f"The training step assigned {len(lost)} variable(s) that are "
                 "not among the model's, its metrics' or its optimizers' "
-                "variables; keras_switch cannot carry them between JAX steps.")
+                "variables (created inside the step, or held outside the "
+                "model); keras_switch cannot carry them between JAX steps.")
         new = [scope.get_current_value(variable) for variable in variables]
         return result, [value if value is not None else old for value, old in zip(new, values)]
 
@@ -117,44 +118,28 @@ def stateful_call(model, fn, *args):
     return fn(*args)
 
 
-def attach_state(model, state):
-    """Puts back the values of a JAX fit() `state` (trainable,
-    non-trainable, optimizer and metrics values) into `model`'s variables.
-    Keras' JAX fit() detaches them from the variables for the epoch; the
-    switching step reads its phase, and its step hooks the weights, from the
-    variables between steps."""
-    trainable, non_trainable, optimizer, metrics = state
-    for variables, values in ((model.trainable_variables, trainable),
-                              (model.non_trainable_variables, non_trainable),
-                              (model.optimizer.variables, optimizer),
-                              (model.metrics_variables, metrics)):
-        _assign(variables, values)
-
-
-def current_state(model):
-    """`model`'s variables' values as a JAX fit() state."""
-    return tuple([v.value for v in variables] for variables in (
-        model.trainable_variables, model.non_trainable_variables,
-        model.optimizer.variables, model.metrics_variables))
-
-
 def step_function(model, step):
     """A function of fit()'s data iterator running `step(data)` (which
     returns the logs) on one batch, as one `jax.jit`-compiled pure function
-    of every variable of the step (`state_variables`)."""
-    compiled = {}
+    of every variable of the step (`state_variables`, read at its first
+    call: a compiled model's variables are fixed)."""
+    cache = {}
 
     def function(iterator):
         data = next(iterator)
         if model.run_eagerly:
             return step(data)
-        variables = state_variables(model)
-        key = tuple(id(v) for v in variables)
-        if key not in compiled:
-            compiled.clear()
-            compiled[key] = jax.jit(_pure(step, variables))
-        logs, values = compiled[key]([v.value for v in variables], data)
-        _assign(variables, values)
+        if not cache:
+            # Metrics and losses first built inside the trace would create
+            # variables there; fit() and train_on_batch() build them first,
+            # a direct call of the train function may not have.
+            _keras_internals.build_for_step(model, data)
+            cache["variables"] = state_variables(model)
+            cache["jitted"] = jax.jit(_pure(step, cache["variables"]), donate_argnums=0)
+        variables = cache["variables"]
+        logs, values = cache["jitted"]([_keras_internals.raw_value(v) for v in variables], data)
+        for variable, value in zip(variables, values):  # the inputs' buffers are donated
+            _keras_internals.set_raw_value(variable, value)
         return logs
 
     return function
@@ -162,11 +147,25 @@ def step_function(model, step):
 
 def train_function(model, function):
     """`function(iterator) -> logs` as Keras' JAX fit() calls a train
-    function: `(state, iterator) -> (logs, state)`. The state goes back into
-    the variables first (`attach_state`) and is read from them after."""
+    function: `(state, iterator) -> (logs, state)`, the state being the
+    values of the model's trainable, non-trainable, task optimizer and
+    metrics variables. Keras' JAX fit() detaches them from the variables for
+    the epoch; the switching step reads its phase, and its step hooks the
+    weights, from the variables between steps: the state goes back into them
+    first and is read from them after."""
+    groups, returned = [], [None]
+
     def train(state, iterator):
-        attach_state(model, state)
-        return function(iterator), current_state(model)
+        if not groups:
+            groups.extend((model.trainable_variables, model.non_trainable_variables,
+                           model.optimizer.variables, model.metrics_variables))
+        if state is not returned[0]:  # not what the last step left in the variables
+            for variables, values in zip(groups, state):
+                _assign(variables, values)
+        logs = function(iterator)
+        returned[0] = tuple([_keras_internals.raw_value(v) for v in variables]
+                            for variables in groups)
+        return logs, returned[0]
 
     return train
 
