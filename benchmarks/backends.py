@@ -160,13 +160,14 @@ def _run_worker(backend):
         return json.load(f)
 
 
-def summarise(workers):
+def summarise(workers, targets):
     """Per target: each backend's mean accuracy and sparsity, and each other
-    backend's paired difference from the first; per backend: epoch seconds
-    and the step ratio, each against its target."""
-    first = FLAGS.backends[0]
+    backend's paired difference from the first of `workers` ({backend: its
+    worker's JSON}); per backend: epoch seconds and the step ratio, each
+    against its target."""
+    first = next(iter(workers))
     summary = {"accuracy": [], "backends": {}}
-    for target in [float(t) for t in FLAGS.targets]:
+    for target in targets:
         row = {"target": target}
         for backend, worker in workers.items():
             runs = [r for r in worker["runs"] if r["target"] == target]
@@ -235,7 +236,8 @@ def main(argv):
     workers = {backend: _run_worker(backend) for backend in FLAGS.backends}
     payload = {"backends": list(FLAGS.backends), "targets": [float(t) for t in FLAGS.targets],
                "seeds": [int(s) for s in FLAGS.seeds], "epochs": FLAGS.epochs,
-               "workers": workers, "summary": summarise(workers)}
+               "workers": workers,
+               "summary": summarise(workers, [float(t) for t in FLAGS.targets])}
     report.publish("backends", os.path.join(FLAGS.output_dir, "results.json"), payload, render,
                    FLAGS.markdown)
 

@@ -122,6 +122,23 @@ class DataParallelTest(TestCase):
         self.assertGreater(1.0 - float(np.mean(np.concatenate([m.ravel() for m in one[1]]))), 0.7)
 
 
+class ReadmeQuickstartTest(TestCase):
+    def test_the_quickstart_runs_as_written_on_this_backend(self):
+        if BACKEND == "tensorflow":
+            self.skipTest("readme_test.py runs every README block on TensorFlow")
+        from tests import readme_test
+
+        with open(readme_test.README, encoding="utf-8") as f:
+            text = f.read()
+        start = text.index("## Quickstart")
+        quickstart = text[start:text.index("\n## ", start + 1)]
+        self.assertIn("```python", quickstart)
+        page = os.path.join(self.create_tempdir().full_path, "quickstart.md")
+        with open(page, "w", encoding="utf-8") as f:
+            f.write(quickstart)
+        readme_test.PageTestCase.assertPageRuns(self, page)
+
+
 @unittest.skipUnless(BACKEND == "jax", "runs in the JAX test process")
 class TrainerOnJaxTest(TestCase):
     """The binary with KERAS_BACKEND=jax (tf.data still feeds it)."""
