@@ -2,7 +2,7 @@
 Fashion-MNIST with the recipe at 95% and 99%, seeds 0-2, trained on
 TensorFlow and on JAX from the same task-network init on the same batches.
 
-    python -m benchmarks.backends                    # the table (~30 min, 2 cores)
+    python -m benchmarks.backends                    # the table (~10 min, 2 cores)
     python -m benchmarks.backends --seeds=0 --targets=0.95 --epochs=2   # a smoke run
 
 Each backend runs in its own process (KERAS_BACKEND is fixed per process),
@@ -10,8 +10,9 @@ one after the other. Per backend: test accuracy and FC sparsity of every
 run, its wall time per epoch (the median over epochs after the first, which
 compiles), and the training step time of keras-switch (the recipe at 95%,
 mid-ramp) against the plain Dense model on the same backend, interleaved
-in one process (`harness.timing`). The switcher's own init comes from each
-backend's random generator; the task network's is the same on both.
+in one process (`harness.timing`). Both networks start from the same init
+on every backend (the task network's and the switcher's, drawn once by
+this process), so the backends differ only in their arithmetic.
 
 Writes `results.json` to `--output_dir`; with `--markdown`, BENCHMARKS.md's
 section.
@@ -48,8 +49,8 @@ def define_flags():
     flags.DEFINE_list("backends", list(BACKENDS), f"Keras backends, of {BACKENDS}.")
     flags.DEFINE_list("targets", ["0.95", "0.99"], "Target FC sparsities.")
     flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (init, data order).")
-    flags.DEFINE_integer("rounds", 7, "Interleaved rounds of the step timing.")
-    flags.DEFINE_integer("window_switches", 2,
+    flags.DEFINE_integer("rounds", 15, "Interleaved rounds of the step timing.")
+    flags.DEFINE_integer("window_switches", 4,
                          "Switch intervals in each timed window of the step timing.")
     flags.DEFINE_string("worker", None, "Internal: train on this backend in this process.")
     cli.define_budget(epochs=10, batch_size=128)
@@ -78,21 +79,36 @@ class EpochSeconds:
         return _Callback()
 
 
-def _inits_path(seed):
-    return os.path.join(FLAGS.output_dir, "inits", f"{MODEL}_s{seed}.npz")
+def _inits_path(seed, part):
+    return os.path.join(FLAGS.output_dir, "inits", f"{MODEL}_{part}_s{seed}.npz")
 
 
 def _write_inits():
-    """The task network's init of every seed (`baselines.initial_weights`,
-    drawn once, in this process), for every backend's worker."""
+    """The init of every seed, drawn once in this process for every backend's
+    worker: the task network's (`baselines.initial_weights`) and the
+    switcher's (the recipe model's, as the seed draws it here)."""
+    import keras
     import numpy as np
 
     from benchmarks.harness import baselines
+    from benchmarks.harness import runs as bench_runs
+    from trainers import train_lib
 
     for seed in [int(s) for s in FLAGS.seeds]:
-        path = _inits_path(seed)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        np.savez(path, *baselines.initial_weights(MODEL, seed))
+        os.makedirs(os.path.dirname(_inits_path(seed, "task")), exist_ok=True)
+        np.savez(_inits_path(seed, "task"), *baselines.initial_weights(MODEL, seed))
+        keras.utils.set_random_seed(seed)
+        config = bench_runs.recipe(MODEL, STEP_TARGET, seed, FLAGS.epochs)
+        model = train_lib.build_model(config, (28, 28))
+        np.savez(_inits_path(seed, "switcher"),
+                 *[keras.ops.convert_to_numpy(v) for v in model.switcher_variables])
+
+
+def _read_inits(seed, part):
+    import numpy as np
+
+    with np.load(_inits_path(seed, part)) as stored:
+        return [stored[f"arr_{i}"] for i in range(len(stored.files))]
 
 
 def _worker():
@@ -112,21 +128,21 @@ def _worker():
     cache = cli.run_cache("backends", data)
     results = []
     for seed in [int(s) for s in FLAGS.seeds]:
-        with np.load(_inits_path(seed)) as stored:
-            init = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+        init, switcher_init = _read_inits(seed, "task"), _read_inits(seed, "switcher")
         for target in [float(t) for t in FLAGS.targets]:
-            def train(target=target, seed=seed, init=init):
+            def train(target=target, seed=seed, init=init, switcher_init=switcher_init):
                 timer = EpochSeconds()
                 result = bench_runs.train_switch(MODEL, data, target, seed, FLAGS.epochs, init,
                                                  batch_size=FLAGS.batch_size,
-                                                 callbacks=lambda model: [timer])
+                                                 callbacks=lambda model: [timer],
+                                                 switcher_init=switcher_init)
                 result["epoch_seconds"] = timer.seconds
                 return result
 
             fields = dict(backend=backend, model=MODEL, target=target, seed=seed,
                           epochs=FLAGS.epochs)
             config = dict(fields, batch_size=FLAGS.batch_size,
-                          init=[float(np.sum(w)) for w in init])
+                          init=[float(np.sum(w)) for w in init + switcher_init])
             results.append(cache.run(f"{backend}_{MODEL}_ks_{target:g}_s{seed}", config,
                                      train, fields))
     config = bench_runs.recipe(MODEL, STEP_TARGET, seed=0, epochs=10)

@@ -94,16 +94,20 @@ def train_plain(model_name, data, seed, epochs, batch_size, learning_rate,
 
 
 def train_switch(model_name, data, target, seed, epochs, init, overrides=None,
-                 switch_every=None, batch_size=None, callbacks=None, every_kernel=False):
+                 switch_every=None, batch_size=None, callbacks=None, every_kernel=False,
+                 switcher_init=None):
     """keras-switch with the trainer's recipe (`recipe()`): the result dict
     (`every_kernel`: sparsities over every kernel), plus
     `top_magnitude_overlap` and the `overrides`; `callbacks(model)` returns
-    extra callbacks for `fit`."""
+    extra callbacks for `fit`. `switcher_init`: the switcher's initial
+    weights (in `switcher_variables` order), else the seed's draw."""
     (x, _), test = data
     config = recipe(model_name, target, seed, epochs, overrides, switch_every, batch_size)
     keras.utils.set_random_seed(seed)
     model = train_lib.build_model(config, x.shape[1:])
     baselines.set_initial_weights(model, init)
+    for variable, value in zip(model.switcher_variables, switcher_init or (), strict=False):
+        variable.assign(value)
     train_lib.compile_model(model, config, math.ceil(len(x) / config.batch_size))
     seconds = fit(model, data, seed, config.num_epochs, config.batch_size,
                   callbacks=callbacks(model) if callbacks else None)
