@@ -211,7 +211,7 @@ def summarise(workers, targets):
     return summary
 
 
-def render(payload):
+def section(payload):
     summary, first = payload["summary"], payload["backends"][0]
     others = payload["backends"][1:]
     header = (["target"] + [f"{b} accuracy (sparsity)" for b in payload["backends"]]
@@ -254,7 +254,7 @@ def main(argv):
                "seeds": [int(s) for s in FLAGS.seeds], "epochs": FLAGS.epochs,
                "workers": workers,
                "summary": summarise(workers, [float(t) for t in FLAGS.targets])}
-    report.publish("backends", os.path.join(FLAGS.output_dir, "results.json"), payload, render,
+    report.publish("backends", os.path.join(FLAGS.output_dir, "results.json"), payload, section,
                    FLAGS.markdown)
 
 

@@ -45,7 +45,7 @@ class SummaryTest(TestCase):
         self.assertEqual(summary["backends"]["jax"]["epoch_seconds"], 3.0)  # the first left out
         workers["jax"] = _worker([0.881, 0.880, 0.910], 1.0)
         self.assertFalse(backends.summarise(workers, [0.95])["accuracy"][0]["jax_minus_tensorflow"]["met"])
-        about, table = backends.render({"backends": ["tensorflow", "jax"], "seeds": [0, 1, 2],
+        about, table = backends.section({"backends": ["tensorflow", "jax"], "seeds": [0, 1, 2],
                                         "epochs": 10, "summary": summary})
         self.assertIn("+0.10 ± 0.35 (met)", table)
         self.assertIn("| jax | 2.00 | 2.60 | 1.30x (missed) | 3.0 |", table)

@@ -37,6 +37,7 @@ SECTIONS = {
                        "benchmarks.automatic_report:runs_section", "RUNS_SECTION"),
     "pretrained": ("pretrained", "pretrained/results.json", "benchmarks.pretrained_report",
                    None),
+    "backends": ("backends", "backends/results.json", "benchmarks.backends", None),
 }
 # Run in a fresh process per section: the benchmark modules define absl
 # flags on import, and several of them would clash in one process.
