@@ -219,7 +219,7 @@ class SwitchingModel(CompileAndFit, keras.Model):
                 "train_on_batch() or make_train_function(): they pick the "
                 "step's phase from the schedule before tracing it."
             )
-        return backend.stateful_call(self, self._phase_step, self.current_phase(), data)
+        return self._phase_step(self.current_phase(), data)
 
     def _phase_step(self, phase, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

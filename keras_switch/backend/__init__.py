@@ -13,8 +13,6 @@ the way Keras keeps `backend/tensorflow/trainer.py` beside
   distributed the way Keras runs `train_step` on this backend.
 * `train_function(model, function)`: that function of the iterator in the
   form the backend's fit() calls its train function.
-* `stateful_call(model, fn, *args)`: `fn(*args)` run once, uncompiled, with
-  what it assigns kept in `model`'s variables (an eager `train_step`).
 * `compiled(fn, model)`: `fn`, which reads `model`'s variables, compiled
   for repeated calls on arrays (held-out checks).
 * `tracing()`: whether the caller runs inside a function being compiled.
@@ -29,10 +27,6 @@ import names the backends it supports.
 """
 
 import keras
-
-NAMES = ("compiled", "gradients", "logs_for_strategy", "scale_for_replicas",
-         "stateful_call", "step_function", "tracing", "train_function",
-         "unscale_for_replicas")
 
 #: The Keras backends keras_switch trains on.
 SUPPORTED = ("tensorflow", "jax")
@@ -50,10 +44,10 @@ compiled = _implementation.compiled
 gradients = _implementation.gradients
 logs_for_strategy = _implementation.logs_for_strategy
 scale_for_replicas = _implementation.scale_for_replicas
-stateful_call = _implementation.stateful_call
 step_function = _implementation.step_function
 tracing = _implementation.tracing
 train_function = _implementation.train_function
 unscale_for_replicas = _implementation.unscale_for_replicas
 
-__all__ = list(NAMES) + ["SUPPORTED"]
+__all__ = ["SUPPORTED", "compiled", "gradients", "logs_for_strategy", "scale_for_replicas",
+           "step_function", "tracing", "train_function", "unscale_for_replicas"]

@@ -112,12 +112,6 @@ def _assign(variables, values):
         variable.assign(value)
 
 
-def stateful_call(model, fn, *args):
-    """`fn(*args)`, run eagerly: outside a compiled step, variables update
-    in place (gradients too, see `gradients`)."""
-    return fn(*args)
-
-
 def step_function(model, step):
     """A function of fit()'s data iterator running `step(data)` (which
     returns the logs) on one batch, as one `jax.jit`-compiled pure function
@@ -183,8 +177,8 @@ def compiled(fn, model):
 
 
 def tracing():
-    """Whether the caller runs inside a JAX trace (a stateless scope or an
-    abstract value)."""
+    """Whether the caller runs inside the compiled step (its stateless
+    scope is active)."""
     return _current_scope() is not None
 
 

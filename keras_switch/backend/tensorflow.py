@@ -35,11 +35,6 @@ def train_function(model, function):
     return function
 
 
-def stateful_call(model, fn, *args):
-    """`fn(*args)`: TensorFlow variables update in place."""
-    return fn(*args)
-
-
 def compiled(fn, model):
     """`fn` as a `tf.function` (retraced only for new input shapes), which
     reads `model`'s variables when it runs."""
