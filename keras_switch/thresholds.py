@@ -110,7 +110,8 @@ def kernel_entries(layers):
 
 def threshold_keeping(scores, keep):
     """A threshold with the `keep` highest of the 1-D `scores` above it (more
-    only on exact ties; none when `keep` is 0).
+    only on exact ties; none when `keep` is 0), midway between the lowest
+    score above it and the highest below.
 
     Found by bisection on the count above it (24 halvings of the score range,
     each a comparison and a sum): much cheaper than sorting the 266k scores
@@ -126,6 +127,14 @@ def threshold_keeping(scores, keep):
         enough = ops.sum(ops.cast(scores > middle, "int32")) >= keep
         low = ops.where(enough, middle, low)
         high = ops.where(enough, high, middle)
+    # The same entries are above the midpoint of the scores on either side
+    # of `low`, which leaves room for rounding: `low` may lie within a few
+    # ulps of a kept score, which the same logits computed in another order
+    # (a layer's hard mask) can then round to the other side.
+    above = scores > low
+    gap_middle = 0.5 * (ops.min(ops.where(above, scores, float("inf")))
+                        + ops.max(ops.where(above, float("-inf"), scores)))
+    low = ops.where(ops.isfinite(gap_middle), gap_middle, low)
     return ops.where(keep > 0, low, high)
 
 
