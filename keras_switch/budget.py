@@ -306,7 +306,7 @@ def load_own_variables(model, store, own):
     if state is not None and legacy:
         state.write_legacy(np.asarray(store[str(base)]))
         return {str(i): store[str(i)] for i in range(base)} | {
-            str(base + i): np.asarray(v) for i, v in enumerate(state.variables)}
+            str(base + i): v.value for i, v in enumerate(state.variables)}
     if state is None and len(keys) in (own + 1, own + len(BudgetState.NAMES)):
         return {str(i): store[str(i)] for i in range(own)}
     return store  # Keras names the mismatch
@@ -413,7 +413,7 @@ class BudgetChecks(keras.callbacks.Callback):
         correct = 0
         for start in range(0, self._count, _BATCH):
             x = keras.tree.map_structure(lambda a: a[start:start + _BATCH], self._x)
-            scores = np.asarray(self._forward(x))
+            scores = ops.convert_to_numpy(self._forward(x))
             if scores.ndim != 2 or scores.shape[-1] < 2:
                 raise ValueError(
                     "AccuracyBudget measures accuracy as the argmax of the "

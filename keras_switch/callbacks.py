@@ -73,7 +73,7 @@ class SwitchSummaries(keras.callbacks.Callback):
                 stage = model.schedule(max(last, 0)).stage
                 tf.summary.scalar("phase", float(STAGES.index(stage)))
             for layer in switched_layers(model):
-                probabilities = layer.switch_probabilities()
+                probabilities = keras.ops.convert_to_numpy(layer.switch_probabilities())
                 tf.summary.histogram(
                     f"switch_probability/{layer.name}", probabilities
                 )

@@ -232,9 +232,9 @@ class Switcher(keras.layers.Layer):
             "fan_in": lambda: ops.full_like(w, math.log(fan_in) / 10.0),
             "fan_out": lambda: ops.full_like(w, math.log(fan_out) / 10.0),
             "unit_in": lambda: ops.ones_like(w) if context is None else ops.broadcast_to(
-                ops.expand_dims(ops.stop_gradient(context[0]), 1), w.shape),
+                ops.expand_dims(ops.stop_gradient(ops.convert_to_tensor(context[0])), 1), w.shape),
             "unit_out": lambda: ops.ones_like(w) if context is None else ops.broadcast_to(
-                ops.expand_dims(ops.stop_gradient(context[1]), 0), w.shape),
+                ops.expand_dims(ops.stop_gradient(ops.convert_to_tensor(context[1])), 0), w.shape),
         }
         return ops.stack([columns[name]() for name in self.features], axis=-1)
 

@@ -187,11 +187,18 @@ class SwitchedKernel:
         but the gradient to the kernel is not masked (straight-through):
         switched-off weights keep learning."""
         previous = self._phase_mask, self._phase_dense_gradient
-        self._phase_mask, self._phase_dense_gradient = mask, dense_gradient
+        self._set_phase(mask, dense_gradient)
         try:
             yield
         finally:
-            self._phase_mask, self._phase_dense_gradient = previous
+            self._set_phase(*previous)
+
+    def _set_phase(self, mask, dense_gradient):
+        # Plain attributes, past the layer's tracking: on torch, a layer is a
+        # torch.nn.Module, which would register a mask that is a variable's
+        # parameter as its own and then refuse a plain tensor there.
+        object.__setattr__(self, "_phase_mask", mask)
+        object.__setattr__(self, "_phase_dense_gradient", dense_gradient)
 
     def freeze_mask(self, mask=None):
         """Stores `mask` (default: the switcher's current hard mask) and uses it
