@@ -268,7 +268,7 @@ class SwitchingModel(CompileAndFit, keras.Model):
             return loss_fn()[1]
         variables = self.task_variables
         y_pred, grads = backend.gradients(loss_fn, variables)
-        self.task_optimizer.apply(grads, variables)
+        backend.apply_gradients(self.task_optimizer, grads, variables)
         return y_pred
 
     def _switch_phase(self, layers, x, y, sample_weight):
@@ -284,7 +284,7 @@ class SwitchingModel(CompileAndFit, keras.Model):
 
         variables = self.switcher_variables
         loss, grads = backend.gradients(loss_fn, variables)
-        self.switch_optimizer.apply(grads, variables)
+        backend.apply_gradients(self.switch_optimizer, grads, variables)
         self._refresh_masks(layers)  # after the update: the masks the next task steps use
         return ops.cast(backend.unscale_for_replicas(loss), "float32")
 

@@ -8,6 +8,8 @@ the way Keras keeps `backend/tensorflow/trainer.py` beside
 * `gradients(loss_fn, variables)`: runs `loss_fn()`, which returns
   `(loss, aux)`, recording it; returns `(aux, gradients of loss with
   respect to variables)`.
+* `apply_gradients(optimizer, grads, variables)`: one optimizer update
+  of `variables`, in whatever context the backend needs for it.
 * `step_function(model, step)`: a function of fit()'s data iterator that
   runs `step(data)` (which returns the logs) on one batch, compiled and
   distributed the way Keras runs `train_step` on this backend.
@@ -22,24 +24,26 @@ the way Keras keeps `backend/tensorflow/trainer.py` beside
   strategy can reduce.
 
 Layers, switcher, sparsity controls and schedule use `keras.ops` only and
-need nothing from here. TensorFlow and JAX are implemented; `keras_switch`'s
-import names the backends it supports.
+need nothing from here. TensorFlow, JAX and PyTorch are implemented.
 """
 
 import keras
 
 #: The Keras backends keras_switch trains on.
-SUPPORTED = ("tensorflow", "jax")
+SUPPORTED = ("tensorflow", "jax", "torch")
 
 if keras.backend.backend() == "tensorflow":
     from keras_switch.backend import tensorflow as _implementation
 elif keras.backend.backend() == "jax":
     from keras_switch.backend import jax as _implementation
-else:  # pragma: no cover - keras_switch/__init__.py refuses other backends first
+elif keras.backend.backend() == "torch":
+    from keras_switch.backend import torch as _implementation
+else:  # pragma: no cover - Keras has no other backend that trains
     raise ImportError(
         f"keras_switch trains on the Keras backends {list(SUPPORTED)}. "
         f"Received: KERAS_BACKEND={keras.backend.backend()!r}")
 
+apply_gradients = _implementation.apply_gradients
 compiled = _implementation.compiled
 gradients = _implementation.gradients
 logs_for_strategy = _implementation.logs_for_strategy
@@ -49,5 +53,5 @@ tracing = _implementation.tracing
 train_function = _implementation.train_function
 unscale_for_replicas = _implementation.unscale_for_replicas
 
-__all__ = ["SUPPORTED", "compiled", "gradients", "logs_for_strategy", "scale_for_replicas",
+__all__ = ["SUPPORTED", "apply_gradients", "compiled", "gradients", "logs_for_strategy", "scale_for_replicas",
            "step_function", "tracing", "train_function", "unscale_for_replicas"]

@@ -112,6 +112,10 @@ def _assign(variables, values):
         variable.assign(value)
 
 
+
+def apply_gradients(optimizer, grads, variables):
+    """`optimizer.apply(grads, variables)`."""
+    optimizer.apply(grads, variables)
 def step_function(model, step):
     """A function of fit()'s data iterator running `step(data)` (which
     returns the logs) on one batch, as one `jax.jit`-compiled pure function

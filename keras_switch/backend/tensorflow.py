@@ -22,6 +22,10 @@ def gradients(loss_fn, variables):
     return aux, tape.gradient(loss, variables)
 
 
+
+def apply_gradients(optimizer, grads, variables):
+    """`optimizer.apply(grads, variables)`."""
+    optimizer.apply(grads, variables)
 def step_function(model, step):
     """A function of fit()'s iterator running `step(data)` on one batch:
     Keras' own compiled, distributed step function (`tf.function`,
