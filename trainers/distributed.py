@@ -31,11 +31,11 @@ class WorkerLost(RuntimeError):
     """Another worker of a multi-worker run died or became unreachable."""
 
 
-class JaxDistribution:
-    """--strategy on the JAX backend, in the shape the trainer uses a
-    tf.distribute strategy (`scope()`, `num_replicas_in_sync`): one device,
-    or `keras.distribution.DataParallel` over `devices`, set for the whole
-    process (Keras' JAX fit() shards each batch over it)."""
+class KerasDistribution:
+    """--strategy on the JAX and PyTorch backends, in the shape the trainer
+    uses a tf.distribute strategy (`scope()`, `num_replicas_in_sync`): one
+    device, or (JAX only) `keras.distribution.DataParallel` over `devices`,
+    set for the whole process (Keras' JAX fit() shards each batch over it)."""
 
     def __init__(self, devices=None):
         self.devices = devices
@@ -54,16 +54,19 @@ def make_strategy(name):
     one device; mirrored without GPUs: over every logical CPU device (see
     --cpu_devices). Call it before anything initialises TensorFlow's devices:
     MultiWorkerMirroredStrategy must configure the collective ops first. On
-    JAX, a `JaxDistribution`: data_parallel over every device, auto over
-    the accelerators when there are several, else one device."""
+    JAX, a `KerasDistribution`: data_parallel over every device, auto over
+    the accelerators when there are several, else one device. On PyTorch,
+    one device (Keras' torch fit() places it)."""
+    if keras.backend.backend() == "torch":
+        return KerasDistribution()
     if keras.backend.backend() == "jax":
         import jax
 
         devices = jax.devices()
         if name == "data_parallel" or (name == "auto" and len(devices) > 1
                                        and devices[0].platform != "cpu"):
-            return JaxDistribution(devices)
-        return JaxDistribution()
+            return KerasDistribution(devices)
+        return KerasDistribution()
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")

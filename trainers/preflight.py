@@ -16,10 +16,12 @@ from trainers.atomic_json import write_json
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "data_parallel")
 # The --strategy values each Keras backend runs: tf.distribute's on
-# TensorFlow, keras.distribution's on JAX.
+# TensorFlow, keras.distribution's on JAX, one device on PyTorch (Keras has
+# no distribution for it).
 BACKEND_STRATEGIES = {
     "tensorflow": ("auto", "one_device", "mirrored", "multi_worker"),
     "jax": ("auto", "one_device", "data_parallel"),
+    "torch": ("auto", "one_device"),
 }
 TF_CONFIG_EXAMPLE = (
     '{"cluster": {"worker": ["host1:port", "host2:port"]}, '

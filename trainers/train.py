@@ -43,7 +43,8 @@ flags.DEFINE_enum(
     "TF_CONFIG (checked before TensorFlow starts). JAX backend "
     "(KERAS_BACKEND=jax): auto = data_parallel over the accelerators if "
     "there are several, else one device; data_parallel = "
-    "keras.distribution.DataParallel over every device.",
+    "keras.distribution.DataParallel over every device. PyTorch backend "
+    "(KERAS_BACKEND=torch): auto and one_device, one device.",
 )
 flags.DEFINE_integer(
     "cpu_devices", 0, lower_bound=0, help=
