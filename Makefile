@@ -11,6 +11,10 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 DEMO_WORKDIR ?= runs/lenet300_fashion_mnist
 BAZEL_ARGS ?=
+# PyTorch for the torch test process (not in the [test] extra: an unpinned
+# torch is the CUDA build, gigabytes). Pinned to the release whose CPU wheel
+# (2.13.0+cpu) CI's machines hold; elsewhere pip takes the one it finds.
+TORCH ?= torch==2.13.0
 # Test files run in this many pytest-xdist processes (a test class stays in
 # one process); 1 runs them one by one in a single process.
 TEST_JOBS ?= 2
@@ -22,6 +26,7 @@ $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[cpu,train,bench,test]'
+	$(PY) -m pip install --quiet '$(TORCH)'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -53,7 +58,7 @@ demo: setup data
 BACKEND_TESTS = tests/backend_test.py tests/budget_test.py tests/convert_test.py \
   tests/layers_test.py tests/layout_test.py tests/model_test.py tests/schedule_test.py \
   tests/sparsity_test.py tests/switcher_test.py
-OTHER_BACKENDS ?= jax
+OTHER_BACKENDS ?= jax torch
 
 test: setup
 	$(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS)

@@ -61,6 +61,9 @@ setup(
         # The exports, SwitchSummaries and the trainer's tf.data input still
         # need TensorFlow: add [cpu] for them.
         "jax": ["jax>=0.4.30"],
+        # The PyTorch backend (KERAS_BACKEND=torch): training and save/load on
+        # one device. Choose the build (CPU or CUDA) with PyTorch's index.
+        "torch": ["torch>=2.1"],
         "train": ["ml_collections", "absl-py", "tensorboard"],
         "bench": ["matplotlib", "ml_collections", "absl-py", "tensorboard"],
         "test": ["pytest>=8", "pytest-xdist", "scikit-learn", "ml_collections", "absl-py", "tensorboard",

@@ -1,6 +1,7 @@
 """keras-switch on each Keras backend, side by side: LeNet-300-100 on
 Fashion-MNIST with the recipe at 95% and 99%, seeds 0-2, trained on
-TensorFlow and on JAX from the same task-network init on the same batches.
+TensorFlow, JAX and PyTorch from the same task-network init on the same
+batches.
 
     python -m benchmarks.backends                    # the table (~10 min, 2 cores)
     python -m benchmarks.backends --seeds=0 --targets=0.95 --epochs=2   # a smoke run
@@ -33,7 +34,7 @@ from benchmarks.harness import report
 from benchmarks.harness import stats
 from benchmarks.harness import tables
 
-BACKENDS = ("tensorflow", "jax")
+BACKENDS = ("tensorflow", "jax", "torch")
 MODEL = "lenet300"
 # The step-time model: the recipe at 95%, two epochs in (mid-ramp).
 STEP_TARGET = 0.95

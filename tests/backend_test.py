@@ -1,7 +1,8 @@
-"""What keras_switch promises across Keras backends (TensorFlow, JAX):
-`.keras` files that load on every backend with identical predictions and
-masks, JAX's `keras.distribution.DataParallel` training as one device does,
-and exports that say clearly where they need TensorFlow.
+"""What keras_switch promises across Keras backends (TensorFlow, JAX,
+PyTorch): `.keras` files that load on every backend with identical
+predictions and masks, JAX's `keras.distribution.DataParallel` training as
+one device does, the trainer on each backend, and exports that say clearly
+where they need TensorFlow.
 
 This file runs in each backend's test process (`make test`); the other
 backends are reached through subprocesses.
@@ -139,9 +140,9 @@ class ReadmeQuickstartTest(TestCase):
         readme_test.PageTestCase.assertPageRuns(self, page)
 
 
-@unittest.skipUnless(BACKEND == "jax", "runs in the JAX test process")
-class TrainerOnJaxTest(TestCase):
-    """The binary with KERAS_BACKEND=jax (tf.data still feeds it)."""
+@unittest.skipIf(BACKEND == "tensorflow", "trainer_test.py runs the binary on TensorFlow")
+class TrainerOnThisBackendTest(TestCase):
+    """The binary with KERAS_BACKEND=jax or torch (tf.data still feeds it)."""
 
     @classmethod
     def setUpClass(cls):
@@ -153,14 +154,17 @@ class TrainerOnJaxTest(TestCase):
                 f"--config.data_dir={self.data_dir}", "--config.num_epochs=3",
                 "--config.batch_size=32", "--config.schedule.ramp_epochs=1",
                 "--config.schedule.freeze_epochs=1", "--config.schedule.switch_every=1", *flags]
-        env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+        env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
         env.pop("XLA_FLAGS", None)
         return subprocess.run([sys.executable, "-m", "trainers.train", *args], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=600)
 
     def test_single_device_and_data_parallel_runs(self):
+        runs = [("one", ())]
+        if BACKEND == "jax":  # keras.distribution is JAX's
+            runs.append(("two", ("--strategy=data_parallel", "--cpu_devices=2")))
         reports = {}
-        for name, flags in (("one", ()), ("two", ("--strategy=data_parallel", "--cpu_devices=2"))):
+        for name, flags in runs:
             workdir = os.path.join(self.create_tempdir().full_path, "run")
             done = self._run(workdir, *flags)
             self.assertEqual(done.returncode, 0, done.stderr[-3000:])
@@ -171,21 +175,27 @@ class TrainerOnJaxTest(TestCase):
             self.assertFalse(os.path.exists(os.path.join(workdir, "export", ".switched.keras")))
             with open(os.path.join(workdir, "report.json")) as f:
                 reports[name] = json.load(f)
-        self.assertIn("over 2 replica(s)", done.stdout)
         for report in reports.values():
-            self.assertEqual(report["keras_backend"], "jax")
+            self.assertEqual(report["keras_backend"], BACKEND)
             self.assertEqual(report["steps"], 9)
             self.assertAlmostEqual(report["fc_sparsity"], 0.9, delta=0.01)
             self.assertIsNone(report["target_shortfall"])
-        self.assertEqual(reports["two"]["layers"], reports["one"]["layers"])
-        self.assertAlmostEqual(reports["two"]["test_accuracy"], reports["one"]["test_accuracy"])
+        if BACKEND == "jax":
+            self.assertIn("over 2 replica(s)", done.stdout)
+            self.assertEqual(reports["two"]["layers"], reports["one"]["layers"])
+            self.assertAlmostEqual(reports["two"]["test_accuracy"],
+                                   reports["one"]["test_accuracy"])
 
-    def test_a_tf_distribute_strategy_is_bad_input(self):
-        workdir = os.path.join(self.create_tempdir().full_path, "run")
-        done = self._run(workdir, "--strategy=mirrored")
-        self.assertEqual(done.returncode, 2, done.stderr[-2000:])
-        self.assertIn("--strategy=mirrored does not run on the jax backend", done.stderr)
-        self.assertFalse(os.path.exists(workdir))
+    def test_a_strategy_of_another_backend_is_bad_input(self):
+        others = ["mirrored"] + (["data_parallel"] if BACKEND == "torch" else [])
+        for strategy in others:
+            with self.subTest(strategy=strategy):
+                workdir = os.path.join(self.create_tempdir().full_path, "run")
+                done = self._run(workdir, f"--strategy={strategy}")
+                self.assertEqual(done.returncode, 2, done.stderr[-2000:])
+                self.assertIn(f"--strategy={strategy} does not run on the {BACKEND} backend",
+                              done.stderr)
+                self.assertFalse(os.path.exists(workdir))
 
 
 if __name__ == "__main__":

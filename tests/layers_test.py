@@ -225,7 +225,7 @@ class SwitchedConv2DTest(TestCase, parameterized.TestCase):
         self.assertEqual(tuple(matrix.shape), (2 * 3 * 4, 3))
         self.assertAllEqual(
             switched.switch_logits(),
-            np.reshape(switched.switcher(matrix), (2, 3, 4, 3)),
+            np.reshape(ops.convert_to_numpy(switched.switcher(matrix)), (2, 3, 4, 3)),
         )
         self.assertEqual(tuple(switched.switch_probabilities().shape), (2, 3, 4, 3))
 
@@ -367,7 +367,8 @@ class NeighboursTest(TestCase):
         weights = np.array([1.0, 2.0, 3.0, 4.0], "float32")
         mask = keras_switch.layers.straight_through(logits, estimator)
         [grad] = gradients(
-            lambda: ops.sum(keras_switch.layers.straight_through(logits, estimator) * weights),
+            lambda: ops.sum(keras_switch.layers.straight_through(logits, estimator)
+                            * ops.convert_to_tensor(weights)),
             [logits])
         return mask, grad, keras.ops.convert_to_numpy(logits), weights
 

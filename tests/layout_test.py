@@ -148,9 +148,10 @@ class LayoutTest(absltest.TestCase):
         self.assertIn("keras_switch.backend.tensorflow", tf_users)
         self.assertNotIn("keras_switch", tf_users)  # importable where TensorFlow is not
 
-    def test_jax_only_in_its_backend(self):
-        jax_users = {n for n in self._importers("jax") if n.startswith("keras_switch")}
-        self.assertEqual(jax_users, {"keras_switch.backend.jax"})
+    def test_jax_and_torch_only_in_their_backends(self):
+        for package in ("jax", "torch"):
+            users = {n for n in self._importers(package) if n.startswith("keras_switch")}
+            self.assertEqual(users, {f"keras_switch.backend.{package}"})
 
     def test_library_modules_hold_one_concern(self):
         for name, path in self.sources.items():

@@ -140,8 +140,12 @@ class CheckTest(absltest.TestCase):
         with self.assertRaisesRegex(preflight.ConfigError,
                                     r"--strategy=data_parallel does not run on the tensorflow"):
             preflight.check_strategy("data_parallel", "tensorflow")
-        with self.assertRaisesRegex(preflight.ConfigError, r"KERAS_BACKEND='torch'"):
-            preflight.check_strategy("auto", "torch")
+        preflight.check_strategy("one_device", "torch")
+        with self.assertRaisesRegex(preflight.ConfigError,
+                                    r"--strategy=data_parallel does not run on the torch"):
+            preflight.check_strategy("data_parallel", "torch")
+        with self.assertRaisesRegex(preflight.ConfigError, r"KERAS_BACKEND='numpy'"):
+            preflight.check_strategy("auto", "numpy")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
         moved = TargetSparsity(0.6, ramp_steps=0, allocation="magnitude").place_thresholds(layers, logits, step=0)
         # 40% of 10 connections: the 4 largest |w| over both layers (0.9,
         # 0.7, 0.6, 0.5); each layer keeps its share, ranked by its logits.
-        masks = [np.asarray(m) > 0 for m in moved]
+        masks = [keras.ops.convert_to_numpy(m) > 0 for m in moved]
         self.assertAllEqual(masks[0], [[True, False], [True, False]])
         self.assertAllEqual(masks[1], [[False, False], [False, True], [True, False]])
         for layer, m in zip(layers, moved):  # the offsets moved the logits
@@ -85,7 +85,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
         layer.build((None, 4))
         moved = TargetSparsity(0.75, ramp_steps=0, allocation="learned").place_thresholds(
             [layer], [layer.switch_logits()], step=0)
-        self.assertEqual(int(np.sum(np.asarray(moved[0]) > 0)), 5)
+        self.assertEqual(int(np.sum(keras.ops.convert_to_numpy(moved[0]) > 0)), 5)
         self.assertNotEqual(float(switcher.threshold), 0.0)
         self.assertEqual(float(layer.switch_offset), 0.0)
         self.assertAllClose(layer.switch_logits(), moved[0])
@@ -119,14 +119,14 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
             layers.append(layer)
         control = TargetSparsity(0.9, ramp_steps=0, allocation="erk")
         moved = control.place_thresholds(layers, [l.switch_logits() for l in layers], step=0)
-        kept = [int(np.sum(np.asarray(m) > 0)) for m in moved]
+        kept = [int(np.sum(keras.ops.convert_to_numpy(m) > 0)) for m in moved]
         final = [int(c) for c in thresholds.erk_keep_counts([(40, 30), (30, 10)], 150)]
         self.assertEqual(kept, final)
         # Mid-ramp every layer is the same fraction of the way to its own
         # final sparsity.
         ramped = TargetSparsity(0.9, ramp_steps=10, ramp_power=1, allocation="erk")
         moved = ramped.place_thresholds(layers, [l.switch_logits() for l in layers], step=4)
-        kept = [int(np.sum(np.asarray(m) > 0)) for m in moved]
+        kept = [int(np.sum(keras.ops.convert_to_numpy(m) > 0)) for m in moved]
         self.assertEqual(kept, [round(n - (n - k) * 0.5) for n, k in zip((1200, 300), final)])
 
     @parameterized.named_parameters(("dense_only", False, "erk"),
@@ -151,7 +151,7 @@ class TargetSparsityTest(TestCase, parameterized.TestCase):
                     control.density = lambda: 0.1
                 moved = control.place_thresholds(layers, [l.switch_logits() for l in layers], 0)
                 kept[type(control).__name__, allocation] = [
-                    int(np.sum(np.asarray(m) > 0)) for m in moved]
+                    int(np.sum(keras.ops.convert_to_numpy(m) > 0)) for m in moved]
         self.assertEqual(kept["TargetSparsity", "auto"], kept["TargetSparsity", expected])
         self.assertNotEqual(kept["TargetSparsity", "auto"], kept["TargetSparsity", other])
         # A budget's "auto" is the magnitude split, with convolutions or not.

@@ -27,6 +27,13 @@ class TestCase(tf.test.TestCase):
         keras.utils.clear_session(free_memory=False)
         keras.utils.set_random_seed(0)
 
+    def _GetNdArray(self, a):
+        # tf.test.TestCase's one conversion for every assertAll*: it reads a
+        # torch tensor that records gradients only through Keras.
+        if keras.ops.is_tensor(a) or isinstance(a, keras.Variable):
+            a = keras.ops.convert_to_numpy(a)
+        return super()._GetNdArray(a)
+
     def run_serialization_test(self, obj):
         """get_config -> JSON -> from_config -> get_config is the identity,
         and so is serialize/deserialize_keras_object."""

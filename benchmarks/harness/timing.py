@@ -74,13 +74,16 @@ def summary(measured, reference, scale=1.0):
 def fixed_batches(x, y, batch_size):
     """An endless iterator over the batches of (`x`, `y`), in order, cached:
     every training step is timed on the same few batches (numpy batches on
-    JAX, whose compiled steps take arrays, not a `tf.data` iterator)."""
+    JAX, whose compiled steps take arrays, not a `tf.data` iterator; torch
+    tensors on PyTorch, as its fit() hands them to the step)."""
     import keras
 
-    if keras.backend.backend() == "jax":
+    if keras.backend.backend() in ("jax", "torch"):
         import itertools
 
-        return itertools.cycle([(x[i:i + batch_size], y[i:i + batch_size])
+        convert = (keras.ops.convert_to_tensor if keras.backend.backend() == "torch"
+                   else lambda a: a)
+        return itertools.cycle([(convert(x[i:i + batch_size]), convert(y[i:i + batch_size]))
                                 for i in range(0, len(x), batch_size)])
     import tensorflow as tf
 
@@ -105,8 +108,8 @@ def _jax_state(model):
 
 def train_step_ms(model, batches, steps):
     """ms per step of `steps` calls of a compiled Keras model's train
-    function on `batches` (one iterator; numpy batches on JAX), the last step
-    waited for."""
+    function on `batches` (one iterator; numpy batches on JAX, torch tensors
+    on PyTorch), the last step waited for."""
     import keras
 
     model.make_train_function()
@@ -114,9 +117,12 @@ def train_step_ms(model, batches, steps):
     jax = keras.backend.backend() == "jax"
     state = _jax_state(model) if jax else None
     start = time.perf_counter()
+    torch = keras.backend.backend() == "torch"
     for _ in range(steps):
         if jax:
             logs, state = function(state, batches)
+        elif torch:  # Keras' torch fit() calls it with one step's batches
+            logs = function([next(batches)])
         else:
             logs = function(batches)
     float(logs["loss"])  # wait for the last step
