@@ -80,6 +80,15 @@ class _Hooks:
         self.items = []
 
 
+class _Untracked:
+    """A value out of Keras' (and torch's) tracking of layer attributes: a
+    model attribute holding its own layers and variables would be tracked
+    as more of them."""
+
+    def __init__(self):
+        self.value = None
+
+
 @keras.saving.register_keras_serializable(package="keras_switch")
 class SwitchingModel(CompileAndFit, keras.Model):
     """A `keras.Model` whose switched layers (`SwitchedDense`, `SwitchedConv2D`) learn their own sparsity.
@@ -128,6 +137,11 @@ class SwitchingModel(CompileAndFit, keras.Model):
         # train_on_batch() call (reading the variable each step costs a
         # device sync); None: read the variable.
         self._step_cache = None
+        # (switched layers, task variables, switcher variables) of the steps
+        # of the current train function, read at its first step: a compiled
+        # step reads them once when traced, and an eager one (PyTorch) then
+        # reads them as it would. None: read them at the next step.
+        self._step_sets = _Untracked()
 
     @property
     def step_hooks(self):
@@ -189,6 +203,7 @@ class SwitchingModel(CompileAndFit, keras.Model):
         if self.train_function is not None and not force:
             return self.train_function
         by_phase = {}
+        self._step_sets.value = None
 
         def train_function(iterator):
             step = self._next_step()
@@ -223,18 +238,22 @@ class SwitchingModel(CompileAndFit, keras.Model):
 
     def _phase_step(self, phase, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        layers = self.switched_layers
-        if not self.built or not all(layer.built for layer in layers):
-            self(x)  # a subclassed model builds lazily: on the first trace
-        self.build_optimizers()
+        if self._step_sets.value is None:
+            layers = self.switched_layers
+            if not self.built or not all(layer.built for layer in layers):
+                self(x)  # a subclassed model builds lazily: on the first trace
+            self.build_optimizers()
+            self._step_sets.value = (layers, self.task_variables, self.switcher_variables)
+        layers, task_variables, switcher_variables = self._step_sets.value
 
         masks = self._task_phase_masks(layers, phase)
         dense_gradient = self.train_pruned_weights and not phase.frozen
-        y_pred = self._task_phase(layers, masks, x, y, sample_weight, phase.task, dense_gradient)
+        y_pred = self._task_phase(layers, masks, x, y, sample_weight, phase.task,
+                                  dense_gradient, task_variables)
         if phase.switch:
             # A mean over the switch steps only: the others add nothing.
             self._switch_loss_tracker.update_state(
-                self._switch_phase(layers, x, y, sample_weight))
+                self._switch_phase(layers, x, y, sample_weight, switcher_variables))
         self.switching_step.assign_add(1)
         self._sparsity_tracker.update_state(_sparsity(masks))
         return backend.logs_for_strategy(
@@ -253,7 +272,7 @@ class SwitchingModel(CompileAndFit, keras.Model):
             layer.mask_frozen.assign(1.0 if phase.frozen else 0.0)
         return masks
 
-    def _task_phase(self, layers, masks, x, y, sample_weight, apply, dense_gradient):
+    def _task_phase(self, layers, masks, x, y, sample_weight, apply, dense_gradient, variables):
         def loss_fn():
             with _phase_masks(layers, masks, dense_gradient):
                 y_pred = self(x, training=True)
@@ -266,12 +285,11 @@ class SwitchingModel(CompileAndFit, keras.Model):
 
         if not apply:
             return loss_fn()[1]
-        variables = self.task_variables
         y_pred, grads = backend.gradients(loss_fn, variables)
         backend.apply_gradients(self.task_optimizer, grads, variables)
         return y_pred
 
-    def _switch_phase(self, layers, x, y, sample_weight):
+    def _switch_phase(self, layers, x, y, sample_weight, variables):
         def loss_fn():
             logits = [layer.switch_logits() for layer in layers]
             masks = [straight_through(l, self.switch_estimator) for l in logits]
@@ -282,7 +300,6 @@ class SwitchingModel(CompileAndFit, keras.Model):
             loss = loss + backend.scale_for_replicas(self.sparsity.penalty(_density(masks)))
             return self.switch_optimizer.scale_loss(loss), loss
 
-        variables = self.switcher_variables
         loss, grads = backend.gradients(loss_fn, variables)
         backend.apply_gradients(self.switch_optimizer, grads, variables)
         self._refresh_masks(layers)  # after the update: the masks the next task steps use

@@ -50,7 +50,8 @@ def step_function(model, step):
         if not built:  # as fit() does; a direct call of the train function may not have
             _keras_internals.build_for_step(model, data)
             built.append(True)
-        return step(data)
+        with torch.no_grad():  # `gradients` records what it differentiates
+            return step(data)
 
     return function
 
