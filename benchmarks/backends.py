@@ -3,7 +3,7 @@ Fashion-MNIST with the recipe at 95% and 99%, seeds 0-2, trained on
 TensorFlow, JAX and PyTorch from the same task-network init on the same
 batches.
 
-    python -m benchmarks.backends                    # the table (~10 min, 2 cores)
+    python -m benchmarks.backends                    # the table (~14 min, 2 cores)
     python -m benchmarks.backends --seeds=0 --targets=0.95 --epochs=2   # a smoke run
 
 Each backend runs in its own process (KERAS_BACKEND is fixed per process),
