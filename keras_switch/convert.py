@@ -42,7 +42,9 @@ def switch_model(model, layers=None, switcher=None):
 
     Args:
         model: a built `keras.Sequential` or functional `keras.Model`;
-            nested Sequential/functional models are walked. Subclassed
+            nested Sequential/functional models are walked, and operation
+            nodes (a residual written `h + inputs`, `keras.ops` calls) are
+            cloned as they are. Subclassed
             models have no graph to clone: build them with `SwitchedDense`
             layers and `SwitchingModel` as the base class instead.
         layers: which layers to switch. `None` (default): every
@@ -100,8 +102,9 @@ def switch_model(model, layers=None, switcher=None):
             new.kernel.assign(keras.ops.convert_to_numpy(old.kernel))
             if old.bias is not None:
                 new.bias.assign(keras.ops.convert_to_numpy(old.bias))
-        else:
+        elif isinstance(old, keras.layers.Layer):
             new.set_weights(old.get_weights())
+        # Otherwise an operation node (`h + inputs`, a keras.ops call): no weights.
     if isinstance(cloned, keras.Sequential):  # one input, one output
         return SwitchingModel(cloned.inputs[0], cloned.outputs[0], name=model.name)
     # The same input/output structure as `model` (a tensor, a list, a dict).

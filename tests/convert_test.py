@@ -195,6 +195,23 @@ class SwitchModelTest(TestCase):
         for have, want in zip(switched.get_layer("norm").weights, model.get_layer("norm").weights):
             self.assertAllEqual(have.numpy(), want.numpy())
 
+    def test_operation_nodes_are_cloned(self):
+        # A residual by operator and keras.ops calls are operation nodes of
+        # the graph, not layers: they hold no weights to copy.
+        inputs = keras.Input((4,))
+        h = keras.layers.Dense(4, activation="relu", name="a")(inputs)
+        h = h + inputs
+        h = keras.ops.multiply(keras.ops.tanh(h), 0.5)
+        outputs = keras.layers.Dense(2, name="b")(h)
+        model = keras.Model(inputs, outputs, name="residual")
+        set_weights(model)
+        switched = switch_model(model)
+        self.assertEqual([layer.name for layer in switched.switched_layers], ["a", "b"])
+        x = inputs_for(model)
+        self.assertAllEqual(switched.predict(x, verbose=0), model.predict(x, verbose=0))
+        stripped = strip_switches(switched)
+        self.assertAllEqual(stripped.predict(x, verbose=0), model.predict(x, verbose=0))
+
     def test_selection_by_names_regex_and_predicate(self):
         model = nested_net()
         by_names = switch_model(model, layers=["inner_b", "first"])
