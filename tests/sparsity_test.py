@@ -24,19 +24,23 @@ class BisectionTest(TestCase, parameterized.TestCase):
     @parameterized.named_parameters(("one", 1), ("three", 3), ("half", 50), ("all", 100))
     def test_threshold_keeps_exactly_the_k_highest(self, keep):
         scores = np.random.RandomState(0).normal(size=100).astype("float32")
-        threshold = thresholds.threshold_keeping(tf.constant(scores), keep)
+        threshold = thresholds.threshold_keeping(keras.ops.convert_to_tensor(scores), keep)
         above = scores > float(threshold)
         self.assertEqual(int(above.sum()), keep)
         self.assertAllEqual(np.sort(scores)[::-1][:keep], np.sort(scores[above])[::-1])
+        if keep < len(scores):  # midway between the lowest kept and the highest dropped
+            self.assertAllClose(float(threshold),
+                                (scores[above].min() + scores[~above].max()) / 2, atol=1e-6)
 
     def test_keep_zero_keeps_none(self):
-        scores = tf.constant([0.5, -1.0, 2.0])
-        self.assertEqual(int(np.sum(scores.numpy() > float(thresholds.threshold_keeping(scores, 0)))), 0)
+        scores = np.array([0.5, -1.0, 2.0], "float32")
+        threshold = thresholds.threshold_keeping(keras.ops.convert_to_tensor(scores), 0)
+        self.assertEqual(int(np.sum(scores > float(threshold))), 0)
 
     def test_exact_ties_keep_the_whole_tie(self):
-        scores = tf.constant([3.0, 2.0, 2.0, 2.0, 1.0])
-        threshold = float(thresholds.threshold_keeping(scores, 2))
-        self.assertEqual(int(np.sum(scores.numpy() > threshold)), 4)  # 3 and the three 2s
+        scores = np.array([3.0, 2.0, 2.0, 2.0, 1.0], "float32")
+        threshold = float(thresholds.threshold_keeping(keras.ops.convert_to_tensor(scores), 2))
+        self.assertEqual(int(np.sum(scores > threshold)), 4)  # 3 and the three 2s
 
     @parameterized.named_parameters(
         ("rounds", 0.25, 10, 2), ("at_least_one", 0.0, 10, 1), ("at_most_all", 1.5, 10, 10)
