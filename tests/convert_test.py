@@ -212,6 +212,29 @@ class SwitchModelTest(TestCase):
         stripped = strip_switches(switched)
         self.assertAllEqual(stripped.predict(x, verbose=0), model.predict(x, verbose=0))
 
+    def test_a_transformer_block_switches_its_dense_layers(self):
+        inputs = keras.Input((6, 8))
+        h = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="attention")(
+            inputs, inputs)
+        h = keras.layers.LayerNormalization(name="norm1")(h + inputs)
+        m = keras.layers.Dense(16, activation="gelu", name="mlp_in")(h)
+        h = keras.layers.LayerNormalization(name="norm2")(h + keras.layers.Dense(8, name="mlp_out")(m))
+        outputs = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling1D()(h))
+        model = keras.Model(inputs, outputs, name="block")
+        set_weights(model)
+        switched = switch_model(model)
+        self.assertEqual([layer.name for layer in switched.switched_layers],
+                         ["mlp_in", "mlp_out", "head"])
+        x = inputs_for(model)
+        self.assertAllEqual(switched.predict(x, verbose=0), model.predict(x, verbose=0))
+        # The attention's own sub-layers (softmax, dropout) are named anew on
+        # rebuild; the stripped model still pairs every weight.
+        stripped = strip_switches(switched)
+        self.assertAllEqual(stripped.predict(x, verbose=0), model.predict(x, verbose=0))
+        with self.assertRaisesRegex(ValueError, r"'query' \(EinsumDense\).*Switchable classes"):
+            switch_model(model, layers=lambda layer: isinstance(
+                layer, (keras.layers.Dense, keras.layers.EinsumDense)))
+
     def test_selection_by_names_regex_and_predicate(self):
         model = nested_net()
         by_names = switch_model(model, layers=["inner_b", "first"])
