@@ -19,6 +19,9 @@ import jax
 import keras
 
 from keras_switch import _keras_internals
+from keras_switch.backend._whole_batch import logs_for_strategy  # noqa: F401
+from keras_switch.backend._whole_batch import scale_for_replicas  # noqa: F401
+from keras_switch.backend._whole_batch import unscale_for_replicas  # noqa: F401
 
 
 def _current_scope():
@@ -184,18 +187,3 @@ def tracing():
     """Whether the caller runs inside the compiled step (its stateless
     scope is active)."""
     return _current_scope() is not None
-
-
-def logs_for_strategy(logs):
-    """Logs as they are: JAX's step sees the global batch."""
-    return logs
-
-
-def scale_for_replicas(value):
-    """`value` as it is: JAX's step sees the global batch."""
-    return value
-
-
-def unscale_for_replicas(value):
-    """`value` as it is (see `scale_for_replicas`)."""
-    return value

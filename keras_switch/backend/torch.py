@@ -16,6 +16,9 @@ nothing is rescaled for replicas here.
 import torch
 
 from keras_switch import _keras_internals
+from keras_switch.backend._whole_batch import logs_for_strategy  # noqa: F401
+from keras_switch.backend._whole_batch import scale_for_replicas  # noqa: F401
+from keras_switch.backend._whole_batch import unscale_for_replicas  # noqa: F401
 
 
 def gradients(loss_fn, variables):
@@ -80,18 +83,3 @@ def compiled(fn, model):
 def tracing():
     """Whether the caller runs inside a function `torch.compile` traces."""
     return torch.compiler.is_compiling()
-
-
-def logs_for_strategy(logs):
-    """Logs as they are: no distribution strategy on torch."""
-    return logs
-
-
-def scale_for_replicas(value):
-    """`value` as it is: one process computes the whole batch."""
-    return value
-
-
-def unscale_for_replicas(value):
-    """`value` as it is (see `scale_for_replicas`)."""
-    return value
