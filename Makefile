@@ -57,7 +57,7 @@ demo: setup data
 # supports, one pytest process per backend (KERAS_BACKEND selects it).
 BACKEND_TESTS = tests/backend_test.py tests/budget_test.py tests/convert_test.py \
   tests/layers_test.py tests/layout_test.py tests/model_test.py tests/schedule_test.py \
-  tests/sparsity_test.py tests/switcher_test.py
+  tests/sparsity_test.py tests/switched_layers_test.py tests/switcher_test.py
 OTHER_BACKENDS ?= jax torch
 
 test: setup

@@ -52,8 +52,9 @@ def base_config(model, dataset, data_dir=None):
     # pruning's split once a convolution is (switched_layers="all"); or
     # "erk", "magnitude", "learned" (BENCHMARKS.md).
     config.allocation = "auto"
-    # "fc": the fully connected layers (the paper's); "all": every Dense and
-    # Conv2D layer (docs/convolutions.md).
+    # "fc": the fully connected layers (the paper's); "all": every layer with
+    # a switched counterpart, MobileNet's depthwise convolutions included
+    # (docs/convolutions.md).
     config.switched_layers = "fc"
     config.train_pruned_weights = False
     config.switch_estimator = "sigmoid"  # or "identity"

@@ -1,6 +1,8 @@
 """keras-switch: learn sparse fully connected layers with a switcher network.
 
-Public API: `Switcher`, `SwitchedDense`, `SwitchedConv2D`, `SwitchingModel`, `SwitchSchedule`,
+Public API: `Switcher`, the switched layers (`SwitchedDense`, `SwitchedConv1D`,
+`SwitchedConv2D`, `SwitchedDepthwiseConv2D`, `SwitchedEinsumDense`,
+`SwitchedMultiHeadAttention`), `SwitchingModel`, `SwitchSchedule`,
 the sparsity controls `TargetSparsity`, `SparsityPenalty`, `AccuracyBudget`,
 `SparsityControl`,
 `switch_model` (switch an existing Keras model), `sparsity_report`,
@@ -10,8 +12,12 @@ switched layers are stored and computed sparsely), `export_tflite`.
 
 # keras_switch.backend refuses a Keras backend it cannot train on.
 from keras_switch.convert import switch_model
+from keras_switch.layers import SwitchedConv1D
 from keras_switch.layers import SwitchedConv2D
 from keras_switch.layers import SwitchedDense
+from keras_switch.layers import SwitchedDepthwiseConv2D
+from keras_switch.layers import SwitchedEinsumDense
+from keras_switch.layers import SwitchedMultiHeadAttention
 from keras_switch.model import SwitchingModel
 from keras_switch.report import sparsity_report
 from keras_switch.schedule import SwitchSchedule
@@ -47,7 +53,11 @@ def __getattr__(name):
 __all__ = [
     "Switcher",
     "SwitchedDense",
+    "SwitchedConv1D",
     "SwitchedConv2D",
+    "SwitchedDepthwiseConv2D",
+    "SwitchedEinsumDense",
+    "SwitchedMultiHeadAttention",
     "SwitchingModel",
     "SwitchSchedule",
     "TargetSparsity",

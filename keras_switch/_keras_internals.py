@@ -18,7 +18,9 @@ compiled, distributed function around each phase's step
 `keras.StatelessScope` (`stateless_scope`) to nest its gradient's scope in
 and builds metrics before its first trace (`build_for_step`); it moves
 arrays in and out of variables at every step, which `raw_value` and
-`set_raw_value` do without `assign`'s per-call checks.
+`set_raw_value` do without `assign`'s per-call checks. A layer that owns
+sub-layers (MultiHeadAttention) has one swapped for its switched twin in
+the same place of its tracked layers (`replace_sublayer`).
 
 `tests/keras_internals_test.py` pins every assumption made here, so a Keras
 release that moves them fails that test instead of failing users.
@@ -88,6 +90,24 @@ def add_state_after_build(layer, name, value):
     finally:
         if locked:
             layer._tracker.lock()
+
+
+def replace_sublayer(owner, attribute, new):
+    """Replaces the sub-layer `owner.<attribute>` with `new` where Keras
+    tracks it: at the same position among `owner`'s layers (the order that
+    walking, saving and stripping read), the old one no longer tracked."""
+    from keras.src.utils.tracking import DotNotTrackScope
+
+    old = getattr(owner, attribute)
+    owner._tracker.replace_tracked_value("layers", old, new)
+    locked = owner._tracker.locked
+    owner._tracker.unlock()
+    try:
+        with DotNotTrackScope():
+            setattr(owner, attribute, new)
+    finally:
+        if locked:
+            owner._tracker.lock()
 
 
 def raw_value(variable):

@@ -17,15 +17,33 @@ import keras
 
 from keras_switch import _keras_internals
 from keras_switch.layers import SWITCHED_CLASSES
+from keras_switch.layers import SwitchedConv1D
 from keras_switch.layers import SwitchedConv2D
 from keras_switch.layers import SwitchedDense
+from keras_switch.layers import SwitchedDepthwiseConv2D
+from keras_switch.layers import SwitchedEinsumDense
+from keras_switch.layers import SwitchedMultiHeadAttention
 from keras_switch.layers import switched_layers
+from keras_switch.layers.attention import PROJECTIONS
 from keras_switch.model import SwitchingModel
 from keras_switch.switcher import Switcher
 
 # Plain Keras layer class -> its switched counterpart, built from the plain
 # layer's config (exact classes only: a subclass may compute something else).
-COUNTERPARTS = {keras.layers.Dense: SwitchedDense, keras.layers.Conv2D: SwitchedConv2D}
+COUNTERPARTS = {
+    keras.layers.Dense: SwitchedDense,
+    keras.layers.Conv1D: SwitchedConv1D,
+    keras.layers.Conv2D: SwitchedConv2D,
+    keras.layers.DepthwiseConv2D: SwitchedDepthwiseConv2D,
+    keras.layers.EinsumDense: SwitchedEinsumDense,
+    keras.layers.MultiHeadAttention: SwitchedMultiHeadAttention,
+}
+# Classes without a counterpart, and why (the error says it).
+WHY_NOT = {
+    keras.layers.SeparableConv2D: (
+        "SeparableConv2D holds two kernels; write it as the same computation, "
+        "a DepthwiseConv2D followed by a 1x1 Conv2D, and switch those"),
+}
 
 
 def switch_model(model, layers=None, switcher=None):
@@ -33,8 +51,10 @@ def switch_model(model, layers=None, switcher=None):
 
     The clone has `model`'s graph, layer names and **weights**; each
     selected layer is replaced by its switched counterpart (`Dense` ->
-    `SwitchedDense`, `Conv2D` -> `SwitchedConv2D`) with the same config and
-    weights, and all of them share one `Switcher`. A fresh switcher starts with every switch on (its
+    `SwitchedDense`, `Conv1D`, `Conv2D`, `DepthwiseConv2D`, `EinsumDense` ->
+    `SwitchedConv1D`, ...; a `MultiHeadAttention` whose projections are
+    selected -> a `SwitchedMultiHeadAttention` switching those) with the
+    same config and weights, and all of them share one `Switcher`. A fresh switcher starts with every switch on (its
     logits start >= `initial_logit` > 0), so before training the clone's
     predictions equal `model`'s exactly. `model` itself is not changed.
     Compile the clone like any `SwitchingModel`
@@ -49,12 +69,16 @@ def switch_model(model, layers=None, switcher=None):
             layers and `SwitchingModel` as the base class instead.
         layers: which layers to switch. `None` (default): every
             `keras.layers.Dense` (the paper's fully connected layers; select
-            convolutions by name, pattern or predicate, e.g. ``lambda layer:
-            isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D))``).
+            convolutions and attention by name, pattern or predicate, e.g.
+            ``lambda layer: isinstance(layer, (keras.layers.Dense,
+            keras.layers.Conv2D))``).
             Otherwise a list of layer names, a string (a regular expression
             that a layer's whole name must match, `re.fullmatch`), or a
             callable `layer -> bool`, asked for every layer (nested models'
-            layers included, not the models themselves).
+            layers included, not the models themselves, and the projections
+            inside a MultiHeadAttention, named ``query``, ``key``,
+            ``value`` and ``attention_output``; selecting the attention
+            layer selects all of them).
         switcher: the `Switcher` to share; default: a new `Switcher()`.
 
     Returns:
@@ -63,7 +87,8 @@ def switch_model(model, layers=None, switcher=None):
     Raises:
         ValueError: `model` is subclassed, not built, or already has
             switched layers; a selected layer's class has no switched
-            counterpart; a name in `layers` matches no layer; a regular
+            counterpart, or it is a sub-layer of a layer other than
+            MultiHeadAttention; a name in `layers` matches no layer; a regular
             expression is invalid or matches no layer; nothing is selected.
         TypeError: `model`, `layers` or `switcher` is of the wrong type.
     """
@@ -77,17 +102,19 @@ def switch_model(model, layers=None, switcher=None):
         )
     leaves = [layer for layer in _keras_internals.flatten_layers(model)[1:]
               if not isinstance(layer, (keras.Model, keras.layers.InputLayer))]
-    selected = _select(model, leaves, layers)
+    selected, attention = _select(model, leaves, layers)
     pairs = []
 
     def clone(layer):
-        if id(layer) in selected:
+        if id(layer) in selected or id(layer) in attention:
             config = layer.get_config()
             if config.pop("quantization_config", None) is not None:
                 raise ValueError(
                     f"switch_model: layer {layer.name!r} is quantized; switch "
                     "the float model, then quantize the stripped export."
                 )
+            if id(layer) in attention:
+                config["projections"] = attention[id(layer)]
             new = COUNTERPARTS[type(layer)](switcher=switcher, **config)
         else:
             new = layer.__class__.from_config(layer.get_config())
@@ -96,12 +123,12 @@ def switch_model(model, layers=None, switcher=None):
 
     cloned = keras.models.clone_model(model, clone_function=clone, recursive=True)
     for old, new in pairs:
-        if id(old) in selected:
-            # Copies (through numpy): the models share no buffer, which JAX
-            # would delete in one when the other's compiled step donates it.
-            new.kernel.assign(keras.ops.convert_to_numpy(old.kernel))
-            if old.bias is not None:
-                new.bias.assign(keras.ops.convert_to_numpy(old.bias))
+        if id(old) in attention:
+            for attribute in PROJECTIONS.values():
+                if getattr(old, attribute, None) is not None:
+                    _copy_kernel(getattr(old, attribute), getattr(new, attribute))
+        elif id(old) in selected:
+            _copy_kernel(old, new)
         elif isinstance(old, keras.layers.Layer):
             new.set_weights(old.get_weights())
         # Otherwise an operation node (`h + inputs`, a keras.ops call): no weights.
@@ -109,6 +136,14 @@ def switch_model(model, layers=None, switcher=None):
         return SwitchingModel(cloned.inputs[0], cloned.outputs[0], name=model.name)
     # The same input/output structure as `model` (a tensor, a list, a dict).
     return SwitchingModel(cloned.input, cloned.output, name=model.name)
+
+
+def _copy_kernel(old, new):
+    # Copies (through numpy): the models share no buffer, which JAX would
+    # delete in one when the other's compiled step donates it.
+    new.kernel.assign(keras.ops.convert_to_numpy(old.kernel))
+    if old.bias is not None:
+        new.bias.assign(keras.ops.convert_to_numpy(old.bias))
 
 
 def _check_cloneable(model):
@@ -139,7 +174,9 @@ def _check_cloneable(model):
 
 
 def _select(model, leaves, layers):
-    """The ids of the `leaves` that `layers` selects (see `switch_model`)."""
+    """What `layers` selects among `leaves` (see `switch_model`): the ids of
+    the layers to replace by their counterparts, and `{id(attention layer):
+    projection names}` for each MultiHeadAttention with selected projections."""
     names = [layer.name for layer in leaves]
     if layers is None:
         chosen = [layer for layer in leaves if type(layer) is keras.layers.Dense]
@@ -186,7 +223,8 @@ def _select(model, leaves, layers):
             f"switch_model: {what} selects no layer of model {model.name!r}. "
             f"Its layers: {names}"
         )
-    unsupported = [f"{layer.name!r} ({type(layer).__name__})"
+    unsupported = [f"{layer.name!r} ({type(layer).__name__}"
+                   + (f": {WHY_NOT[type(layer)]})" if type(layer) in WHY_NOT else ")")
                    for layer in chosen if type(layer) not in COUNTERPARTS]
     if unsupported:
         raise ValueError(
@@ -194,7 +232,28 @@ def _select(model, leaves, layers):
             f"counterpart: {', '.join(unsupported)}. Switchable classes: "
             f"{sorted(cls.__name__ for cls in COUNTERPARTS)}"
         )
-    return {id(layer) for layer in chosen}
+    owners = {id(inner): layer for layer in leaves
+              for inner in _keras_internals.flatten_layers(layer)[1:]}
+    attention, selected = {}, set()
+    for layer in chosen:
+        owner = owners.get(id(layer))
+        if owner is None and type(layer) is keras.layers.MultiHeadAttention:
+            attention[id(layer)] = None  # every projection
+        elif owner is None:
+            selected.add(id(layer))
+        elif type(owner) is keras.layers.MultiHeadAttention:
+            if attention.get(id(owner), ()) is not None:
+                names = [name for name, attribute in PROJECTIONS.items()
+                         if getattr(owner, attribute, None) is layer]
+                attention[id(owner)] = attention.get(id(owner), ()) + tuple(names)
+        else:
+            raise ValueError(
+                f"switch_model: {what} selects layer {layer.name!r}, a sub-layer of "
+                f"{owner.name!r} ({type(owner).__name__}); switch_model replaces "
+                "the sub-layers of a MultiHeadAttention only. Select the layers "
+                "of the graph, or build the owner with switched layers."
+            )
+    return selected, attention
 
 
 def copy_weights(source, target):

@@ -1,7 +1,8 @@
 """`strip_switches`: a switched model turned into a plain Keras model.
 
-Each SwitchedDense becomes a Dense and each SwitchedConv2D a Conv2D, holding
-the inference kernel `kernel * mask`; the switcher is dropped. The export
+Each switched layer becomes its plain Keras class (SwitchedDense a Dense,
+SwitchedConv2D a Conv2D, SwitchedMultiHeadAttention a MultiHeadAttention,
+...), holding the inference kernel `kernel * mask`; the switcher is dropped. The export
 (`keras_switch.export`) starts from this model.
 """
 
@@ -9,23 +10,25 @@ import keras
 
 from keras_switch import _keras_internals
 from keras_switch.layers import SWITCHED_CLASSES
+from keras_switch.layers import SwitchedMultiHeadAttention
 from keras_switch.switcher import Switcher
 
 # The registered name of each switched layer class -> its plain Keras class.
 _PLAIN = {f"keras_switch>{cls.__name__}": cls.__name__[len("Switched"):]
-          for cls in SWITCHED_CLASSES}
+          for cls in SWITCHED_CLASSES + (SwitchedMultiHeadAttention,)}
+# Config keys of the switched classes that their plain classes lack.
+_SWITCH_KEYS = ("switcher", "projections")
 
 
 def _strip_config(config):
-    """A model config with every SwitchedDense turned into a Dense and every
-    SwitchedConv2D into a Conv2D."""
+    """A model config with every switched layer turned into its plain class."""
     if isinstance(config, list):
         return [_strip_config(item) for item in config]
     if not isinstance(config, dict):
         return config
     if config.get("registered_name") in _PLAIN:
-        layer_config = dict(config["config"])
-        layer_config.pop("switcher", None)
+        layer_config = {key: value for key, value in config["config"].items()
+                        if key not in _SWITCH_KEYS}
         return {
             **config,
             "module": "keras.layers",
@@ -37,9 +40,10 @@ def _strip_config(config):
 
 
 def strip_switches(model):
-    """A plain Keras model: each SwitchedDense becomes a Dense layer (each
-    SwitchedConv2D a Conv2D) whose kernel is the switched layer's inference
-    `kernel * mask`; no switcher.
+    """A plain Keras model: each switched layer becomes its plain Keras class
+    (SwitchedDense a Dense, SwitchedConv2D a Conv2D, SwitchedMultiHeadAttention
+    a MultiHeadAttention, ...) whose kernel is the switched layer's
+    inference `kernel * mask`; no switcher.
 
     Works for Sequential and functional models (nested ones included). The
     stripped model's predictions equal the switched model's inference
@@ -56,16 +60,15 @@ def strip_switches(model):
 def strip_with_switched(model, caller):
     """`strip_switches(model)` and the layers of it that were switched.
 
-    The exports need both: the plain model, and which of its Dense / Conv2D
-    layers to store sparsely.
+    The exports need both: the plain model, and which of its layers to
+    store sparsely.
 
     Args:
         model: A built Sequential or functional model.
         caller: The public function's name, for the error messages.
 
     Returns:
-        `(stripped, switched)`: the plain model, and its Dense / Conv2D
-        layers that replaced a switched layer with a switcher attached, in
+        `(stripped, switched)`: the plain model, and its layers that replaced a switched layer with a switcher attached, in
         model order.
 
     Raises:
@@ -112,7 +115,7 @@ def strip_with_switched(model, caller):
         values = _own_weights(source)
         if isinstance(source, SWITCHED_CLASSES):
             values = [source.effective_kernel()] + (
-                [source.bias] if source.use_bias else []
+                [source.bias] if source.bias is not None else []
             )
             if source.switched:
                 switched.append(target)

@@ -81,5 +81,30 @@ class SwitchSummariesTest(TestCase):
         self.assertEqual(np.asarray(model.get_layer("conv").mask).shape, (3, 3, 1, 4))
 
 
+    def test_every_layer_family_logs_its_mask_as_the_matrix_the_switcher_reads(self):
+        switcher = keras_switch.Switcher()
+        inputs = keras.Input((8, 8, 1))
+        x = keras_switch.SwitchedDepthwiseConv2D(3, depth_multiplier=2, switcher=switcher,
+                                                 name="depthwise")(inputs)
+        x = keras.layers.Reshape((6, 12))(x)
+        x = keras_switch.SwitchedConv1D(4, 2, switcher=switcher, name="conv1d")(x)
+        x = keras_switch.SwitchedEinsumDense("abc,cd->abd", output_shape=(5, 3),
+                                             switcher=switcher, name="einsum")(x)
+        x = keras.layers.Flatten()(x)
+        model = keras_switch.SwitchingModel(
+            inputs, keras_switch.SwitchedDense(10, switcher=switcher, name="head")(x))
+        compile_for_classes(model, target_sparsity=0.5)
+        (x, y), _ = digits(64 * STEPS_PER_EPOCH)
+        logdir = self.create_tempdir().full_path
+        model.fit(x.reshape(-1, 8, 8, 1), y, batch_size=64, epochs=1, verbose=0,
+                  callbacks=[SwitchSummaries(logdir)])
+        accumulator = event_accumulator.EventAccumulator(
+            os.path.join(logdir, "switches"), size_guidance={"tensors": 0})
+        accumulator.Reload()
+        for name, shape in (("depthwise", (9, 2)), ("conv1d", (24, 4)), ("einsum", (4, 3))):
+            width, height = tf.make_ndarray(accumulator.Tensors(f"mask/{name}")[-1].tensor_proto)[:2]
+            self.assertEqual((int(height), int(width)), shape, name)
+            self.assertIn(f"sparsity/{name}", accumulator.Tags()["tensors"])
+
 if __name__ == "__main__":
     tf.test.main()

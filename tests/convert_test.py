@@ -9,6 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import keras_switch
+
 from keras_switch import SwitchedDense
 from keras_switch import Switcher
 from keras_switch import SwitchingModel
@@ -154,6 +156,21 @@ def nested_net():
     return model
 
 
+def transformer_block():
+    """A transformer encoder block written the Keras 3 way (residuals by
+    operator), with a Dense head."""
+    inputs = keras.Input((6, 8))
+    h = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="attention")(
+        inputs, inputs)
+    h = keras.layers.LayerNormalization(name="norm1")(h + inputs)
+    m = keras.layers.Dense(16, activation="gelu", name="mlp_in")(h)
+    h = keras.layers.LayerNormalization(name="norm2")(h + keras.layers.Dense(8, name="mlp_out")(m))
+    outputs = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling1D()(h))
+    model = keras.Model(inputs, outputs, name="block")
+    set_weights(model)
+    return model
+
+
 def inputs_for(model, n=32, seed=0):
     return np.random.RandomState(seed).normal(size=(n,) + model.input_shape[1:]).astype("float32")
 
@@ -213,15 +230,7 @@ class SwitchModelTest(TestCase):
         self.assertAllEqual(stripped.predict(x, verbose=0), model.predict(x, verbose=0))
 
     def test_a_transformer_block_switches_its_dense_layers(self):
-        inputs = keras.Input((6, 8))
-        h = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="attention")(
-            inputs, inputs)
-        h = keras.layers.LayerNormalization(name="norm1")(h + inputs)
-        m = keras.layers.Dense(16, activation="gelu", name="mlp_in")(h)
-        h = keras.layers.LayerNormalization(name="norm2")(h + keras.layers.Dense(8, name="mlp_out")(m))
-        outputs = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling1D()(h))
-        model = keras.Model(inputs, outputs, name="block")
-        set_weights(model)
+        model = transformer_block()
         switched = switch_model(model)
         self.assertEqual([layer.name for layer in switched.switched_layers],
                          ["mlp_in", "mlp_out", "head"])
@@ -231,9 +240,61 @@ class SwitchModelTest(TestCase):
         # rebuild; the stripped model still pairs every weight.
         stripped = strip_switches(switched)
         self.assertAllEqual(stripped.predict(x, verbose=0), model.predict(x, verbose=0))
-        with self.assertRaisesRegex(ValueError, r"'query' \(EinsumDense\).*Switchable classes"):
-            switch_model(model, layers=lambda layer: isinstance(
-                layer, (keras.layers.Dense, keras.layers.EinsumDense)))
+
+    def test_attention_projections_are_switched(self):
+        model = transformer_block()
+        x = inputs_for(model)
+        everything = switch_model(model, layers=lambda layer: isinstance(
+            layer, (keras.layers.Dense, keras.layers.EinsumDense)))
+        self.assertEqual([layer.name for layer in everything.switched_layers],
+                         ["query", "key", "value", "attention_output", "mlp_in", "mlp_out",
+                          "head"])
+        attention = everything.get_layer("attention")
+        self.assertIsInstance(attention, keras_switch.SwitchedMultiHeadAttention)
+        self.assertIsInstance(attention.query_dense, keras_switch.SwitchedEinsumDense)
+        self.assertAllEqual(everything.predict(x, verbose=0), model.predict(x, verbose=0))
+        # The attention layer itself (all four), or some projections by name.
+        whole = switch_model(model, layers=["attention"])
+        self.assertLen(whole.switched_layers, 4)
+        some = switch_model(model, layers=["query", "value"])
+        self.assertEqual([layer.name for layer in some.switched_layers], ["query", "value"])
+        self.assertIs(type(some.get_layer("attention").key_dense), keras.layers.EinsumDense)
+        self.assertAllEqual(some.predict(x, verbose=0), model.predict(x, verbose=0))
+        # Switched off entries change the predictions; stripping keeps them.
+        for layer in everything.switched_layers:
+            layer.freeze_mask(np.random.RandomState(0).binomial(1, 0.5, layer.kernel.shape))
+        pruned = everything.predict(x, verbose=0)
+        self.assertGreater(np.abs(pruned - model.predict(x, verbose=0)).max(), 1e-3)
+        stripped = strip_switches(everything)
+        self.assertIs(type(stripped.get_layer("attention")), keras.layers.MultiHeadAttention)
+        self.assertAllClose(stripped.predict(x, verbose=0), pruned, atol=1e-5)
+        path = os.path.join(self.get_temp_dir(), "block.keras")
+        everything.save(path)
+        loaded = keras.models.load_model(path)  # safe mode
+        self.assertEqual([layer.name for layer in loaded.switched_layers],
+                         [layer.name for layer in everything.switched_layers])
+        self.assertLen(loaded.switchers, 1)
+        self.assertAllEqual(loaded.predict(x, verbose=0), pruned)
+
+    def test_sub_layers_of_other_layers_and_separable_convolutions_are_refused(self):
+        class Block(keras.layers.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.inner = keras.layers.Dense(4, name="inner")
+
+            def call(self, x):
+                return self.inner(x)
+
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, Block(name="block")(inputs))
+        with self.assertRaisesRegex(ValueError, "'inner', a sub-layer of 'block' "
+                                                r"\(Block\).*MultiHeadAttention only"):
+            switch_model(model, layers=["inner"])
+        images = keras.Input((8, 8, 3))
+        separable = keras.Model(images, keras.layers.SeparableConv2D(2, 3, name="sep")(images))
+        with self.assertRaisesRegex(ValueError, r"'sep' \(SeparableConv2D: .*DepthwiseConv2D "
+                                                "followed by a 1x1 Conv2D"):
+            switch_model(separable, layers=["sep"])
 
     def test_selection_by_names_regex_and_predicate(self):
         model = nested_net()

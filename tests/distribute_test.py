@@ -35,6 +35,23 @@ def _cnn():
     return keras_switch.SwitchingModel(inputs, keras_switch.SwitchedDense(10, switcher=switcher)(x))
 
 
+def _modern():
+    """8x8 digits: SwitchedDepthwiseConv2D -> SwitchedConv1D over the rows ->
+    SwitchedEinsumDense -> SwitchedDense."""
+    switcher = keras_switch.Switcher()
+    inputs = keras.Input((64,))
+    x = keras.layers.Reshape((8, 8, 1))(inputs)
+    x = keras_switch.SwitchedDepthwiseConv2D(3, depth_multiplier=4, activation="relu",
+                                             switcher=switcher)(x)
+    x = keras.layers.Reshape((6, 24))(x)
+    x = keras_switch.SwitchedConv1D(8, 3, padding="causal", activation="relu",
+                                    switcher=switcher)(x)
+    x = keras_switch.SwitchedEinsumDense("abc,cd->abd", output_shape=(6, 8), bias_axes="d",
+                                         activation="relu", switcher=switcher)(x)
+    x = keras.layers.Flatten()(x)
+    return keras_switch.SwitchingModel(inputs, keras_switch.SwitchedDense(10, switcher=switcher)(x))
+
+
 def _train(strategy, schedule, steps=6, net=mlp, **compile_kwargs):
     keras.utils.set_random_seed(0)
     with strategy.scope():
@@ -52,6 +69,8 @@ class MirroredTest(TestCase, parameterized.TestCase):
     @parameterized.named_parameters(
         ("convolutions_target", SwitchSchedule(switch_every=2), dict(target_sparsity=0.6,
                                                                      net=_cnn)),
+        ("depthwise_conv1d_einsum_target", SwitchSchedule(switch_every=2),
+         dict(target_sparsity=0.6, net=_modern)),
         ("every_k_l1_frozen", SwitchSchedule(switch_every=2, freeze_step=5),
          dict(sparsity_penalty=5.0)),
     )

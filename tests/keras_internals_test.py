@@ -7,6 +7,7 @@ only it) before anything else.
 import inspect
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_switch import _keras_internals
@@ -43,6 +44,21 @@ class KerasInternalsTest(TestCase):
         model = keras.Model(inputs, inner(inputs))
         layers = _keras_internals.flatten_layers(model)
         self.assertIn(inner.layers[0], layers)
+
+    def test_replace_sublayer_keeps_the_position_and_drops_the_old_layer(self):
+        attention = keras.layers.MultiHeadAttention(2, 4)
+        attention(np.ones((1, 3, 8), "float32"), np.ones((1, 3, 8), "float32"))
+        before = _keras_internals.flatten_layers(attention)
+        old = attention._key_dense
+        new = keras.layers.EinsumDense(**old.get_config())
+        new.build((None, 3, 8))
+        _keras_internals.replace_sublayer(attention, "_key_dense", new)
+        after = _keras_internals.flatten_layers(attention)
+        self.assertIs(attention.key_dense, new)
+        self.assertEqual(after.index(new), before.index(old))
+        self.assertNotIn(old, after)
+        self.assertEmpty({id(v) for v in old.weights} & {id(v) for v in attention.weights})
+        self.assertLen(attention.weights, len(before[1].weights) * 4)
 
     def test_a_built_model_locks_new_state_and_the_helper_lifts_it(self):
         class Net(keras.Model):

@@ -82,7 +82,8 @@ class RegistryTest(TestCase, parameterized.TestCase):
 
     @parameterized.named_parameters(
         ("lenet5", "lenet5", (28, 28), ["conv1", "conv2", "fc1", "fc2", "fc3"], 5),
-        ("mobilenet", "mobilenet", IMAGE, None, 15),  # first conv, 13 pointwise, head
+        # The first conv, 13 depthwise and 13 pointwise convolutions, the head.
+        ("mobilenet", "mobilenet", IMAGE, None, 28),
     )
     def test_all_switches_convolutions_too(self, name, input_shape, names, count):
         model = build_model(name, input_shape, 10, switched_layers="all")
@@ -90,14 +91,16 @@ class RegistryTest(TestCase, parameterized.TestCase):
         if names:
             self.assertEqual([layer.name for layer in model.switched_layers], names)
         self.assertLen(model.switchers, 1)
-        kinds = {type(layer).__name__ for layer in model.switched_layers}
-        self.assertEqual(kinds, {"SwitchedConv2D", "SwitchedDense"})
-        # Depthwise convolutions have no switched counterpart: left plain.
-        self.assertEqual(
-            [type(layer).__name__ for layer in keras_switch.strip_switches(model).layers
-             if "Conv" in type(layer).__name__ and "Depthwise" not in type(layer).__name__],
-            ["Conv2D"] * (count - len([l for l in model.switched_layers
-                                        if isinstance(l, keras_switch.SwitchedDense)])))
+        kinds = [type(layer).__name__ for layer in model.switched_layers]
+        want = {"SwitchedConv2D", "SwitchedDense"}
+        if name == "mobilenet":
+            want.add("SwitchedDepthwiseConv2D")
+            self.assertEqual(kinds.count("SwitchedDepthwiseConv2D"), 13)
+        self.assertEqual(set(kinds), want)
+        # Every switched layer strips to its plain class.
+        plain = [type(layer).__name__ for layer in keras_switch.strip_switches(model).layers
+                 if "Conv" in type(layer).__name__ or "Dense" in type(layer).__name__]
+        self.assertEqual(plain, [kind[len("Switched"):] for kind in kinds])
 
     def test_unknown_switched_layers_raises(self):
         with self.assertRaisesRegex(ValueError, "switched_layers.*'conv'"):

@@ -25,6 +25,7 @@ from keras_switch.sparse import batch_plan
 from keras_switch.sparse import encode_kernel
 from tests.helpers import SubclassedNet
 from tests.test_case import TestCase
+from tests.test_case import modern_model
 
 INPUT_DIM = 24
 # (activation, use_bias, sparsity) of each branch of `_branches_model`.
@@ -472,6 +473,67 @@ class ConvolutionExportTest(TestCase):
         path = os.path.join(self.create_tempdir().full_path, "cnn.tflite")
         keras_switch.export_tflite(model, path)
         self.assertAllClose(run_tflite(path, x), want, atol=1e-4)
+
+
+class ModernLayersExportTest(TestCase):
+    """Conv1D, DepthwiseConv2D, EinsumDense and MultiHeadAttention switched,
+    then exported."""
+
+    def _models(self):
+        model = modern_model(Switcher())
+        mask_all(model, [0.5, 0.5, 0.9, 0.8, 0.9])
+        inputs = keras.Input((6, 8))
+        h = keras.layers.MultiHeadAttention(2, 4, name="attention")(inputs, inputs)
+        outputs = keras.layers.Dense(3, name="head")(keras.layers.Flatten()(h + inputs))
+        attention = keras_switch.switch_model(keras.Model(inputs, outputs),
+                                              layers=["attention", "head"])
+        mask_all(attention, [0.8, 0.8, 0.8, 0.8, 0.9])
+        rng = np.random.RandomState(6)
+        return [(model, rng.normal(size=(5, 8, 8, 3)).astype("float32")),
+                (attention, rng.normal(size=(5, 6, 8)).astype("float32"))]
+
+    def test_export_sparse_stores_every_kernel_compactly(self):
+        directory = self.create_tempdir().full_path
+        for i, (model, x) in enumerate(self._models()):
+            want = keras_switch.strip_switches(model).predict(x, verbose=0)
+            result = keras_switch.export_sparse(model, os.path.join(directory, f"m{i}"))
+            self.assertEqual([row["name"] for row in result["layers"]],
+                             [layer.name for layer in model.switched_layers])
+            for row, layer in zip(result["layers"], model.switched_layers):
+                self.assertEqual(row["shape"], list(layer.kernel.shape))
+                self.assertEqual(row["nonzeros"],
+                                 int(np.count_nonzero(keras.ops.convert_to_numpy(
+                                     layer.effective_kernel()))))
+            (got,) = _load_and_serve(result["directory"], x)
+            self.assertAllClose(got, want, atol=1e-5)
+
+    def test_sparse_kernel_layer(self):
+        rng = np.random.RandomState(0)
+        conv = keras.layers.Conv1D(4, 3, padding="causal", activation="relu",
+                                   bias_initializer="random_normal")
+        x = rng.normal(size=(2, 7, 5)).astype("float32")
+        conv(x)
+        conv.kernel.assign(exact_mask((3, 5, 4), 0.8, rng) * conv.kernel.numpy())
+        layer = keras_switch.sparse.SparseKernel.from_layer(conv)
+        self.assertEqual(layer.storage, "delta")
+        self.assertEqual(layer.nonzeros, int(np.count_nonzero(conv.kernel.numpy())))
+        self.assertAllEqual(layer.dense_kernel(), conv.kernel.numpy())
+        self.assertAllClose(layer(x), conv(x), atol=1e-5)
+        self.assertEqual(layer.compute_output_shape((None, 7, 5)), (None, 7, 4))
+        revived = keras_switch.sparse.SparseKernel.from_config(
+            json.loads(json.dumps(layer.get_config())))
+        self.assertAllClose(revived(x), conv(x), atol=1e-5)
+        with self.assertRaisesRegex(ValueError, "SparseKernel stores the kernel of.*Received: "
+                                                "a Dense layer config"):
+            keras_switch.sparse.SparseKernel(keras.layers.serialize(keras.layers.Dense(2)),
+                                             (3, 2), "dense", None, np.zeros((3, 2), "float32"))
+
+    def test_export_tflite(self):
+        for model, x in self._models():
+            want = keras_switch.strip_switches(model)(x)
+            path = os.path.join(self.create_tempdir().full_path, "m.tflite")
+            keras_switch.export_tflite(model, path)
+            self.assertAllClose(run_tflite(path, x), want, atol=1e-4)
 
 
 class SizeTest(TestCase):

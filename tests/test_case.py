@@ -112,6 +112,24 @@ def mlp(units=(32, 16), num_classes=10, input_dim=64, switcher=None):
     return keras_switch.SwitchingModel(inputs, outputs)
 
 
+def modern_model(switcher):
+    """Input 8x8x3 -> SwitchedDepthwiseConv2D -> 1x1 SwitchedConv2D -> rows
+    as a sequence -> SwitchedConv1D -> SwitchedEinsumDense -> SwitchedDense."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras_switch.SwitchedDepthwiseConv2D(3, depth_multiplier=2, padding="same",
+                                             activation="relu", switcher=switcher,
+                                             name="depthwise")(inputs)
+    x = keras_switch.SwitchedConv2D(4, 1, switcher=switcher, name="pointwise")(x)
+    x = keras.layers.Reshape((8, 32))(x)
+    x = keras_switch.SwitchedConv1D(6, 3, padding="causal", activation="relu",
+                                    switcher=switcher, name="conv1d")(x)
+    x = keras_switch.SwitchedEinsumDense("abc,cd->abd", output_shape=(8, 5),
+                                         bias_axes="d", switcher=switcher, name="einsum")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras_switch.SwitchedDense(4, switcher=switcher, name="head")(x)
+    return keras_switch.SwitchingModel(inputs, outputs)
+
+
 def compile_for_classes(model, **kwargs):
     kwargs.setdefault("optimizer", keras.optimizers.Adam(1e-2))
     kwargs.setdefault("switch_optimizer", keras.optimizers.Adam(1e-2))

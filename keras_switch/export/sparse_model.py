@@ -11,6 +11,7 @@ from keras_switch.export.saved_model import save_serving
 from keras_switch.sparse import REPRESENTATIONS
 from keras_switch.sparse import SparseConv2D
 from keras_switch.sparse import SparseDense
+from keras_switch.sparse import SparseKernel
 from keras_switch.sparse import batch_plan
 from keras_switch.strip import strip_with_switched
 
@@ -36,11 +37,12 @@ def export_sparse(model, directory, representation="auto"):
     """Writes a SavedModel of `strip_switches(model)` whose switched layers
     are stored and computed sparsely.
 
-    Each switched layer becomes a `keras_switch.sparse.SparseDense`: its
-    kernel `kernel * mask` is stored compactly (nonzero values plus 1-byte
-    position gaps at typical sparsities) and multiplied with the chosen
-    sparse product; other layers (plain Dense, convolutions, ...) are kept
-    as they are. The SavedModel has a `serve` endpoint (and a
+    Each switched Dense layer becomes a `keras_switch.sparse.SparseDense`:
+    its kernel `kernel * mask` is stored compactly (nonzero values plus
+    1-byte position gaps at typical sparsities) and multiplied with the
+    chosen sparse product. Each other switched layer (a convolution, an
+    EinsumDense) has its kernel stored the same way and computed densely
+    (`SparseConv2D`, `SparseKernel`); other layers are kept as they are. The SavedModel has a `serve` endpoint (and a
     `serving_default` signature) with the model's input spec and unknown
     batch size; it reloads with `tf.saved_model.load(directory).serve(x)`
     without keras_switch, and its outputs equal the stripped model's.
@@ -57,7 +59,7 @@ def export_sparse(model, directory, representation="auto"):
             ``"sparse_matmul@1,dense@2"`` (see `keras_switch.sparse`).
 
     Returns:
-        `{"directory": str, "layers": [{"name", "shape": [in, out],
+        `{"directory": str, "layers": [{"name", "shape" (the kernel's),
         "nonzeros", "density", "representation"}, ...]}` over the switched
         layers, in model order.
 
@@ -83,10 +85,13 @@ def export_sparse(model, directory, representation="auto"):
         kernel = keras.ops.convert_to_numpy(layer.kernel)
         nonzeros = int(np.count_nonzero(kernel))
         density = nonzeros / kernel.size
-        bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
+        bias = keras.ops.convert_to_numpy(layer.bias) if layer.bias is not None else None
         common = dict(bias=bias, activation=layer.activation, name=layer.name,
                       dtype=layer.dtype_policy)
-        if isinstance(layer, keras.layers.Conv2D):
+        if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
+            chosen = "dense"  # compact storage, the plain layer's computation
+            replacements[id(layer)] = SparseKernel.from_layer(layer)
+        elif isinstance(layer, keras.layers.Conv2D):
             # Compact storage, dense convolution (the only product it has).
             chosen = "dense"
             replacements[id(layer)] = SparseConv2D.from_kernel(

@@ -1,22 +1,32 @@
-"""Switched layers: `SwitchedDense` and `SwitchedConv2D`, a Dense and a
-Conv2D layer whose connections a switcher turns on or off.
+"""Switched layers: Keras' Dense, Conv1D, Conv2D, DepthwiseConv2D and
+EinsumDense layers whose connections a switcher turns on or off, and
+MultiHeadAttention with switched projections.
 
-One module per layer family (`dense`, `conv`) beside `mask`, the switches
-every family shares (`SwitchedKernel`, `straight_through`); here, what reads
-a model's switched layers as a whole.
+One module per layer family (`dense`, `conv`, `einsum`, `attention`)
+beside `mask`, the switches every family shares (`SwitchedKernel`,
+`straight_through`); here, what reads a model's switched layers as a whole.
 """
 
 from keras_switch import _keras_internals
+from keras_switch.layers.attention import SwitchedMultiHeadAttention
+from keras_switch.layers.conv import SwitchedConv1D
 from keras_switch.layers.conv import SwitchedConv2D
+from keras_switch.layers.conv import SwitchedDepthwiseConv2D
 from keras_switch.layers.dense import SwitchedDense
+from keras_switch.layers.einsum import SwitchedEinsumDense
 from keras_switch.layers.mask import ESTIMATORS
 from keras_switch.layers.mask import SwitchedKernel
 from keras_switch.layers.mask import straight_through
 
-__all__ = ["ESTIMATORS", "SWITCHED_CLASSES", "SwitchedConv2D", "SwitchedDense",
-           "SwitchedKernel", "link_neighbours", "straight_through", "switched_layers"]
+__all__ = ["ESTIMATORS", "SWITCHED_CLASSES", "SwitchedConv1D", "SwitchedConv2D",
+           "SwitchedDense", "SwitchedDepthwiseConv2D", "SwitchedEinsumDense",
+           "SwitchedKernel", "SwitchedMultiHeadAttention", "link_neighbours",
+           "straight_through", "switched_layers"]
 
-SWITCHED_CLASSES = (SwitchedDense, SwitchedConv2D)
+# The layers that hold a switched kernel (SwitchedMultiHeadAttention holds
+# SwitchedEinsumDense layers).
+SWITCHED_CLASSES = (SwitchedDense, SwitchedConv1D, SwitchedConv2D, SwitchedDepthwiseConv2D,
+                    SwitchedEinsumDense)
 
 
 def link_neighbours(layers):
@@ -36,8 +46,7 @@ def link_neighbours(layers):
 
 
 def switched_layers(model):
-    """Every switched layer (`SwitchedDense`, `SwitchedConv2D`) of `model`
-    that has a switcher, in model order (nested models included)."""
+    """Every switched layer (`SWITCHED_CLASSES`) of `model` that has a switcher, in model order (nested models included)."""
     return [
         layer
         for layer in _keras_internals.flatten_layers(model)

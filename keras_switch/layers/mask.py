@@ -45,7 +45,9 @@ class SwitchedKernel:
     the window on an input channel) and one column per filter, so its row
     and column features are the same statistics as a Dense layer's: an input
     connection's weight across filters, and a filter's (an output unit's)
-    incoming weights. The mask and logits have the kernel's own shape.
+    incoming weights. A layer family whose kernel is laid out otherwise says
+    how to read it by overriding `switch_layout` (a depthwise kernel, an
+    einsum kernel). The mask and logits have the kernel's own shape.
     """
 
     def _init_switches(self, switcher):
@@ -79,7 +81,7 @@ class SwitchedKernel:
             return
         shape = tuple(self.kernel.shape)
         if not self.switcher.built:
-            self.switcher.build(matrix_shape(shape))
+            self.switcher.build(self.matrix_shape())
         # The stored mask: what a frozen layer uses, and the last mask the
         # task network was trained with. `switch_offset` is subtracted from
         # this layer's switch logits: 0 unless a SwitchingModel sets it
@@ -91,12 +93,46 @@ class SwitchedKernel:
                 name=name, shape=weight_shape, initializer=initial, trainable=False,
                 aggregation="only_first_replica"))
 
+    def switch_layout(self):
+        """How the switcher reads the kernel as a matrix `[in, out]`.
+
+        Returns `(axes, rows)`: the kernel's axes in the order they are
+        flattened (a permutation), of which the first `rows` make the
+        matrix's rows (input connections) and the rest its columns (output
+        units). Default: every axis but the last is an input axis, in order
+        (Dense, Conv1D, Conv2D)."""
+        rank = len(self.kernel.shape)
+        return tuple(range(rank)), rank - 1
+
+    def matrix_shape(self):
+        """`(in, out)`: the shape of the matrix the switcher reads."""
+        axes, rows = self.switch_layout()
+        shape = tuple(self.kernel.shape)
+        return (math.prod(shape[a] for a in axes[:rows]),
+                math.prod(shape[a] for a in axes[rows:]))
+
     def switch_matrix(self, kernel=None):
-        """`kernel` (default: this layer's) as the switcher reads it, `[in, out]`."""
+        """`kernel` (default: this layer's; or any kernel-shaped tensor) as
+        the switcher reads it, `[in, out]` (see `switch_layout`)."""
         kernel = self.kernel if kernel is None else kernel
+        axes, _ = self.switch_layout()
+        if axes != tuple(range(len(axes))):
+            kernel = ops.transpose(kernel, axes)
         if len(kernel.shape) == 2:
             return kernel
-        return ops.reshape(kernel, matrix_shape(tuple(kernel.shape)))
+        return ops.reshape(kernel, self.matrix_shape())
+
+    def from_matrix(self, matrix):
+        """The inverse of `switch_matrix`: an `[in, out]` matrix back in the
+        kernel's shape."""
+        axes, _ = self.switch_layout()
+        shape = tuple(self.kernel.shape)
+        if len(shape) == 2 and axes == (0, 1):
+            return matrix
+        matrix = ops.reshape(matrix, tuple(shape[a] for a in axes))
+        if axes != tuple(range(len(axes))):
+            matrix = ops.transpose(matrix, tuple(axes.index(a) for a in range(len(axes))))
+        return matrix
 
     def _with_switcher(self, config):
         """`config` with the switcher, if any, by value: the config stays
@@ -118,7 +154,7 @@ class SwitchedKernel:
         """`sigmoid` of the switcher's logits (offset not applied), kernel-shaped."""
         probabilities = self.switcher.probabilities(self.switch_matrix(),
                                                     context=self.unit_context())
-        return ops.reshape(probabilities, tuple(self.kernel.shape))
+        return self.from_matrix(probabilities)
 
     def unit_context(self):
         """`(unit_in, unit_out)` for a switcher with the ``unit_in`` /
@@ -128,7 +164,7 @@ class SwitchedKernel:
         there is no such layer)."""
         if not self.switcher.uses_context:
             return None
-        rows, cols = matrix_shape(tuple(self.kernel.shape))
+        rows, cols = self.matrix_shape()
         previous, following = self.neighbours()
 
         def strength(layer, axis, size):
@@ -150,9 +186,7 @@ class SwitchedKernel:
         """The switcher's logits for this kernel, less `switch_offset`
         (kernel-shaped)."""
         logits = self.switcher(self.switch_matrix(), context=self.unit_context())
-        if len(self.kernel.shape) != 2:
-            logits = ops.reshape(logits, tuple(self.kernel.shape))
-        return logits - self.switch_offset
+        return self.from_matrix(logits) - self.switch_offset
 
     def straight_through_mask(self):
         """Hard mask forward; gradient of sigmoid(logits) backward."""
@@ -241,8 +275,3 @@ class _Untracked:
 
     def __init__(self, value):
         self.value = value
-
-
-def matrix_shape(shape):
-    """`[..., out]` -> `[prod(...), out]`: a kernel as the switcher reads it."""
-    return (math.prod(shape[:-1]), shape[-1])

@@ -5,7 +5,8 @@ connected layers are named `fc1`, `fc2`, ...; given a `switcher=`, it returns
 the `keras_switch.SwitchingModel` that `switch_model` makes of it, with those
 FC layers switched. `build_model(name, ..., switched_layers=...)` picks a
 builder from `MODELS` by name and switches the FC layers (`"fc"`) or every
-Dense and Conv2D layer (`"all"`).
+layer with a switched counterpart (`"all"`: Dense, convolutions, MobileNet's
+depthwise convolutions included).
 """
 
 from keras_switch.checks import check_choice
@@ -35,8 +36,6 @@ def _every_dense_and_conv(layer):
 
 
 # Which layers `build_model` switches: `switch_model`'s `layers` argument.
-# (MobileNet's DepthwiseConv2D layers have no switched counterpart: "all"
-# switches its pointwise convolutions, its first conv and its head.)
 SWITCHED_LAYERS = {"fc": None, "all": _every_dense_and_conv}
 
 
@@ -50,7 +49,9 @@ def build_model(name, input_shape, num_classes, switcher=None, switched_layers="
         num_classes: Number of output logits.
         switcher: The shared `Switcher`; a new default one when `None`.
         switched_layers: `"fc"` (the fully connected layers, the paper's
-            choice) or `"all"` (every Dense and Conv2D layer).
+            choice) or `"all"` (every layer with a switched counterpart,
+            `keras_switch.convert.COUNTERPARTS`: Dense, Conv2D,
+            DepthwiseConv2D, ...).
         **kwargs: Further arguments of that builder (e.g. `head_units`).
 
     Returns:

@@ -6,7 +6,7 @@ layer.
   `STORAGES`) and its decoding, to NumPy, graph constants and configs.
 * `kernels.py`: the products `x @ kernel` (`PRODUCTS`, `REPRESENTATIONS`,
   `HYBRID_MIN_BATCH`) and the batch plans among them (`batch_plan`).
-* `layers.py`: `SparseDense` and `SparseConv2D`.
+* `layers.py`: `SparseDense`, `SparseConv2D` and `SparseKernel`.
 
 The names in parentheses are importable from `keras_switch.sparse` itself.
 """
@@ -19,6 +19,7 @@ from keras_switch.sparse.kernels import REPRESENTATIONS
 from keras_switch.sparse.kernels import batch_plan
 from keras_switch.sparse.layers import SparseConv2D
 from keras_switch.sparse.layers import SparseDense
+from keras_switch.sparse.layers import SparseKernel
 
 __all__ = [
     "HYBRID_MIN_BATCH",
@@ -27,6 +28,7 @@ __all__ = [
     "STORAGES",
     "SparseConv2D",
     "SparseDense",
+    "SparseKernel",
     "batch_plan",
     "encode_kernel",
 ]

@@ -1,5 +1,6 @@
 """`SparseDense`: a frozen Dense layer stored and computed in a sparse form
-(and `SparseConv2D`, a frozen Conv2D whose kernel is stored the same way).
+(and `SparseConv2D`, a frozen Conv2D whose kernel is stored the same way;
+`SparseKernel`, the same for a Conv1D, DepthwiseConv2D or EinsumDense).
 
 `keras_switch.export_sparse` replaces each switched layer of a stripped
 model by one of these for inference. The layer has no weights: its kernel
@@ -300,3 +301,135 @@ class SparseConv2D(SparseDense):
         config.update({key: list(value) if isinstance(value, tuple) else value
                        for key, value in self.conv_config.items()})
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_switch")
+class SparseKernel(keras.layers.Layer):
+    """Inference-only copy of a Conv1D, DepthwiseConv2D or EinsumDense
+    layer whose fixed kernel is stored compactly.
+
+    Computes what the plain layer `layer` (its serialized config) computes,
+    with the kernel decoded from the compact storage of its matrix view
+    `kernel.reshape(-1, kernel_shape[-1])` (`SparseDense`'s `storage`,
+    `codes` and `values`) into graph constants, then a dense product: the
+    export is small on disk and a call costs what the plain layer's does.
+    Build one with `SparseKernel.from_layer`.
+
+    Args:
+        layer: `keras.layers.serialize` of the plain layer (its arguments;
+            its weights are not used).
+        kernel_shape: The kernel's shape.
+        storage, codes, values: The stored matrix view of the kernel (see
+            `keras_switch.sparse.codec`).
+        bias: The bias (the plain layer's shape), or None.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Raises:
+        ValueError: for a layer class other than Conv1D, DepthwiseConv2D
+            and EinsumDense, or storage that does not fit `kernel_shape`.
+    """
+
+    CLASSES = ("Conv1D", "DepthwiseConv2D", "EinsumDense")
+
+    def __init__(self, layer, kernel_shape, storage, codes, values, bias=None, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        # Never built nor tracked: it normalises the arguments as the plain
+        # class does, and holds its activation.
+        layer = {key: value for key, value in layer.items() if key != "build_config"}
+        plain = keras.layers.deserialize(layer)
+        if type(plain).__name__ not in self.CLASSES:
+            raise ValueError(
+                f"SparseKernel stores the kernel of {list(self.CLASSES)}. Received: "
+                f"a {type(plain).__name__} layer config"
+            )
+        self.layer_config = layer
+        self.kernel_shape = tuple(int(d) for d in kernel_shape)
+        rows, cols = math.prod(self.kernel_shape[:-1]), self.kernel_shape[-1]
+        self.codes, self.values = codec.check_storage(storage, codes, values, rows, cols)
+        self.storage = storage
+        self.bias = None if bias is None else np.asarray(bias)
+        self._plain = [plain]  # a list: kept out of Keras' tracking
+
+    @classmethod
+    def from_layer(cls, layer, **kwargs):
+        """A `SparseKernel` computing what the built plain `layer` does, its
+        kernel (and bias) stored compactly."""
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        storage, codes, values = codec.encode_kernel(kernel.reshape(-1, kernel.shape[-1]))
+        bias = None if layer.bias is None else keras.ops.convert_to_numpy(layer.bias)
+        kwargs.setdefault("name", layer.name)
+        kwargs.setdefault("dtype", layer.dtype_policy)
+        return cls(keras.layers.serialize(layer), kernel.shape, storage, codes, values,
+                   bias=bias, **kwargs)
+
+    @property
+    def nonzeros(self):
+        """Number of nonzero kernel entries."""
+        return int(np.count_nonzero(self.values))
+
+    def dense_kernel(self):
+        """The dense kernel, in `kernel_shape`, as a NumPy array."""
+        rows, cols = math.prod(self.kernel_shape[:-1]), self.kernel_shape[-1]
+        return codec.decode_kernel(self.storage, self.codes, self.values, rows,
+                                   cols).reshape(self.kernel_shape)
+
+    def build(self, input_shape):
+        pass
+
+    def call(self, inputs):
+        plain = self._plain[0]
+        x = tf.convert_to_tensor(inputs)
+        compute_dtype = x.dtype
+        dtype = self.values.dtype
+        rows, cols = math.prod(self.kernel_shape[:-1]), self.kernel_shape[-1]
+        kernel = tf.reshape(codec.kernel_tensor(self.storage, self.codes, self.values,
+                                                rows, cols), self.kernel_shape)
+        x = tf.cast(x, dtype)
+        kind = type(plain).__name__
+        if kind == "EinsumDense":
+            y = tf.einsum(plain.equation, x, kernel)
+        elif kind == "DepthwiseConv2D":
+            y = keras.ops.depthwise_conv(x, kernel, strides=plain.strides,
+                                         padding=plain.padding,
+                                         dilation_rate=plain.dilation_rate,
+                                         data_format=plain.data_format)
+        else:  # Conv1D
+            padding = plain.padding
+            if padding == "causal":
+                x = tf.pad(x, plain._compute_causal_padding())
+                padding = "valid"
+            y = keras.ops.conv(x, kernel, strides=plain.strides, padding=padding,
+                               dilation_rate=plain.dilation_rate,
+                               data_format=plain.data_format)
+        if self.bias is not None:
+            bias = tf.constant(self.bias, dtype)
+            if kind != "EinsumDense" and plain.data_format == "channels_first":
+                bias = tf.reshape(bias, (-1,) + (1,) * plain.rank)
+            y = y + bias
+        y = tf.cast(y, compute_dtype)
+        if plain.activation is not None:
+            y = plain.activation(y)
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return self._plain[0].compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("trainable", None)
+        config.update({
+            "layer": self.layer_config,
+            "kernel_shape": list(self.kernel_shape),
+            "storage": self.storage,
+            "codes": codec.array_to_config(self.codes),
+            "values": codec.array_to_config(self.values),
+            "bias": codec.array_to_config(self.bias),
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("codes", "values", "bias"):
+            config[key] = codec.array_from_config(config.get(key))
+        return cls(**config)
