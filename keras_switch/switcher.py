@@ -86,6 +86,12 @@ CONTEXT_FEATURES = ("unit_in", "unit_out")
 # switch off weights by sign (e.g. all positive weights of a ReLU layer), which
 # killed every network we tried; magnitude-type features rank connections.
 DEFAULT_FEATURES = ("magnitude", "row", "column", "fan_in", "fan_out")
+# A kernel of more entries than this is evaluated in column pieces of at
+# most this many entries, each recomputed in the backward pass instead of
+# kept (`keras.remat`): the per-connection MLP's activations then take memory
+# for one piece, not for the whole kernel. Smaller kernels are evaluated
+# whole, exactly as before pieces existed.
+CHUNK_ENTRIES = 1 << 20
 _EPS = 1e-8
 _CONSTANT_FEATURES = ("fan_in", "fan_out")
 
@@ -213,28 +219,53 @@ class Switcher(keras.layers.Layer):
 
         `context`: `(unit_in [in], unit_out [out])` for the features
         ``unit_in`` / ``unit_out``, or None (both all ones)."""
+        w = self._checked_kernel(kernel)
+        return self._features(w, self._statistics(w, context), tuple(w.shape))
+
+    def _checked_kernel(self, kernel):
         w = ops.stop_gradient(ops.convert_to_tensor(kernel, self.compute_dtype))
         if len(w.shape) != 2:
             raise ValueError(
                 "Switcher expects a rank-2 kernel [in, out]. "
                 f"Received: kernel with shape {tuple(w.shape)}"
             )
-        fan_in, fan_out = w.shape
+        return w
+
+    def _statistics(self, w, context):
+        """The whole-kernel statistics the features divide by (and the
+        context), for the features in use: `std` (a scalar), `row` ``[in,
+        1]``, `column` ``[1, out]``, `unit_in` ``[in, 1]``, `unit_out` ``[1, out]``."""
+        wanted = set(self.features)
+        statistics = {}
+        if wanted & {"signed", "magnitude"}:
+            statistics["std"] = ops.std(w) + _EPS
+        if "row" in wanted:
+            statistics["row"] = ops.mean(ops.abs(w), axis=1, keepdims=True) + _EPS
+        if "column" in wanted:
+            statistics["column"] = ops.mean(ops.abs(w), axis=0, keepdims=True) + _EPS
+        if context is not None:
+            for name, axis, value in (("unit_in", 1, context[0]), ("unit_out", 0, context[1])):
+                if name in wanted:
+                    statistics[name] = ops.expand_dims(
+                        ops.stop_gradient(ops.convert_to_tensor(value, self.compute_dtype)), axis)
+        return statistics
+
+    def _features(self, w, statistics, kernel_shape):
+        """The features ``[in, c, F]`` of `w` (the kernel, or a piece of its
+        columns), from `_statistics` of the whole kernel of `kernel_shape`."""
+        fan_in, fan_out = kernel_shape
         magnitude = ops.abs(w)
-        std = ops.std(w) + _EPS
         columns = {
-            "signed": lambda: w / std,
-            "magnitude": lambda: magnitude / std,
-            "row": lambda: magnitude
-            / (ops.mean(magnitude, axis=1, keepdims=True) + _EPS),
-            "column": lambda: magnitude
-            / (ops.mean(magnitude, axis=0, keepdims=True) + _EPS),
+            "signed": lambda: w / statistics["std"],
+            "magnitude": lambda: magnitude / statistics["std"],
+            "row": lambda: magnitude / statistics["row"],
+            "column": lambda: magnitude / statistics["column"],
             "fan_in": lambda: ops.full_like(w, math.log(fan_in) / 10.0),
             "fan_out": lambda: ops.full_like(w, math.log(fan_out) / 10.0),
-            "unit_in": lambda: ops.ones_like(w) if context is None else ops.broadcast_to(
-                ops.expand_dims(ops.stop_gradient(ops.convert_to_tensor(context[0])), 1), w.shape),
-            "unit_out": lambda: ops.ones_like(w) if context is None else ops.broadcast_to(
-                ops.expand_dims(ops.stop_gradient(ops.convert_to_tensor(context[1])), 0), w.shape),
+            "unit_in": lambda: ops.broadcast_to(statistics["unit_in"], w.shape)
+            if "unit_in" in statistics else ops.ones_like(w),
+            "unit_out": lambda: ops.broadcast_to(statistics["unit_out"], w.shape)
+            if "unit_out" in statistics else ops.ones_like(w),
         }
         return ops.stack([columns[name]() for name in self.features], axis=-1)
 
@@ -245,22 +276,74 @@ class Switcher(keras.layers.Layer):
         return self.magnitude_prior * ops.log1p(ops.abs(w) / self.prior_scale)
 
     def correction(self, kernel, context=None):
-        """The learned part of the logits (bias included), ``[in, out]``."""
-        features = self.connection_features(kernel, context)
+        """The learned part of the logits (bias included), ``[in, out]``.
+
+        A kernel of more than `CHUNK_ENTRIES` entries is evaluated in column
+        pieces, each rematerialized in the backward pass (see there)."""
+        w = self._checked_kernel(kernel)
         if not self.built:  # called directly rather than through __call__
-            self.build(tuple(features.shape[:2]))
-        h = features
-        for w, b in self._hidden:
-            h = self.activation(ops.matmul(h, w) + b)
-        linear = [i for i, name in enumerate(self.features) if name in self._linear_features()]
-        logits = ops.squeeze(
-            ops.matmul(h, self.output_kernel)
-            + ops.matmul(ops.take(features, linear, axis=-1), self.linear_kernel),
-            axis=-1,
-        )
+            self.build(tuple(w.shape))
+        fan_in, fan_out = w.shape
+        statistics = self._statistics(w, context)
+        if fan_in * fan_out <= CHUNK_ENTRIES:
+            logits = self._mlp(self._features(w, statistics, (fan_in, fan_out)),
+                               self._weights())
+        else:
+            logits = self._correction_in_pieces(w, statistics)
         if self.center_correction:
             logits = logits - ops.mean(logits)
         return logits + self.output_bias
+
+    def _correction_in_pieces(self, w, statistics):
+        """`_mlp(_features(w))` over pieces of `w`'s columns, each of at most
+        `CHUNK_ENTRIES` entries and recomputed in the backward pass."""
+        fan_in, fan_out = w.shape
+        width = max(1, CHUNK_ENTRIES // fan_in)
+        sliced = {"column", "unit_out"}  # per-column statistics, cut with the piece
+
+        names = sorted(statistics)
+
+        def piece(w_piece, *tensors):  # flat tensors, as every backend's remat takes
+            piece_statistics = dict(zip(names, tensors[:len(names)]))
+            return self._mlp(self._features(w_piece, piece_statistics, (fan_in, fan_out)),
+                             self._weights(tensors[len(names):]))
+
+        evaluate = keras.remat(piece)
+        # Tensors, not variables (TensorFlow's remat passes no gradient to
+        # a variable handed in as an argument).
+        weights = [ops.copy(v) for v in self._weight_list()]
+        pieces = []
+        for start in range(0, fan_out, width):
+            stop = min(fan_out, start + width)
+            cut = [statistics[name][..., start:stop] if name in sliced else statistics[name]
+                   for name in names]
+            pieces.append(evaluate(w[:, start:stop], *cut, *weights))
+        return ops.concatenate(pieces, axis=1)
+
+    def _weight_list(self):
+        return ([v for pair in self._hidden for v in pair]
+                + [self.output_kernel, self.linear_kernel])
+
+    def _weights(self, values=None):
+        """`(hidden [(w, b)], output_kernel, linear_kernel)`: the MLP's
+        weights, the variables or `values` in `_weight_list`'s order."""
+        values = self._weight_list() if values is None else values
+        hidden = [(values[2 * i], values[2 * i + 1]) for i in range(len(self._hidden))]
+        return hidden, values[-2], values[-1]
+
+    def _mlp(self, features, weights):
+        """The uncentred correction without its bias, ``[in, out]``, of the
+        features ``[in, out, F]``."""
+        hidden, output_kernel, linear_kernel = weights
+        h = features
+        for w, b in hidden:
+            h = self.activation(ops.matmul(h, w) + b)
+        linear = [i for i, name in enumerate(self.features) if name in self._linear_features()]
+        return ops.squeeze(
+            ops.matmul(h, output_kernel)
+            + ops.matmul(ops.take(features, linear, axis=-1), linear_kernel),
+            axis=-1,
+        )
 
     def _linear_features(self):
         """Features of the linear path. Centring removes a feature that is

@@ -262,6 +262,20 @@ ROWS = (
      r"source model .* matches a layer of the target model 'lenet_300_100' by "
      r"name\. Layers with weights in the source: \['head'\]; in the target: "
      r"\['fc1', 'fc2', 'fc3'\]", "run"),
+    ("model_file_missing", ["--config.model={scratch}/no_such_model.keras"], {},
+     r"error: config\.model=.*/no_such_model\.keras does not exist; expected a "
+     r"\.keras model file", "run"),
+    ("model_file_unknown_class", ["--config.model={unknown_class_keras}"], {},
+     r"error: Cannot load config\.model=.*/unknown_class\.keras: unknown class "
+     r"'NoSuchLayer'", "run"),
+    ("model_file_other_input", ["--config.model={images_keras}"], {},
+     r"error: config\.model=.*/images\.keras takes inputs of shape "
+     r"\(None, 32, 32, 3\); config\.dataset='fashion_mnist' gives \(None, 28, 28\)",
+     "run"),
+    ("model_file_nothing_to_switch", ["--config.model={conv_only_keras}"], {},
+     r"error: config\.model=.*/conv_only\.keras cannot be switched with "
+     r"config\.switched_layers='fc': switch_model: layers=None \(every "
+     r"keras\.layers\.Dense\) selects no layer", "run"),
     ("init_from_other_shape", ["--init_from={narrow_keras}"], {},
      r"error: --init_from=.*/narrow\.keras does not fit the model: Layer 'fc1' "
      r"kernel has shape \(784, 50\) in the source model but \(784, 300\) in the "
@@ -366,6 +380,14 @@ def _fixtures(scratch):
     outputs = keras.layers.Dense(10, name="head")(keras.layers.Flatten()(inputs))
     paths["other_keras"] = os.path.join(scratch, "other.keras")
     keras.Model(inputs, outputs).save(paths["other_keras"])
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(10)(keras.layers.Flatten()(inputs))
+    paths["images_keras"] = os.path.join(scratch, "images.keras")
+    keras.Model(inputs, outputs).save(paths["images_keras"])
+    inputs = keras.Input((28, 28))
+    x = keras.layers.Conv1D(10, 28)(inputs)
+    paths["conv_only_keras"] = os.path.join(scratch, "conv_only.keras")
+    keras.Model(inputs, keras.layers.Flatten()(x)).save(paths["conv_only_keras"])
     inputs = keras.Input((28, 28))
     doubled = keras.layers.Lambda(lambda x: x * 2.0, name="fc1")(inputs)
     paths["lambda_keras"] = os.path.join(scratch, "lambda.keras")

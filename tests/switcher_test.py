@@ -1,3 +1,5 @@
+from unittest import mock
+
 import keras
 import numpy as np
 import pytest
@@ -5,8 +7,10 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from keras_switch import Switcher
+from keras_switch import switcher as switcher_module
 from keras_switch.switcher import FEATURES
 from tests.test_case import TestCase
+from tests.test_case import gradients
 
 
 class SwitcherTest(TestCase, parameterized.TestCase):
@@ -131,6 +135,35 @@ class SwitcherTest(TestCase, parameterized.TestCase):
         self.assertAllClose(switcher(kernel), before - 1.5)
         self.assertFalse(switcher.threshold.trainable)
 
+
+
+class PiecesTest(TestCase, parameterized.TestCase):
+    """A kernel above `CHUNK_ENTRIES` is evaluated in column pieces, each
+    recomputed in the backward pass: the same logits and gradients."""
+
+    @parameterized.parameters(switcher_module.DEFAULT_FEATURES, FEATURES)
+    def test_pieces_give_the_whole_kernels_logits_and_gradients(self, *features):
+        rng = np.random.RandomState(0)
+        switcher = Switcher(hidden_units=(8, 4), features=features)
+        switcher.build((300, 70))
+        for variable in switcher.trainable_variables:
+            variable.assign(rng.normal(size=variable.shape).astype("float32") * 0.3)
+        kernel = rng.normal(size=(300, 70)).astype("float32")
+        context = (rng.uniform(size=300).astype("float32"),
+                   rng.uniform(size=70).astype("float32"))
+
+        def run():
+            logits = keras.ops.convert_to_numpy(switcher(kernel, context=context))
+            grads = gradients(lambda: keras.ops.sum(keras.ops.sin(
+                switcher(kernel, context=context))), switcher.trainable_variables)
+            return logits, grads
+
+        whole, whole_grads = run()
+        with mock.patch.object(switcher_module, "CHUNK_ENTRIES", 300 * 16):  # 5 pieces
+            pieces, piece_grads = run()
+        self.assertAllEqual(pieces, whole)
+        for variable, a, b in zip(switcher.trainable_variables, whole_grads, piece_grads):
+            self.assertAllClose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max(), msg=variable.path)
 
 if __name__ == "__main__":
     tf.test.main()

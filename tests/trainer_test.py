@@ -18,6 +18,8 @@ from tests.helpers import idx_data_dir
 from tests.helpers import run_binary
 from tests.helpers import small_config
 from tests.helpers import tree
+from tests.helpers import write_learnable_split
+from trainers import build
 from tests.test_case import TestCase
 from trainers import train_lib
 from trainers.preflight import ConfigError
@@ -80,6 +82,36 @@ class TrainAndEvaluateTest(TestCase):
         # TensorBoard event files: Keras' scalars and ours.
         self.assertTrue(glob.glob(os.path.join(workdir, "tensorboard/train/events.*")))
         self.assertTrue(glob.glob(os.path.join(workdir, "tensorboard/switches/events.*")))
+
+    def test_prunes_a_users_own_saved_model(self):
+        # A model the zoo does not have: a residual by operator, a Conv1D over
+        # the image's rows, a softmax output.
+        inputs = keras.Input((28, 28))
+        h = keras.layers.Conv1D(28, 3, padding="same", activation="relu", name="rows")(inputs)
+        h = keras.layers.Flatten()(h + inputs)
+        h = keras.layers.Dense(32, activation="relu", name="hidden")(h)
+        outputs = keras.layers.Dense(10, activation="softmax", name="probabilities")(h)
+        path = os.path.join(self.create_tempdir().full_path, "mine.keras")
+        keras.Model(inputs, outputs).save(path)
+        data_dir = self.create_tempdir().full_path
+        write_learnable_split(data_dir, n_train=512, n_test=256)
+        config = small_config(data_dir, model=path, switched_layers="all")
+        workdir = self.create_tempdir().full_path
+        with contextlib.redirect_stdout(io.StringIO()):
+            report = train_lib.train_and_evaluate(config, workdir)
+        self.assertEqual(report["model"], path)
+        self.assertEqual([row["name"] for row in report["layers"]],
+                         ["rows", "hidden", "probabilities"])
+        self.assertAlmostEqual(report["sparsity"], 0.9, delta=0.01)
+        self.assertIsNone(report["target_shortfall"])
+        exported = keras.models.load_model(os.path.join(workdir, "export/model.keras"))
+        self.assertEqual([type(layer).__name__ for layer in exported.layers[1:]],
+                         ["Conv1D", "Flatten", "Dense", "Dense"])
+        self.assertIs(exported.get_layer("probabilities").activation,
+                      keras.activations.softmax)
+        # A softmax output is trained as probabilities, not as logits.
+        self.assertTrue(build.outputs_probabilities(exported))
+        self.assertGreater(report["test_accuracy"], 0.5)
 
     def test_a_run_that_misses_its_target_says_so(self):
         # No frozen tail, and a ramp longer than the run (6 of 18 steps).

@@ -17,7 +17,10 @@ import keras_switch
 from keras_switch import data as switch_data
 from keras_switch import models as switch_models
 from keras_switch.checks import ArgumentError
+from keras_switch.checks import check_choice
 from keras_switch.sparsity import from_shorthand
+from trainers import preflight
+from trainers import warm_start
 from trainers.preflight import ConfigError
 
 # The config key behind each library argument, by the object it goes to.
@@ -123,15 +126,55 @@ def _accuracy_budget(config, schedule):
 def build_model(config, input_shape):
     """The config's model on inputs of `input_shape`, the layers
     `config.switched_layers` names switched by one switcher built from
-    `config.switcher`. Call it inside the strategy's scope."""
+    `config.switcher`. `config.model` is a zoo architecture's name, or a
+    `.keras` file: the user's own model, loaded (safe mode) and switched.
+    Call it inside the strategy's scope.
+
+    Raises:
+        ConfigError: for bad switcher settings or `switched_layers`, and for
+            a model file that does not load, does not fit the dataset
+            (input shape, number of classes) or has nothing to switch.
+    """
     num_classes = switch_data.DATASETS[config.dataset]["num_classes"]
     with config_errors(config, lambda argument: f"switcher.{argument}"):
         switcher = keras_switch.Switcher(**dict(config.switcher))
+    if preflight.is_model_file(config.model):
+        return _switch_model_file(config, tuple(input_shape), num_classes, switcher)
     with config_errors(config, {"switched_layers": "switched_layers"}):
         return switch_models.build_model(
             config.model, tuple(input_shape), num_classes, switcher=switcher,
             switched_layers=config.switched_layers,
         )
+
+
+def _switch_model_file(config, input_shape, num_classes, switcher):
+    """The user's saved model `config.model`, switched (see `build_model`)."""
+    path = config.model
+    with config_errors(config, {"switched_layers": "switched_layers"}):
+        check_choice("switched_layers", config.switched_layers,
+                     tuple(switch_models.SWITCHED_LAYERS))
+    plain = warm_start.load_keras_file(path, "config.model")
+    want_input = (None,) + input_shape
+    have_input = tuple(getattr(plain, "input_shape", ()) or ())
+    if len(have_input) != len(want_input) or any(
+            have not in (None, want) for have, want in zip(have_input[1:], want_input[1:])):
+        raise ConfigError(
+            f"config.model={path} takes inputs of shape {have_input}; "
+            f"config.dataset={config.dataset!r} gives {want_input}.")
+    have_output = tuple(plain.output_shape) if plain.built else ()
+    if have_output[-1:] != (num_classes,):
+        raise ConfigError(
+            f"config.model={path} outputs shape {have_output}; "
+            f"config.dataset={config.dataset!r} has {num_classes} classes, so the "
+            f"trainer expects (None, {num_classes}) logits.")
+    try:
+        return keras_switch.switch_model(
+            plain, layers=switch_models.SWITCHED_LAYERS[config.switched_layers],
+            switcher=switcher)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"config.model={path} cannot be switched with "
+            f"config.switched_layers={config.switched_layers!r}: {error}") from None
 
 
 def compile_model(model, config, steps_per_epoch, sparsity=None):
@@ -144,13 +187,22 @@ def compile_model(model, config, steps_per_epoch, sparsity=None):
         model.compile(
             optimizer=_optimizer(config.task_optimizer),
             switch_optimizer=_optimizer(config.switch_optimizer),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            loss=keras.losses.SparseCategoricalCrossentropy(
+                from_logits=not outputs_probabilities(model)),
             metrics=["accuracy"],
             sparsity=sparsity,
             train_pruned_weights=config.train_pruned_weights,
             switch_estimator=config.switch_estimator,
             schedule=schedule,
         )
+
+
+def outputs_probabilities(model):
+    """Whether `model` (one output) ends in a softmax: a user's saved model
+    may; the zoo's give logits."""
+    last = model.layers[-1]
+    return (isinstance(last, keras.layers.Softmax)
+            or getattr(last, "activation", None) is keras.activations.softmax)
 
 
 def _optimizer(settings):

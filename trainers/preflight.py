@@ -133,9 +133,16 @@ def check_tf_config(raw):
         )
 
 
-def check_keras_file(path):
-    """--init_from must name a .keras file (a zip archive); whether Keras can
-    load it is checked once TensorFlow is up (trainers/warm_start.py).
+def is_model_file(model):
+    """Whether config.model names a user's saved model (a path ending in
+    `.keras`) rather than a zoo architecture."""
+    return isinstance(model, str) and model.endswith(".keras")
+
+
+def check_keras_file(path, name="--init_from"):
+    """`name` (--init_from, or config.model given a file) must name a .keras
+    file (a zip archive); whether Keras can load it is checked once
+    TensorFlow is up (trainers/warm_start.py, trainers/build.py).
 
     Raises:
         ConfigError: if `path` does not exist, is a directory, does not end
@@ -144,17 +151,17 @@ def check_keras_file(path):
     if not os.path.isfile(path):
         what = "is a directory" if os.path.isdir(path) else "does not exist"
         raise ConfigError(
-            f"--init_from={path} {what}; expected a .keras model file (e.g. a "
+            f"{name}={path} {what}; expected a .keras model file (e.g. a "
             "previous run's export/model.keras)."
         )
     if not path.endswith(".keras"):
         raise ConfigError(
-            f"--init_from={path} does not end in .keras; expected a model "
+            f"{name}={path} does not end in .keras; expected a model "
             "saved by keras.Model.save('....keras')."
         )
     if not zipfile.is_zipfile(path):
         raise ConfigError(
-            f"--init_from={path} is not a .keras file: it is not a zip archive "
+            f"{name}={path} is not a .keras file: it is not a zip archive "
             "(a .keras file is a zip holding config.json and "
             "model.weights.h5). Is it corrupt or truncated?"
         )
@@ -167,8 +174,8 @@ OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
 
 def check_config(config, models=None, datasets=None):
     """Raises ConfigError for the first bad value of a key only the trainer
-    reads: sizes and counts, the seed, `model` (one of `models`), `dataset`
-    (one of `datasets`), the optimizers, and the schedule's epochs. With
+    reads: sizes and counts, the seed, `model` (one of `models`, or a
+    `.keras` file: see `is_model_file`), `dataset` (one of `datasets`), the optimizers, and the schedule's epochs. With
     `models` or `datasets` None (trainers/train.py, before TensorFlow is
     imported: the names live in keras_switch), that name is not checked. The keys
     that become arguments of library objects (`schedule.mode`,
@@ -187,6 +194,9 @@ def check_config(config, models=None, datasets=None):
             "config.validation_examples holds out training examples for an "
             "accuracy budget, and config.accuracy_budget is None. Received: "
             f"validation_examples={config.validation_examples!r}")
+    if is_model_file(config.model):
+        check_keras_file(config.model, "config.model")
+        models = None
     for key, names in (("model", models), ("dataset", datasets)):
         if names is not None and config[key] not in names:
             raise ConfigError(

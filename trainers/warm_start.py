@@ -33,7 +33,7 @@ def warm_start(model, path):
     if path is None:
         return
     check_keras_file(path)
-    source = _load(path)
+    source = load_keras_file(path)
     try:
         copied = convert.copy_weights(source, model)
     except ValueError as error:
@@ -45,8 +45,14 @@ def warm_start(model, path):
           + (f"; not in the model (ignored): {', '.join(ignored)}" if ignored else ""))
 
 
-def _load(path):
-    """The model in the .keras file `path` (safe mode, not compiled)."""
+def load_keras_file(path, name="--init_from"):
+    """The model in the .keras file `path` (safe mode, not compiled).
+
+    Raises:
+        ConfigError: naming `name` (the flag or config key) and `path`, if
+            Keras cannot load it (corrupt, or naming a class that is neither
+            built into Keras nor registered).
+    """
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types on a bad file
@@ -62,7 +68,7 @@ def _load(path):
                 reason if len(reason) <= 500 else reason[:500] + " ..."
             )
         raise ConfigError(
-            f"Cannot load --init_from={path}: {reason}. "
+            f"Cannot load {name}={path}: {reason}. "
             "Expected a .keras file written by keras.Model.save whose layers "
             "are built into Keras or registered by keras_switch (it is loaded "
             "with safe_mode=True: no arbitrary code)."
