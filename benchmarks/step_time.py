@@ -2,6 +2,7 @@
 
     python -m benchmarks.step_time
     python -m benchmarks.step_time --models=lenet300 --rounds=5
+    python -m benchmarks.step_time --scale_sweep   # one layer of 1M to 67M weights
 
 Step time: Dense, the recipe's keras-switch model (`switching` and `frozen`
 phases) and the library-default model train on the same fixed batches in
@@ -12,6 +13,10 @@ own process. `--jit_compile` compiles every Keras 3 train function with XLA
 
 Peak memory: one fresh process per (model, method) trains `--memory_steps`
 steps and reports its peak RSS; the ratio is keras-switch / Dense.
+
+`--scale_sweep` measures one switched layer of growing size against its
+Dense twin instead (`benchmarks/scale_sweep.py`): step time and extra peak
+memory per switched weight.
 """
 
 import json
@@ -23,6 +28,7 @@ import numpy as np
 from absl import app
 from absl import flags
 
+from benchmarks import scale_sweep
 from benchmarks import tfmot_env
 from benchmarks.harness import cli
 from benchmarks.harness import data
@@ -51,12 +57,21 @@ def define_flags():
     cli.define_data(truncate=False,
                     help="Fashion-MNIST IDX files (the TFMOT process times on them).")
     flags.DEFINE_string("memory_child", None, "Internal: 'model,method' to measure.")
+    flags.DEFINE_bool("scale_sweep", False,
+                      "Measure one Dense(width) layer switched, for each --scale_widths, "
+                      "against Dense (benchmarks/scale_sweep.py) instead of the models.")
+    flags.DEFINE_list("scale_widths", ["1024", "2048", "4096", "8192"],
+                      "Widths of the sweep's layer (width * width switched weights).")
+    flags.DEFINE_integer("scale_steps", 5, "Timed steps per mode of the sweep.")
+    flags.DEFINE_string("scale_child", None, "Internal: 'mode,width' to measure.")
     cli.define_markdown("step_time")
 
 
 # Where --jit_compile --markdown puts its table (report.publish's arguments).
 XLA_SECTION = {"section": "step_time_xla",
                "section_command": "python -m benchmarks.step_time --jit_compile --markdown"}
+SCALE_SECTION = {"section": "step_time_scale",
+                 "section_command": "python -m benchmarks.step_time --scale_sweep --markdown"}
 # The models are planned as for the full training set.
 TRAIN_EXAMPLES = 60000
 
@@ -166,6 +181,17 @@ def main(argv):
     if FLAGS.memory_child:
         _memory_child(FLAGS.memory_child)
         return
+    if FLAGS.scale_child:
+        mode, width = FLAGS.scale_child.split(",")
+        print(json.dumps(scale_sweep.child(mode, int(width), FLAGS.batch_size,
+                                           FLAGS.scale_steps)))
+        return
+    if FLAGS.scale_sweep:
+        results = scale_sweep.sweep([int(w) for w in FLAGS.scale_widths], FLAGS.batch_size,
+                                    FLAGS.scale_steps)
+        report.publish("step_time", FLAGS.output or "benchmarks/results/step_time_scale.json",
+                       {"results": results}, scale_section, FLAGS.markdown, **SCALE_SECTION)
+        return
     results = []
     for model_name in FLAGS.models:
         result = measure_step_time(model_name)
@@ -220,8 +246,9 @@ def markdown_table(results):
         rows)
 
 
-# tests/benchmarks/report_test.py makes the sections again by this name.
+# tests/benchmarks/report_test.py makes the sections again by these names.
 section = report.results_section(markdown_table)
+scale_section = report.results_section(scale_sweep.markdown_table)
 
 
 if __name__ == "__main__":

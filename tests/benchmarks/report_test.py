@@ -27,6 +27,8 @@ SECTIONS = {
     "step_time": ("step_time", "step_time.json", "benchmarks.step_time", None),
     "step_time_xla": ("step_time", "step_time_xla.json", "benchmarks.step_time",
                       "XLA_SECTION"),
+    "step_time_scale": ("step_time", "step_time_scale.json",
+                        "benchmarks.step_time:scale_section", "SCALE_SECTION"),
     "determinism": ("determinism", "determinism.json", "benchmarks.determinism", None),
     "mask_stability": ("mask_stability", "mask_stability.json",
                        "benchmarks.mask_stability", None),

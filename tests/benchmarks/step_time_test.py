@@ -35,5 +35,26 @@ class StepTimeTest(TestCase):
         self.assertGreater(measured["memory"]["peak_rss_mib"]["ks"], 50.0)
 
 
+class ScaleSweepTest(TestCase):
+    def test_a_small_sweep_writes_ratios_and_bytes_per_weight(self):
+        output = os.path.join(self.create_tempdir().full_path, "scale.json")
+        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+        result = subprocess.run(
+            [sys.executable, "-m", "benchmarks.step_time", "--scale_sweep",
+             "--scale_widths=32", "--scale_steps=2", "--batch_size=8", f"--output={output}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertRegex(result.stdout, r"width 32 \(0\.0M weights\): dense [\d.]+ ms")
+        with open(output) as f:
+            (measured,) = json.load(f)["results"]
+        self.assertEqual(measured["switched_weights"], 32 * 32)
+        for mode in ("dense", "switch", "recipe"):
+            self.assertGreater(measured["ms_per_step"][mode], 0.0)
+            self.assertGreater(measured["peak_rss_mib"][mode], 50.0)
+        self.assertEqual(set(measured["bytes_per_switched_weight"]), {"switch", "recipe"})
+        self.assertIn("| switched weights |", result.stdout)
+
+
 if __name__ == "__main__":
     tf.test.main()
