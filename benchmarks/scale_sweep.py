@@ -37,7 +37,7 @@ TARGET_BYTES = 24.0
 def child(mode, width, batch_size, steps):
     """Trains one (mode, width) model in this process; returns
     `{"ms": [per-step ms], "peak_rss_mib": float}` (the warm-up steps not
-    timed)."""
+    timed), and the switched model's `"sparsity"`."""
     import keras
 
     import keras_switch
@@ -62,7 +62,10 @@ def child(mode, width, batch_size, steps):
         if step >= warmup:
             times.append(1000.0 * (time.perf_counter() - started))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return {"ms": times, "peak_rss_mib": peak}
+    result = {"ms": times, "peak_rss_mib": peak}
+    if mode != "dense":
+        result["sparsity"] = keras_switch.sparsity_report(model)["overall"]
+    return result
 
 
 def sweep(widths, batch_size, steps, module="benchmarks.step_time"):

@@ -33,6 +33,38 @@ class LeNetTest(TestCase):
         self.assertEqual(model.predict(np.zeros((2, 28, 28)), verbose=0).shape, (2, 10))
 
 
+class ViTTest(TestCase):
+    def test_a_small_vit_switches_its_dense_layers_or_everything(self):
+        fc = build_model("vit", (28, 28), 10, depth=2)
+        self.assertEqual([layer.name for layer in fc.switched_layers],
+                         ["patch_embedding", "block1_mlp_in", "block1_mlp_out",
+                          "block2_mlp_in", "block2_mlp_out", "fc1"])
+        self.assertEqual(switched_shapes(fc)[:3], [[49, 64], [64, 128], [128, 64]])
+        everything = build_model("vit", (28, 28), 10, depth=2, switched_layers="all")
+        kinds = [type(layer).__name__ for layer in everything.switched_layers]
+        self.assertEqual(kinds.count("SwitchedEinsumDense"), 8)  # 4 projections a block
+        self.assertEqual(kinds.count("SwitchedDense"), 6)
+        x = np.random.RandomState(0).uniform(size=(3, 28, 28)).astype("float32")
+        plain = keras_switch.models.vit(depth=2)
+        self.assertEqual(plain.predict(x, verbose=0).shape, (3, 10))
+        self.assertEqual(everything.predict(x, verbose=0).shape, (3, 10))
+        everything.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                           target_sparsity=0.8)
+        everything.fit(x, np.array([0, 1, 2]), epochs=2, verbose=0)
+        self.assertAlmostEqual(keras_switch.sparsity_report(everything)["overall"], 0.8,
+                               delta=0.01)
+        stripped = keras_switch.strip_switches(everything)
+        self.assertAllClose(stripped.predict(x, verbose=0), everything.predict(x, verbose=0),
+                            atol=1e-5)
+
+    def test_bad_sizes_raise(self):
+        with self.assertRaisesRegex(ValueError, "expected a divisor of the image's 28x28. "
+                                                "Received: patch_size=5"):
+            keras_switch.models.vit(patch_size=5)
+        with self.assertRaisesRegex(ValueError, "divisor of dim=64. Received: num_heads=5"):
+            keras_switch.models.vit(num_heads=5)
+
+
 class RegistryTest(TestCase, parameterized.TestCase):
     @parameterized.named_parameters(
         ("lenet300", "lenet300", (28, 28), 10, {}, [[784, 300], [300, 100], [100, 10]]),
@@ -75,7 +107,7 @@ class RegistryTest(TestCase, parameterized.TestCase):
     @parameterized.named_parameters(*[(name, name) for name in MODELS])
     def test_uses_given_switcher(self, name):
         switcher = keras_switch.Switcher()
-        input_shape = (28, 28) if name.startswith("lenet") else IMAGE
+        input_shape = (28, 28) if name.startswith(("lenet", "vit")) else IMAGE
         model = MODELS[name](input_shape=input_shape, switcher=switcher)
         self.assertLen(model.switchers, 1)
         self.assertIs(model.switchers[0], switcher)

@@ -1,4 +1,5 @@
-"""Task networks: LeNet-300-100, LeNet-5, ResNet18/34, VGG16, MobileNet.
+"""Task networks: LeNet-300-100, LeNet-5, ResNet18/34, VGG16, MobileNet, a
+small ViT.
 
 Every builder returns a plain functional `keras.Model` of logits whose fully
 connected layers are named `fc1`, `fc2`, ...; given a `switcher=`, it returns
@@ -19,6 +20,7 @@ from keras_switch.models.mobilenet import mobilenet
 from keras_switch.models.resnet import resnet18
 from keras_switch.models.resnet import resnet34
 from keras_switch.models.vgg import vgg16
+from keras_switch.models.vit import vit
 
 MODELS = {
     "lenet300": lenet_300_100,
@@ -27,6 +29,7 @@ MODELS = {
     "resnet34": resnet34,
     "vgg16": vgg16,
     "mobilenet": mobilenet,
+    "vit": vit,
 }
 
 
