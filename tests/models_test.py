@@ -142,7 +142,7 @@ class RegistryTest(TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(
             ValueError,
             r"invalid value for `model`, expected one of \['lenet300', 'lenet5', "
-            r"'resnet18', 'resnet34', 'vgg16', 'mobilenet'\]\. Received: model='foo'",
+            r"'resnet18', 'resnet34', 'vgg16', 'mobilenet', 'vit'\]\. Received: model='foo'",
         ):
             build_model("foo", IMAGE, 10)
 
