@@ -66,12 +66,13 @@ def define_flags():
 
 
 def separable_cnn(input_shape=(28, 28), num_classes=10):
-    """A small MobileNet-style CNN: a 3x3 conv, four depthwise-separable
-    blocks (`dw{i}` 3x3 depthwise, `pw{i}` 1x1 pointwise, each followed by
-    BatchNorm and ReLU; strides 1, 2, 1, 2), global average pooling, `fc1`."""
+    """A small MobileNet-style CNN: a 3x3 conv at stride 2 (`conv0`), four
+    depthwise-separable blocks (`dw{i}` 3x3 depthwise, `pw{i}` 1x1 pointwise
+    of 64, 128, 128, 256 filters, each followed by BatchNorm and ReLU;
+    strides 1, 2, 1, 2), global average pooling, `fc1`."""
     inputs = keras.Input(input_shape, name="image")
     x = keras.layers.Reshape(tuple(input_shape[:2]) + (1,))(inputs)
-    x = keras.layers.Conv2D(32, 3, padding="same", use_bias=False, name="conv0")(x)
+    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="conv0")(x)
     x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
     for i, (filters, strides) in enumerate(((64, 1), (128, 2), (128, 1), (256, 2)), start=1):
         x = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False,
