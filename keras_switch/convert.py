@@ -264,7 +264,8 @@ def copy_weights(source, target):
     switched one with the same layer names exchange weights; any other layer
     with weights (`Conv2D`, `BatchNormalization`, ...) gives all of them, in
     order. Switchers are never copied. Nested models are walked; the layers
-    of both models are matched by name. Every matching layer's weights are
+    of both models are matched by name, a sub-layer of a layer by
+    `owner/name` (`attention/query`). Every matching layer's weights are
     checked before any is copied, so an error leaves `target` unchanged.
 
     Args:
@@ -320,7 +321,9 @@ def copy_weights(source, target):
 
 def _weight_layers(model):
     """{layer name: [(weight name, variable)]} of `model`'s layers with task
-    weights, in model order (see `copy_weights`); switchers are left out."""
+    weights, in model order (see `copy_weights`); switchers are left out. A
+    sub-layer of a layer that is not a model is named `owner/name` (each
+    MultiHeadAttention names its projections `query`, `key`, ...)."""
     layers = _keras_internals.flatten_layers(model)
     inside_switching = {
         id(inner)
@@ -328,6 +331,11 @@ def _weight_layers(model):
         if isinstance(layer, (Switcher,) + SWITCHED_CLASSES)
         for inner in _keras_internals.flatten_layers(layer)[1:]
     }
+    owners = {}
+    for layer in layers[1:]:
+        if not isinstance(layer, (keras.Model, Switcher)):
+            for inner in _keras_internals.flatten_layers(layer)[1:]:
+                owners.setdefault(id(inner), layer.name)
     out = {}
     for layer in layers[1:]:
         if id(layer) in inside_switching:
@@ -341,5 +349,6 @@ def _weight_layers(model):
         else:
             weights = [(v.name, v) for v in layer.weights]
         if weights:
-            out[layer.name] = weights
+            owner = owners.get(id(layer))
+            out[layer.name if owner is None else f"{owner}/{layer.name}"] = weights
     return out

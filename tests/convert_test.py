@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_switch
+from keras_switch import models as zoo
 
 from keras_switch import SwitchedDense
 from keras_switch import Switcher
@@ -125,6 +126,18 @@ class CopyWeightsTest(TestCase):
             r"\['other'\]; in the target: \['head', 'hidden', 'norm'\]\.$",
         ):
             copy_weights(source, switched_net())
+
+    def test_each_attention_layers_projections_are_matched_by_their_owner(self):
+        plain = zoo.vit(depth=2)
+        target = zoo.build_model("vit", (28, 28), 10, depth=2,
+                                                 switched_layers="all")
+        copied = copy_weights(plain, target)
+        self.assertIn("block1_attention/query", copied["matched"])
+        self.assertIn("block2_attention/query", copied["matched"])
+        self.assertEqual(copied["fresh"], [])
+        x = np.random.RandomState(0).uniform(size=(2, 28, 28)).astype("float32")
+        self.assertAllClose(target.predict(x, verbose=0), plain.predict(x, verbose=0),
+                            atol=1e-6)
 
     def test_nested_models_are_walked(self):
         inner = dense_net()
