@@ -289,6 +289,29 @@ class SwitchModelTest(TestCase):
         self.assertLen(loaded.switchers, 1)
         self.assertAllEqual(loaded.predict(x, verbose=0), pruned)
 
+    def test_a_shared_attention_layer_in_a_nested_model(self):
+        # One attention layer applied twice (shared), inside a nested functional model.
+        tokens = keras.Input((5, 8))
+        attention = keras.layers.MultiHeadAttention(2, 4, name="shared_attention")
+        h = attention(tokens, tokens)
+        h = attention(h, h) + tokens
+        inner = keras.Model(tokens, h, name="inner")
+        inputs = keras.Input((5, 8))
+        outputs = keras.layers.Dense(3, name="head")(
+            keras.layers.GlobalAveragePooling1D()(inner(inputs)))
+        model = keras.Model(inputs, outputs, name="outer")
+        set_weights(model)
+        switched = switch_model(model, layers=["shared_attention", "head"])
+        self.assertEqual([layer.name for layer in switched.switched_layers],
+                         ["query", "key", "value", "attention_output", "head"])
+        x = inputs_for(model)
+        self.assertAllEqual(switched.predict(x, verbose=0), model.predict(x, verbose=0))
+        for layer in switched.switched_layers:
+            layer.freeze_mask(np.random.RandomState(1).binomial(1, 0.6, layer.kernel.shape))
+        stripped = strip_switches(switched)
+        self.assertAllClose(stripped.predict(x, verbose=0), switched.predict(x, verbose=0),
+                            atol=1e-5)
+
     def test_sub_layers_of_other_layers_and_separable_convolutions_are_refused(self):
         class Block(keras.layers.Layer):
             def __init__(self, **kwargs):
