@@ -43,6 +43,10 @@ def command(config, workdir="/tmp/{config}", extra_flags=()):
 
 def quote(report):
     """A run's result as docs/trainer.md and the config docstrings state it."""
+    if report.get("switched_layers", "fc") != "fc":
+        return (f"test accuracy {report['test_accuracy']:.4f} at sparsity "
+                f"{report['sparsity']:.4f} over the {len(report['layers'])} switched "
+                f"kernels (FC {report['fc_sparsity']:.4f})")
     names = "/".join(layer["name"] for layer in report["layers"])
     values = "/".join(f"{layer['sparsity']:.4f}" for layer in report["layers"])
     return (f"test accuracy {report['test_accuracy']:.4f} at FC sparsity "

@@ -26,9 +26,9 @@ CONFIGS = sorted(
 # CIFAR formats). The default tier keeps both LeNets on both datasets, the
 # budget config, and one CIFAR network end to end (mobilenet_cifar100: the
 # CIFAR-100 format, depthwise convolutions and their export), and stays
-# within its time budget.
+# within its time budget (the ViT's run and exports take ~40 s: slow tier).
 SLOW = ("resnet18_cifar10", "resnet34_cifar10", "resnet34_cifar100", "resnet18_cifar100",
-        "vgg16_cifar10", "vgg16_cifar100", "mobilenet_cifar10")
+        "vgg16_cifar10", "vgg16_cifar100", "mobilenet_cifar10", "vit_fashion_mnist")
 PAPER = {
     (model, dataset)
     for model in ("lenet300", "lenet5")
@@ -93,8 +93,9 @@ def trains_a_few_steps(test, name):
     test.assertEqual(report["model"], config.model)
     with open(os.path.join(workdir, "report.json")) as f:
         test.assertEqual(json.load(f)["dataset"], config.dataset)
-    if config.target_sparsity is not None:
-        test.assertAlmostEqual(report["fc_sparsity"], config.target_sparsity, delta=0.01)
+    if config.target_sparsity is not None:  # over the layers the config switches
+        measured = report["fc_sparsity" if config.switched_layers == "fc" else "sparsity"]
+        test.assertAlmostEqual(measured, config.target_sparsity, delta=0.01)
     if config.get("accuracy_budget") is not None:
         test.assertEqual(report["accuracy_budget"], config.accuracy_budget)
         test.assertEqual(report["validation_examples"], 1)  # 10% of 8, at least one

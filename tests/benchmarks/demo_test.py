@@ -17,7 +17,7 @@ from tests.helpers import write_split
 from tests.test_case import TestCase
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "demo")
-CONFIGS = ("lenet300_fashion_mnist", "lenet5_fashion_mnist")
+CONFIGS = ("lenet300_fashion_mnist", "lenet5_fashion_mnist", "vit_fashion_mnist")
 
 
 def _flat(text):

@@ -35,6 +35,8 @@ class StepTimeTest(TestCase):
         self.assertGreater(measured["memory"]["peak_rss_mib"]["ks"], 50.0)
 
 
+# Slow tier: the sweep's binary on a tiny layer, ~20 s.
+@pytest.mark.slow
 class ScaleSweepTest(TestCase):
     def test_a_small_sweep_writes_ratios_and_bytes_per_weight(self):
         output = os.path.join(self.create_tempdir().full_path, "scale.json")
