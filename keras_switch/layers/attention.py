@@ -5,9 +5,9 @@ import keras
 
 from keras_switch import _keras_internals
 from keras_switch.layers.einsum import SwitchedEinsumDense
-from keras_switch.switcher import Switcher
-from keras_switch.switcher import deserialize_shared
-from keras_switch.switcher import serialize_shared
+from keras_switch.layers.mask import check_switcher
+from keras_switch.layers.mask import config_with_switcher
+from keras_switch.layers.mask import switcher_from_config
 
 # The projection -> the attribute MultiHeadAttention keeps it in.
 PROJECTIONS = {"query": "_query_dense", "key": "_key_dense", "value": "_value_dense",
@@ -42,12 +42,7 @@ class SwitchedMultiHeadAttention(keras.layers.MultiHeadAttention):
 
     def __init__(self, *args, switcher=None, projections=None, **kwargs):
         super().__init__(*args, **kwargs)
-        if switcher is not None and not isinstance(switcher, Switcher):
-            raise TypeError(
-                "Received an invalid value for `switcher`, expected a "
-                "`keras_switch.Switcher` instance or None. "
-                f"Received: switcher={switcher!r}"
-            )
+        check_switcher(switcher)
         known = tuple(name for name in PROJECTIONS
                       if name != "gate" or getattr(self, "_use_gate", False))
         if projections is None:
@@ -79,16 +74,11 @@ class SwitchedMultiHeadAttention(keras.layers.MultiHeadAttention):
     def get_config(self):
         config = super().get_config()
         config["projections"] = list(self.projections)
-        if self.switcher is not None:
-            config["switcher"] = serialize_shared(self.switcher)
-        return config
+        return config_with_switcher(config, self.switcher)
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        if config.get("switcher") is not None:
-            config["switcher"] = deserialize_shared(config["switcher"])
-        return super().from_config(config)
+        return super().from_config(switcher_from_config(config))
 
 
 def _plain_config(layer):

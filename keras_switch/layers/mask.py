@@ -51,13 +51,7 @@ class SwitchedKernel:
     """
 
     def _init_switches(self, switcher):
-        if switcher is not None and not isinstance(switcher, Switcher):
-            raise TypeError(
-                "Received an invalid value for `switcher`, expected a "
-                "`keras_switch.Switcher` instance or None. "
-                f"Received: switcher={switcher!r}"
-            )
-        self.switcher = switcher
+        self.switcher = check_switcher(switcher)
         # Set by SwitchingModel (trace time only) to impose the mask of the
         # current training phase; None means "decide from `training`".
         self._phase_mask = None
@@ -139,16 +133,11 @@ class SwitchedKernel:
         JSON; marked shared, so loading a `.keras` file links every layer
         back to one switcher (outside a `.keras` load,
         `SwitchingModel.from_config` re-links by name)."""
-        if self.switched:
-            config["switcher"] = serialize_shared(self.switcher)
-        return config
+        return config_with_switcher(config, self.switcher)
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        if config.get("switcher") is not None:
-            config["switcher"] = deserialize_shared(config["switcher"])
-        return cls(**config)
+        return cls(**switcher_from_config(config))
 
     def switch_probabilities(self):
         """`sigmoid` of the switcher's logits (offset not applied), kernel-shaped."""
@@ -275,3 +264,32 @@ class _Untracked:
 
     def __init__(self, value):
         self.value = value
+
+
+def check_switcher(switcher):
+    """`switcher` if it is a `Switcher` or None, else a TypeError: the check
+    of every layer's `switcher` argument."""
+    if switcher is not None and not isinstance(switcher, Switcher):
+        raise TypeError(
+            "Received an invalid value for `switcher`, expected a "
+            "`keras_switch.Switcher` instance or None. "
+            f"Received: switcher={switcher!r}"
+        )
+    return switcher
+
+
+def config_with_switcher(config, switcher):
+    """A layer's `config` with its `switcher`, if any, by value
+    (`serialize_shared`): the config stays JSON."""
+    if switcher is not None:
+        config["switcher"] = serialize_shared(switcher)
+    return config
+
+
+def switcher_from_config(config):
+    """A copy of a layer's `config` with its switcher, if any, deserialized
+    (`deserialize_shared`): what the layer's constructor takes."""
+    config = dict(config)
+    if config.get("switcher") is not None:
+        config["switcher"] = deserialize_shared(config["switcher"])
+    return config

@@ -164,10 +164,7 @@ class SparseDense(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("codes", "values", "bias"):
-            config[key] = codec.array_from_config(config.get(key))
-        return cls(**config)
+        return cls(**_arrays_from_config(config))
 
 
 @keras.saving.register_keras_serializable(package="keras_switch")
@@ -429,7 +426,13 @@ class SparseKernel(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("codes", "values", "bias"):
-            config[key] = codec.array_from_config(config.get(key))
-        return cls(**config)
+        return cls(**_arrays_from_config(config))
+
+
+def _arrays_from_config(config):
+    """A copy of a sparse layer's `config` with its arrays (`codes`,
+    `values`, `bias`) decoded."""
+    config = dict(config)
+    for key in ("codes", "values", "bias"):
+        config[key] = codec.array_from_config(config.get(key))
+    return config
